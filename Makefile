@@ -1,0 +1,75 @@
+# in2x — every target sets up what it needs. `make demo` and `make test` work on a fresh machine.
+#
+# Two environments:
+#   .venv        in2x itself (transformers 5, TRL, torch).
+#   .venv-comet  unbabel-comet 2.2.7, which pins transformers<5, huggingface-hub<1 and numpy<2 and so
+#                cannot share .venv. in2x talks to it through a worker process (in2x_cli/cometenv/).
+# On machines without an NVIDIA GPU both pin torch==2.13.0, the CPU build (an unpinned torch pulls a
+# multi-GB CUDA build). Stamps make re-runs instant until pyproject.toml / the requirements change.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+COMET_VENV ?= .venv-comet
+BIN := $(VENV)/bin
+HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+TORCH_CPU_PIN := torch==2.13.0
+TORCH_PIN := $(if $(HAS_GPU),,$(TORCH_CPU_PIN))
+PIP_FLAGS ?= -q --disable-pip-version-check
+TEST_ENV := HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false \
+            IN2X_COMET_PYTHON=$(abspath $(COMET_VENV))/bin/python MPLBACKEND=Agg
+PYTEST_ARGS ?=
+MODEL ?= Qwen/Qwen2.5-7B-Instruct
+RUN ?= runs/demo
+
+.PHONY: help install comet-env test demo lint bench docs reproduce wmt-eval clean
+
+help:
+	@echo "make demo      the whole pipeline on the bundled tiny model (CPU, offline, minutes)"
+	@echo "make test      the test suite (sets up .venv and .venv-comet first)"
+	@echo "make install   .venv with in2x and its dev tools"
+	@echo "make comet-env .venv-comet for COMET scoring"
+	@echo "make lint | bench | docs | reproduce MODEL=... | wmt-eval MODEL=..."
+
+$(BIN)/.in2x-installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
+	@$(if $(TORCH_PIN),$(BIN)/python -m pip install $(PIP_FLAGS) '$(TORCH_PIN)')
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.in2x-installed
+
+$(COMET_VENV)/bin/.comet-installed: requirements-comet.txt
+	@test -x $(COMET_VENV)/bin/python || $(PYTHON) -m venv $(COMET_VENV)
+	@$(COMET_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(COMET_VENV)/bin/python -m pip install $(PIP_FLAGS) $(TORCH_PIN) -r requirements-comet.txt
+	@touch $@
+
+comet-env: $(COMET_VENV)/bin/.comet-installed
+
+test: install comet-env
+	$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 MPLBACKEND=Agg PATH="$(abspath $(BIN)):$$PATH" \
+	  IN2X_COMET_PYTHON=$(abspath $(COMET_VENV))/bin/python bash recipes/demo.sh $(RUN)
+
+lint: install
+	$(BIN)/ruff check in2x_cli tests bench
+
+bench: install comet-env
+	$(TEST_ENV) $(BIN)/python bench/run_all.py
+
+docs: install
+	$(BIN)/python -m in2x_cli.docgen > docs/cli.md
+
+reproduce: install
+	PATH="$(abspath $(BIN)):$$PATH" bash recipes/in2x.sh "$(MODEL)"
+
+wmt-eval: install comet-env
+	PATH="$(abspath $(BIN)):$$PATH" IN2X_COMET_PYTHON=$(abspath $(COMET_VENV))/bin/python \
+	  bash recipes/wmt25_eval.sh "$(MODEL)"
+
+clean:
+	rm -rf runs .pytest_cache build *.egg-info

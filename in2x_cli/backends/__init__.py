@@ -1,0 +1,60 @@
+"""Generation backends: one interface (``Backend``), two engines (transformers, vLLM).
+
+Every stage that calls an LLM (synthesize, difficulty judging, translate, judge rewards) goes
+through ``load_backend``. A backend is chosen by name or by a dotted path ``module:Class`` (how
+tests plug in scripted backends and how users add their own engines).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from in2x_cli.backends.base import Backend, Completion, SamplingParams, derive_seed
+from in2x_cli.errors import UserError
+
+BACKENDS: dict[str, str] = {
+    "transformers": "in2x_cli.backends.hf:TransformersBackend",
+    "vllm": "in2x_cli.backends.vllm:VLLMBackend",
+}
+
+
+def _vllm_usable() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def resolve_backend_class(name: str) -> type[Backend]:
+    if name == "auto":
+        name = "vllm" if _vllm_usable() else "transformers"
+    target = BACKENDS.get(name, name)
+    if ":" not in target:
+        raise UserError(f"unknown backend {name!r} (expected {', '.join(BACKENDS)}, auto, or module:Class)")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, attr)
+    except ImportError as exc:
+        if name == "vllm":
+            raise UserError("the vllm backend needs vLLM and a GPU: pip install 'in2x[gpu]'") from None
+        raise UserError(f"cannot import backend {target!r}: {exc}") from None
+    except AttributeError:
+        raise UserError(f"backend module {module_name!r} has no {attr!r}") from None
+    return cls
+
+
+def load_backend(name: str, model: str, **options: Any) -> Backend:
+    """Instantiate a backend for ``model`` (a local directory or hub id; see io.checkpoint)."""
+    cls = resolve_backend_class(name)
+    return cls(model, **options)
+
+
+__all__ = ["BACKENDS", "Backend", "Completion", "SamplingParams", "derive_seed", "load_backend", "resolve_backend_class"]

@@ -1,0 +1,148 @@
+"""The ``in2x`` command: one typer app, one module per subcommand under ``commands/``.
+
+Command modules import only light things at module level (typer, stdlib, in2x config code), so
+``in2x --help`` never imports torch or transformers. Each module exposes ``register(app)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+from typing import Any
+
+import typer
+
+try:  # typer >= 0.20 vendors click as typer._click; older typer uses click itself
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover
+    from click import exceptions as _cx  # type: ignore[no-redef]
+
+from in2x_cli import __version__, console
+from in2x_cli.errors import UserError
+
+# Plain registry: subcommand modules in the order `in2x --help` lists them.
+COMMAND_MODULES: list[str] = [
+    "cluster",
+    "sample_difficulty",
+    "synthesize",
+    "cpt",
+    "sft",
+    "grpo",
+    "merge",
+    "translate",
+    "eval",
+    "plot",
+    "tiny_model",
+]
+
+app = typer.Typer(
+    name="in2x",
+    help=(
+        "The In2x WMT25 recipe as composable commands. Each reads and writes JSONL ('-' is "
+        "stdin/stdout) or a model directory, so a recipe is a shell pipeline.\n\n"
+        "Example: in2x cluster data.jsonl | in2x sample-difficulty - --total 1000 > picked.jsonl"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"in2x {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr (no progress, no tables)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail on stderr."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    console.set_verbosity(0 if quiet else 2 if verbose else 1)
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        qualified = f"in2x_cli.commands.{name}"
+        try:
+            module = importlib.import_module(qualified)
+        except ModuleNotFoundError as exc:
+            if exc.name == qualified:  # stage not built yet: not listed  # noqa: ERA001
+                continue
+            raise
+        module.register(app)
+
+
+_register_all()
+
+_terminated = {"signal": 0}
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # Turn SIGTERM (cluster pre-emption) into the same clean unwinding as Ctrl-C: writers flush
+    # or remove their partial files, trainers save a checkpoint.
+    _terminated["signal"] = signum
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: maps user errors to one line + exit 2, EPIPE to a quiet exit."""
+    if threading_main():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rv = app(args=argv, prog_name="in2x", standalone_mode=False)
+    except UserError as exc:
+        _flush_quietly()
+        print(f"in2x: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except _cx.UsageError as exc:
+        exc.show()
+        sys.exit(2)
+    except _cx.ClickException as exc:
+        print(f"in2x: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(2 if exc.exit_code == 1 else exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("in2x: interrupted", file=sys.stderr)
+        sys.exit(143 if _terminated["signal"] == signal.SIGTERM else 130)
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(141)
+    if rv == 130:
+        print("in2x: interrupted", file=sys.stderr)
+        sys.exit(143 if _terminated["signal"] == signal.SIGTERM else 130)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(141)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    # Python would print "Exception ignored ... BrokenPipeError" at exit when flushing stdout.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

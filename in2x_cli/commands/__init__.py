@@ -1,0 +1,1 @@
+"""One module per subcommand: options → frozen config → core → io. Each exposes ``register(app)``."""

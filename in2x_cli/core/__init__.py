@@ -1,0 +1,1 @@
+"""Pure algorithms: no typer, no paths, no printing. Each docstring names its paper and formula."""

@@ -1,0 +1,314 @@
+"""Safetensors and Hugging Face model directories: resolve, read lazily, write sharded.
+
+Only safetensors weights are ever read: a directory holding only pickle weights
+(``pytorch_model.bin``, ``*.pt``, ``*.pth``, ``*.ckpt``) is refused with a clear message, because
+unpickling executes code. Heavy imports (torch, safetensors) happen inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from in2x_cli.errors import InputError, UserError
+
+if TYPE_CHECKING:
+    import torch
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+SAFE_INDEX = "model.safetensors.index.json"
+SAFE_SINGLE = "model.safetensors"
+PROVENANCE_FILE = "in2x_provenance.json"
+
+# Files copied next to merged / converted weights so the directory loads with from_pretrained.
+MODEL_SIDE_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+)
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+def _looks_like_path(spec: str) -> bool:
+    """Anything but ``name`` or ``org/name`` is a filesystem path."""
+    return spec.startswith((".", "~")) or not _HUB_ID.match(spec)
+
+
+def resolve_model(spec: str, *, what: str = "model") -> Path:
+    """A local model directory, or a hub id already in the local cache, as a path.
+
+    A path that does not exist is an error at once (never a hub lookup). A hub id is looked up
+    in the local cache first; with ``HF_HUB_OFFLINE=1`` a missing id is an error; otherwise it is
+    downloaded (safetensors and config/tokenizer files only).
+    """
+    p = Path(os.path.expanduser(spec))
+    if p.exists():
+        if not p.is_dir():
+            raise UserError(f"{what} must be a model directory, got a file", spec)
+        check_safe_weights(p, what=what)
+        return p
+    if _looks_like_path(spec):
+        raise UserError(f"{what} directory not found", spec)
+    return _resolve_hub_id(spec, what=what)
+
+
+def _resolve_hub_id(repo_id: str, *, what: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.py"]
+    try:
+        path = Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
+        if (path / "config.json").exists():
+            check_safe_weights(path, what=what)
+            return path
+    except Exception:  # noqa: BLE001 - not in the cache: fall through to the explicit checks
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise UserError(
+            f"{what} {repo_id!r}: no such local directory, and not in the Hugging Face cache "
+            "(HF_HUB_OFFLINE=1 forbids downloading it): pass a local model directory"
+        )
+    try:
+        os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+        os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+        path = Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except Exception as exc:  # noqa: BLE001 - network, auth, unknown repo: all user-facing
+        raise UserError(f"cannot fetch {what} {repo_id!r} from the hub ({type(exc).__name__}): pass a local directory") from None
+    check_safe_weights(path, what=what)
+    return path
+
+
+def check_safe_weights(path: Path, *, what: str = "model") -> None:
+    """Refuse directories whose weights exist only in pickle formats."""
+    files = [f.name for f in path.iterdir() if f.is_file()]
+    has_safe = any(f.endswith(".safetensors") for f in files)
+    pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES) and f != "training_args.bin")
+    if not has_safe and pickles:
+        raise UserError(
+            f"refusing to load pickle weights ({', '.join(pickles[:3])}): unpickling can run arbitrary "
+            "code; convert the checkpoint to safetensors first",
+            str(path),
+        )
+
+
+def weight_files(path: Path) -> dict[str, Path]:
+    """Map tensor name → safetensors file for a model directory (sharded or not)."""
+    index = path / SAFE_INDEX
+    if index.exists():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as exc:
+            raise InputError(f"invalid safetensors index ({exc})", str(index)) from None
+        return {name: path / fname for name, fname in weight_map.items()}
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        check_safe_weights(path)
+        raise InputError("no *.safetensors weights in model directory", str(path))
+    from safetensors import safe_open
+
+    out: dict[str, Path] = {}
+    for f in files:
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                for name in fh.keys():
+                    out[name] = f
+        except Exception as exc:  # noqa: BLE001 - corrupt header
+            raise InputError(f"unreadable safetensors file ({exc})", str(f)) from None
+    return out
+
+
+class CheckpointReader:
+    """Lazy tensor access: headers are read once, each tensor only when asked for."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise UserError("model directory not found", str(path))
+        self._files = weight_files(self.path)
+        self._handles: dict[Path, Any] = {}
+
+    def names(self) -> list[str]:
+        return list(self._files)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._files
+
+    def _handle(self, name: str) -> Any:
+        from safetensors import safe_open
+
+        f = self._files[name]
+        if f not in self._handles:
+            try:
+                self._handles[f] = safe_open(str(f), framework="pt")
+            except Exception as exc:  # noqa: BLE001
+                raise InputError(f"unreadable safetensors file ({exc})", str(f)) from None
+        return self._handles[f]
+
+    def get(self, name: str) -> torch.Tensor:
+        try:
+            return self._handle(name).get_tensor(name)
+        except KeyError:
+            raise InputError(f"tensor {name!r} listed in the index but missing", str(self._files[name])) from None
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self._handle(name).get_slice(name).get_shape())
+
+    def dtype(self, name: str) -> str:
+        return str(self._handle(name).get_slice(name).get_dtype())
+
+    def config(self) -> dict[str, Any]:
+        cfg = self.path / "config.json"
+        if not cfg.exists():
+            return {}
+        try:
+            return json.loads(cfg.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"invalid JSON ({exc})", str(cfg)) from None
+
+    def close(self) -> None:
+        self._handles.clear()
+
+    def __enter__(self) -> CheckpointReader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str | int) -> int:
+    """``5GB`` / ``500MB`` / ``2GiB`` / ``1000000`` → bytes (decimal for GB, binary for GiB)."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE.match(text)
+    if not m:
+        raise UserError(f"invalid size {text!r} (expected e.g. 5GB, 500MB, 2GiB)")
+    value = float(m.group(1))
+    unit = (m.group(2) or "").upper()
+    binary = "I" in unit
+    power = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}[unit[:1] if unit[:1] in "KMGT" and unit else ""]
+    return int(value * (1024 if binary else 1000) ** power)
+
+
+class ShardedWriter:
+    """Write tensors into safetensors shards of at most ``max_shard_bytes`` plus an HF index.
+
+    Holds at most one shard in memory. Shards are named like Hugging Face's
+    (``model-00001-of-00003.safetensors``); a single shard is written as ``model.safetensors``.
+    """
+
+    def __init__(self, out_dir: str | Path, *, max_shard_bytes: int = 5 * 1000**3, metadata: dict[str, str] | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.max_shard_bytes = max_shard_bytes
+        self.metadata = {"format": "pt", **(metadata or {})}
+        self._pending: dict[str, Any] = {}
+        self._pending_bytes = 0
+        self._shards: list[tuple[str, list[str]]] = []  # (temp file name, tensor names)
+        self.total_bytes = 0
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        nbytes = tensor.numel() * tensor.element_size()
+        if self._pending and self._pending_bytes + nbytes > self.max_shard_bytes:
+            self._flush()
+        self._pending[name] = tensor.contiguous()
+        self._pending_bytes += nbytes
+        self.total_bytes += nbytes
+
+    def _flush(self) -> None:
+        from safetensors.torch import save_file
+
+        if not self._pending:
+            return
+        tmp_name = f"shard-{len(self._shards):05d}.tmp.safetensors"
+        save_file(self._pending, str(self.out_dir / tmp_name), metadata=self.metadata)
+        self._shards.append((tmp_name, list(self._pending)))
+        self._pending = {}
+        self._pending_bytes = 0
+
+    def close(self) -> list[str]:
+        """Finish: rename shards to their final names, write the index; return file names."""
+        self._flush()
+        n = len(self._shards)
+        if n == 0:
+            raise UserError("no tensors to write")
+        if n == 1:
+            os.replace(self.out_dir / self._shards[0][0], self.out_dir / SAFE_SINGLE)
+            return [SAFE_SINGLE]
+        names = []
+        weight_map: dict[str, str] = {}
+        for i, (tmp_name, tensors) in enumerate(self._shards, start=1):
+            final = f"model-{i:05d}-of-{n:05d}.safetensors"
+            os.replace(self.out_dir / tmp_name, self.out_dir / final)
+            names.append(final)
+            for t in tensors:
+                weight_map[t] = final
+        index = {"metadata": {"total_size": self.total_bytes}, "weight_map": weight_map}
+        (self.out_dir / SAFE_INDEX).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        return names
+
+
+def copy_model_files(src: str | Path, dst: str | Path, names: tuple[str, ...] = MODEL_SIDE_FILES) -> list[str]:
+    """Copy config/tokenizer/chat-template files (not weights) from one model dir to another."""
+    copied = []
+    for name in names:
+        f = Path(src) / name
+        if f.is_file():
+            shutil.copy2(f, Path(dst) / name)
+            copied.append(name)
+    return copied
+
+
+@contextmanager
+def atomic_output_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Build a directory under a temporary name and move it into place only on success."""
+    final = Path(path)
+    if final.exists() and not overwrite:
+        raise UserError("output directory already exists (pass --overwrite to replace it)", str(final))
+    parent = final.absolute().parent
+    if not parent.is_dir():
+        raise UserError(f"parent directory {parent} does not exist", str(final))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def write_provenance(model_dir: str | Path, provenance: dict[str, Any]) -> None:
+    """Provenance of a checkpoint lives inside it as ``in2x_provenance.json``."""
+    (Path(model_dir) / PROVENANCE_FILE).write_text(
+        json.dumps(provenance, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def read_provenance(model_dir: str | Path) -> dict[str, Any] | None:
+    f = Path(model_dir) / PROVENANCE_FILE
+    if not f.exists():
+        return None
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None

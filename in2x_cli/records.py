@@ -1,0 +1,253 @@
+"""Typed rows shared by the stages. Unknown fields pass through untouched.
+
+Each record is a dataclass built from one JSONL row with ``from_line``/``from_dict``: required
+fields are checked, known fields are type-checked (an error names file:line and the field), and
+every other key lands in ``extra`` and is written back, in its original position, by ``to_dict``.
+Some fields accept aliases (WMT25 writes ``src_text``); the row is written back under the key it
+came with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar, Union
+
+from in2x_cli.errors import InputError
+from in2x_cli.io.jsonl import Line
+
+R = TypeVar("R", bound="Record")
+
+Message = dict[str, str]
+ROLES = ("system", "user", "assistant", "tool")
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "an object"}
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        args = typing.get_args(tp)
+        vt = args[1] if len(args) == 2 else Any
+        return isinstance(value, dict) and all(isinstance(k, str) and _type_ok(v, vt) for k, v in value.items())
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is list:
+        return "a list"
+    if origin is dict:
+        return "an object"
+    return _TYPE_NAMES.get(tp, str(tp))
+
+
+@dataclass
+class Record:
+    """Base class: subclasses declare fields; ``extra`` keeps everything else."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    ALIASES: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, kw_only=True)
+    where: str = field(default="", repr=False, compare=False, kw_only=True)
+    _keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False, kw_only=True)
+    _order: list[str] = field(default_factory=list, repr=False, compare=False, kw_only=True)
+
+    @classmethod
+    def _fields(cls) -> dict[str, Any]:
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls) if not f.name.startswith("_") and f.name not in ("extra", "where")}
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any], where: str = "") -> R:
+        fields = cls._fields()
+        values: dict[str, Any] = {}
+        keys: dict[str, str] = {}
+        consumed: set[str] = set()
+        for name, tp in fields.items():
+            for key in (name, *cls.ALIASES.get(name, ())):
+                if key in data and data[key] is not None:
+                    value = data[key]
+                    if not _type_ok(value, tp):
+                        raise InputError(f"field {key!r} must be {_describe(tp)}, got {type(value).__name__}", where)
+                    values[name] = value
+                    keys[name] = key
+                    consumed.add(key)
+                    break
+            else:
+                for key in (name, *cls.ALIASES.get(name, ())):
+                    if key in data:
+                        consumed.add(key)  # explicit null: same as absent
+        missing = [n for n in cls.REQUIRED if n not in values]
+        if missing:
+            alias_note = "".join(f" (or {'/'.join(repr(a) for a in cls.ALIASES[m])})" for m in missing if m in cls.ALIASES)
+            raise InputError(f"missing required field {', '.join(repr(m) for m in missing)}{alias_note}", where)
+        extra = {k: v for k, v in data.items() if k not in consumed}
+        rec = cls(**values, extra=extra, where=where, _keys=keys, _order=list(data))
+        rec.validate()
+        return rec
+
+    @classmethod
+    def from_line(cls: type[R], line: Line) -> R:
+        return cls.from_dict(line.data, line.where)
+
+    def validate(self) -> None:
+        """Hook for cross-field checks; raise InputError(..., self.where)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Known fields (under their original keys) and extras, in the input's key order first."""
+        known: dict[str, Any] = {}
+        for name in self._fields():
+            value = getattr(self, name)
+            if value is not None:
+                known[self._keys.get(name, name)] = value
+        merged = {**self.extra, **known}
+        out: dict[str, Any] = {}
+        for key in self._order:
+            if key in merged:
+                out[key] = merged.pop(key)
+        out.update(merged)
+        return out
+
+
+@dataclass
+class InstructionRow(Record):
+    """An instruction (prompt) with optional response and curation fields.
+
+    ``instruction`` may instead come from ``prompt``/``query``, or from the first user message of
+    ``messages`` (see ``instruction_text``).
+    """
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("instruction",)
+    ALIASES: ClassVar[dict[str, tuple[str, ...]]] = {"instruction": ("prompt", "query")}
+
+    instruction: str | None = None
+    id: str | int | None = None
+    response: str | None = None
+    lang: str | None = None
+    tag: str | None = None
+    difficulty: str | int | None = None
+    cluster: int | None = None
+    answer: str | int | float | None = None
+    round: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "") -> InstructionRow:
+        if not any(k in data for k in ("instruction", "prompt", "query")) and "messages" in data:
+            text = first_user_message(data["messages"], where)
+            rec = super().from_dict({**data, "instruction": text}, where)
+            rec._keys["instruction"] = "instruction"
+            rec._derived_instruction = True  # type: ignore[attr-defined]
+            return rec
+        return super().from_dict(data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if getattr(self, "_derived_instruction", False):
+            out.pop("instruction", None)
+        return out
+
+
+def first_user_message(messages: Any, where: str) -> str:
+    msgs = validate_messages(messages, where)
+    for m in msgs:
+        if m["role"] == "user":
+            return m["content"]
+    raise InputError("'messages' has no user message", where)
+
+
+def validate_messages(messages: Any, where: str) -> list[Message]:
+    if not isinstance(messages, list) or not messages:
+        raise InputError("field 'messages' must be a non-empty list of {role, content} objects", where)
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise InputError(f"messages[{i}] must be an object with string 'role' and 'content'", where)
+        if m["role"] not in ROLES:
+            raise InputError(f"messages[{i}] has unknown role {m['role']!r} (expected one of {', '.join(ROLES)})", where)
+    return messages
+
+
+@dataclass
+class ChatRow(Record):
+    """A conversation: ``messages`` = [{role, content}, ...] (system/user/assistant/tool)."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("messages",)
+
+    messages: list[dict[str, Any]] | None = None
+    id: str | int | None = None
+    lang: str | None = None
+    round: int | None = None
+
+    def validate(self) -> None:
+        validate_messages(self.messages, self.where)
+
+
+@dataclass
+class TextRow(Record):
+    """Plain text for continued pretraining."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("text",)
+    ALIASES: ClassVar[dict[str, tuple[str, ...]]] = {"text": ("content",)}
+
+    text: str | None = None
+    id: str | int | None = None
+    lang: str | None = None
+
+
+@dataclass
+class TranslationRow(Record):
+    """A segment or document to translate / score. WMT25 JSONL spells ``src_text``."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("src",)
+    ALIASES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "src": ("src_text", "source"),
+        "ref": ("ref_text", "reference", "tgt_text"),
+        "hyp": ("mt", "hypothesis"),
+        "doc_id": ("document_id", "docid"),
+    }
+
+    src: str | None = None
+    ref: str | None = None
+    hyp: str | None = None
+    src_lang: str | None = None
+    tgt_lang: str | None = None
+    id: str | int | None = None
+    doc_id: str | None = None
+    domain: str | None = None
+    system: str | None = None
+
+
+@dataclass
+class ScoredRow(TranslationRow):
+    """A translation with metric scores: ``scores`` = {metric: segment score}."""
+
+    scores: dict[str, float | None] | None = None
+
+
+def row_key(data: dict[str, Any], fallback: int) -> str:
+    """A stable identity for resume: ``id`` if present, else ``doc_id``, else the row index."""
+    for key in ("id", "doc_id", "document_id"):
+        if key in data and data[key] is not None:
+            return f"{key}:{data[key]}"
+    return f"row:{fallback}"

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+import torch
+
+from in2x_cli.errors import UserError
+from in2x_cli.io.checkpoint import (
+    CheckpointReader,
+    ShardedWriter,
+    atomic_output_dir,
+    parse_size,
+    resolve_model,
+)
+
+
+def test_sharded_round_trip(tmp_path):
+    tensors = {f"layer.{i}.weight": torch.full((10, 10), float(i)) for i in range(5)}  # 400 bytes each
+    w = ShardedWriter(tmp_path, max_shard_bytes=900)
+    for k, v in tensors.items():
+        w.add(k, v)
+    files = w.close()
+    assert files == [f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert index["metadata"]["total_size"] == 5 * 400
+    r = CheckpointReader(tmp_path)
+    assert sorted(r.names()) == sorted(tensors)
+    for k, v in tensors.items():
+        assert torch.equal(r.get(k), v)
+        assert r.shape(k) == (10, 10)
+
+
+def test_single_shard_is_model_safetensors(tmp_path):
+    w = ShardedWriter(tmp_path)
+    w.add("a", torch.zeros(3))
+    assert w.close() == ["model.safetensors"]
+
+
+@pytest.mark.parametrize("text, n", [("5GB", 5 * 10**9), ("2GiB", 2 * 2**30), ("500MB", 500 * 10**6), ("1000", 1000), ("1.5kb", 1500)])
+def test_parse_size(text, n):
+    assert parse_size(text) == n
+
+
+def test_pickle_only_directory_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(UserError, match="refusing to load pickle weights"):
+        resolve_model(str(tmp_path))
+
+
+def test_missing_local_directory_is_an_error_not_a_hub_lookup(tmp_path):
+    with pytest.raises(UserError, match="directory not found"):
+        resolve_model(str(tmp_path / "nope"))
+    with pytest.raises(UserError, match="not in the Hugging Face cache"):
+        resolve_model("someorg/some-model-that-is-not-cached")
+
+
+def test_atomic_output_dir(tmp_path):
+    out = tmp_path / "model"
+    with pytest.raises(RuntimeError):
+        with atomic_output_dir(out) as d:
+            (d / "x").write_text("1")
+            raise RuntimeError
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    with atomic_output_dir(out) as d:
+        (d / "x").write_text("1")
+    assert (out / "x").read_text() == "1"
+    with pytest.raises(UserError, match="already exists"):
+        with atomic_output_dir(out):
+            pass

@@ -1,0 +1,48 @@
+import pytest
+
+from in2x_cli.errors import InputError
+from in2x_cli.records import ChatRow, InstructionRow, ScoredRow, TranslationRow
+
+
+def test_translation_row_aliases_round_trip():
+    rec = TranslationRow.from_dict({"doc_id": "d1", "src_text": "a\n\nb", "src_lang": "en", "tgt_lang": "ja_JP"}, "f:1")
+    assert rec.src == "a\n\nb" and rec.doc_id == "d1"
+    assert rec.to_dict() == {"doc_id": "d1", "src_text": "a\n\nb", "src_lang": "en", "tgt_lang": "ja_JP"}
+
+
+def test_wrong_type_names_field_and_place():
+    with pytest.raises(InputError, match=r"^f:7: field 'ref' must be a string, got int$"):
+        TranslationRow.from_dict({"src": "a", "ref": 3}, "f:7")
+
+
+def test_bool_is_not_an_int_and_nan_is_not_a_number():
+    with pytest.raises(InputError, match="cluster"):
+        InstructionRow.from_dict({"instruction": "x", "cluster": True}, "f:1")
+    with pytest.raises(InputError, match="scores"):
+        ScoredRow.from_dict({"src": "a", "scores": {"bleu": float("nan")}}, "f:1")
+
+
+def test_instruction_from_first_user_message_is_not_written_back():
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    rec = InstructionRow.from_dict({"messages": msgs, "lang": "en"}, "f:1")
+    assert rec.instruction == "q"
+    assert rec.to_dict() == {"messages": msgs, "lang": "en"}
+
+
+@pytest.mark.parametrize(
+    "messages, fragment",
+    [
+        ([], "non-empty list"),
+        ([{"role": "user"}], "messages[0]"),
+        ([{"role": "robot", "content": "x"}], "unknown role 'robot'"),
+        ("hello", "must be a list"),
+    ],
+)
+def test_chat_row_validates_messages(messages, fragment):
+    with pytest.raises(InputError, match=fragment.replace("[", r"\[")):
+        ChatRow.from_dict({"messages": messages}, "f:1")
+
+
+def test_null_counts_as_missing():
+    with pytest.raises(InputError, match="missing required field 'src'"):
+        TranslationRow.from_dict({"src": None}, "f:1")
