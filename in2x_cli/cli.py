@@ -95,6 +95,10 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: maps user errors to one line + exit 2, EPIPE to a quiet exit."""
+    # Our own progress bars replace the libraries' (which would interleave on stderr).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
