@@ -1,0 +1,582 @@
+"""Pure pieces of instruction synthesis: near-duplicate rejection, Magpie pre-query templates,
+judge-verdict parsing, language quotas, and the Self-Instruct filters.
+
+Papers:
+  Self-Instruct (Wang et al. 2023, https://arxiv.org/abs/2212.10560): new tasks from few-shot seed
+  prompts; a task is kept only if its ROUGE-L with every existing task is below 0.7, plus length and
+  keyword heuristics.
+  Magpie (Xu et al. 2024, https://arxiv.org/abs/2406.08464): an aligned chat model given only the
+  "pre-query template" (the chat template up to where the user's text begins) writes a user query.
+  In2x (arXiv 2508.14472): rule-laden generation prompts, a critic that answers and flags
+  contradiction / hallucination / invalid results, ReReading self-review, 1:1:1 zh/en/ja balance.
+
+Nothing here touches files, backends or the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from in2x_cli.errors import UserError
+from in2x_cli.langs import detect_lang, normalize_lang
+
+# --------------------------------------------------------------------------- ROUGE-L
+
+
+def _is_cjk_char(ch: str) -> bool:
+    cp = ord(ch)
+    return (
+        0x3040 <= cp <= 0x30FF  # hiragana, katakana
+        or 0x3400 <= cp <= 0x4DBF  # CJK extension A
+        or 0x4E00 <= cp <= 0x9FFF  # CJK unified ideographs
+        or 0xF900 <= cp <= 0xFAFF  # compatibility ideographs
+        or 0xFF66 <= cp <= 0xFF9D  # half-width katakana
+        or 0xAC00 <= cp <= 0xD7AF  # hangul syllables
+        or 0x31F0 <= cp <= 0x31FF  # katakana phonetic extensions
+    )
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """Tokens for ROUGE-L: one token per CJK character, one per Latin word or number.
+
+    English follows the ``rouge_score`` tokenizer that Self-Instruct used (lower-case, runs of
+    letters and digits, everything else is a separator, no stemming). Japanese and Chinese have no
+    spaces, and ``rouge_score`` would drop them entirely, so each kana/han/hangul character is a
+    token (character-level ROUGE-L, the usual choice for CJK). The rule is applied per character,
+    not per language, so mixed text ("Pythonで関数を書く") is handled too. NFKC first, so full-width
+    Latin letters and digits match their ASCII forms.
+    """
+    tokens: list[str] = []
+    word: list[str] = []
+    for ch in unicodedata.normalize("NFKC", text).lower():
+        if _is_cjk_char(ch):
+            if word:
+                tokens.append("".join(word))
+                word = []
+            tokens.append(ch)
+        elif ch.isalnum():
+            word.append(ch)
+        elif word:
+            tokens.append("".join(word))
+            word = []
+    if word:
+        tokens.append("".join(word))
+    return tokens
+
+
+def _match_masks(tokens: Sequence[str]) -> dict[str, int]:
+    masks: dict[str, int] = {}
+    for i, t in enumerate(tokens):
+        masks[t] = masks.get(t, 0) | (1 << i)
+    return masks
+
+
+def _lcs_with_masks(masks: dict[str, int], length: int, other: Sequence[str]) -> int:
+    # Bit-parallel LCS (Allison & Dix 1986; Hyyrö 2004): V has a 0 bit for every row of the DP
+    # table's last column where the LCS grew; one add/or/and per token of ``other``.
+    full = (1 << length) - 1
+    v = full
+    for t in other:
+        u = v & masks.get(t, 0)
+        v = ((v + u) | (v - u)) & full
+    return length - v.bit_count()
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token sequences."""
+    if not a or not b:
+        return 0
+    return _lcs_with_masks(_match_masks(a), len(a), b)
+
+
+def rouge_l(a: Sequence[str], b: Sequence[str]) -> float:
+    """ROUGE-L F1 between token sequences: P = LCS/|a|, R = LCS/|b|, F = 2PR/(P+R).
+
+    This is ``rouge_score``'s ``rougeL`` fmeasure (β = 1), the score Self-Instruct thresholds at
+    0.7. Symmetric in a and b. 0.0 when either side is empty.
+    """
+    if not a or not b:
+        return 0.0
+    lcs = lcs_length(a, b)
+    if lcs == 0:
+        return 0.0
+    return 2.0 * lcs / (len(a) + len(b))  # = 2PR/(P+R) with P = lcs/|a|, R = lcs/|b|
+
+
+@dataclass(frozen=True)
+class Match:
+    """The most similar earlier text: its key and the similarity score."""
+
+    key: str
+    score: float
+
+
+class RougeIndex:
+    """Texts seen so far; ``nearest`` returns the one with the highest ROUGE-L F1.
+
+    Pruning: F1 ≤ 2·min(|a|,|b|)/(|a|+|b|) (LCS is at most the shorter length), so entries whose
+    bound cannot beat the best score so far are skipped without computing the LCS.
+    """
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[str, int, dict[str, int]]] = []
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, key: str, text: str) -> None:
+        tokens = rouge_tokens(text)
+        if tokens:
+            self._entries.append((key, len(tokens), _match_masks(tokens)))
+
+    def nearest(self, text: str) -> Match | None:
+        query = rouge_tokens(text)
+        if not query:
+            return None
+        lq = len(query)
+        best: Match | None = None
+        for key, length, masks in self._entries:
+            bound = 2.0 * min(length, lq) / (length + lq)
+            if best is not None and bound <= best.score:
+                continue
+            score = 2.0 * _lcs_with_masks(masks, length, query) / (length + lq)
+            if best is None or score > best.score:
+                best = Match(key, score)
+        return best
+
+
+def hashing_embed(texts: Sequence[str], dim: int = 4096) -> Any:
+    """A language-agnostic offline embedding: hashed character 2–4-grams, L2-normalised.
+
+    Each n-gram of the NFKC-lower-cased text (whitespace collapsed, padded with spaces) adds ±1 to
+    bucket ``crc32(ngram) mod dim`` (sign from a second hash, which keeps collisions unbiased).
+    Cosine similarity of these vectors is high for near-copies and paraphrases that share wording,
+    in any script; it is not a semantic model (pass ``--embedder module:function`` for one).
+    Returns a float32 array of shape (len(texts), dim).
+    """
+    import numpy as np
+
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for row, text in enumerate(texts):
+        norm = " " + " ".join(unicodedata.normalize("NFKC", text).lower().split()) + " "
+        for n in (2, 3, 4):
+            for i in range(len(norm) - n + 1):
+                gram = norm[i : i + n].encode("utf-8")
+                h = zlib.crc32(gram)
+                sign = 1.0 if zlib.adler32(gram) & 1 else -1.0
+                out[row, h % dim] += sign
+        length = float(np.linalg.norm(out[row]))
+        if length > 0:
+            out[row] /= length
+    return out
+
+
+class EmbeddingIndex:
+    """Cosine-similarity nearest neighbour over embeddings from ``embed(texts) -> (n, d) array``.
+
+    ``prefetch(texts)`` embeds many texts in one call (a block of candidates); ``add`` and
+    ``nearest`` then use those vectors instead of calling the embedder once per text.
+    """
+
+    def __init__(self, embed: Callable[[Sequence[str]], Any]) -> None:
+        self._embed = embed
+        self._keys: list[str] = []
+        self._vectors: list[Any] = []
+        self._matrix: Any = None
+        self._cache: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        import numpy as np
+
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if not todo:
+            return
+        vecs = np.asarray(self._embed(todo), dtype=np.float32)
+        if vecs.ndim != 2 or vecs.shape[0] != len(todo):
+            raise UserError(f"the embedder returned shape {vecs.shape} for {len(todo)} texts (expected ({len(todo)}, dim))")
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs = np.where(norms > 0, vecs / np.maximum(norms, 1e-12), vecs)
+        for text, vec in zip(todo, vecs, strict=True):
+            self._cache[text] = vec
+
+    def _vec(self, text: str) -> Any:
+        if text not in self._cache:
+            self.prefetch([text])
+        return self._cache[text]
+
+    def add(self, key: str, text: str) -> None:
+        self._keys.append(key)
+        self._vectors.append(self._vec(text))
+        self._matrix = None
+
+    def nearest(self, text: str) -> Match | None:
+        import numpy as np
+
+        if not self._keys:
+            return None
+        if self._matrix is None:
+            self._matrix = np.stack(self._vectors)
+        sims = self._matrix @ self._vec(text)
+        i = int(np.argmax(sims))
+        return Match(self._keys[i], float(sims[i]))
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+
+# --------------------------------------------------------------------------- languages
+
+
+def parse_lang_weights(langs: str | None, ratio: str | None) -> dict[str, Fraction]:
+    """``--langs zh,en,ja --lang-ratio 1:1:1`` (or ``--lang-ratio zh=1,en=1,ja=1``) → weights.
+
+    Order is kept (it breaks ties in quota rounding). A language with weight 0 is dropped.
+    """
+    lang_list: list[str] | None = None
+    if langs is not None:
+        lang_list = [normalize_lang(x, where="--langs") for x in langs.split(",") if x.strip()]
+        if not lang_list:
+            raise UserError("--langs is empty (expected e.g. zh,en,ja)")
+        if len(set(lang_list)) != len(lang_list):
+            raise UserError(f"--langs {langs!r} names a language twice")
+    weights: dict[str, Fraction] = {}
+    if ratio is None or not ratio.strip():
+        if lang_list is None:
+            raise UserError("give --langs (e.g. zh,en,ja)")
+        weights = {lang: Fraction(1) for lang in lang_list}
+    elif "=" in ratio:
+        for part in ratio.split(","):
+            if not part.strip():
+                continue
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise UserError(f"--lang-ratio {ratio!r}: mix of 'lang=w' and bare weights")
+            lang = normalize_lang(name, where="--lang-ratio")
+            if lang in weights:
+                raise UserError(f"--lang-ratio {ratio!r} names {lang} twice")
+            weights[lang] = _weight(value, ratio)
+        if lang_list is not None and set(lang_list) != set(weights):
+            raise UserError(f"--langs {','.join(lang_list)} and --lang-ratio {ratio!r} name different languages")
+    else:
+        if lang_list is None:
+            raise UserError("--lang-ratio a:b:c needs --langs to say which weight is which language")
+        parts = ratio.split(":")
+        if len(parts) != len(lang_list):
+            raise UserError(f"--lang-ratio {ratio!r} has {len(parts)} weights for {len(lang_list)} languages in --langs")
+        weights = {lang: _weight(v, ratio) for lang, v in zip(lang_list, parts, strict=True)}
+    weights = {k: v for k, v in weights.items() if v > 0}
+    if not weights:
+        raise UserError(f"--lang-ratio {ratio!r}: every weight is 0")
+    return weights
+
+
+def _weight(value: str, ratio: str) -> Fraction:
+    try:
+        w = Fraction(value.strip())
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"--lang-ratio {ratio!r}: {value.strip()!r} is not a number") from None
+    if w < 0:
+        raise UserError(f"--lang-ratio {ratio!r}: weights must be >= 0")
+    return w
+
+
+def allocate(total: int, weights: dict[str, Fraction | int]) -> dict[str, int]:
+    """Split ``total`` items by weight with the largest-remainder (Hamilton) method.
+
+    Each key gets ⌊total·w/Σw⌋, then the leftover units go to the largest fractional parts, ties
+    to the key listed first. Exact arithmetic (fractions), so 10 at 1:1:1 is always 4:3:3.
+    """
+    if total < 0:
+        raise ValueError("total must be >= 0")
+    weights = {k: Fraction(v) for k, v in weights.items() if v > 0}
+    denom = sum(weights.values(), Fraction(0))
+    if denom == 0:
+        return {k: 0 for k in weights}
+    shares = {k: total * w / denom for k, w in weights.items()}
+    out = {k: int(s) for k, s in shares.items()}  # floor: shares are non-negative
+    order = list(weights)
+    leftover = total - sum(out.values())
+    by_remainder = sorted(order, key=lambda k: (-(shares[k] - out[k]), order.index(k)))
+    for k in by_remainder[:leftover]:
+        out[k] += 1
+    return out
+
+
+def weighted_schedule(weights: dict[str, Fraction | int]) -> Iterator[str]:
+    """An endless sequence of keys in proportion to their weights (smooth weighted round-robin).
+
+    Each step adds every weight to its key's credit, emits the key with the most credit (ties: the
+    first listed) and takes Σw from it. Every prefix is within one item per key of the exact
+    ratio, so a stream cut anywhere (or resumed) keeps the ratio. 1:1:1 → a b c a b c …;
+    2:1 → a b a a b a ….
+    """
+    ws = {k: Fraction(v) for k, v in weights.items() if v > 0}
+    if not ws:
+        raise ValueError("no positive weight")
+    total = sum(ws.values(), Fraction(0))
+    credit = {k: Fraction(0) for k in ws}
+    order = list(ws)
+    while True:
+        for k in order:
+            credit[k] += ws[k]
+        pick = max(order, key=lambda k: (credit[k], -order.index(k)))
+        credit[pick] -= total
+        yield pick
+
+
+_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_URL = re.compile(r"https?://\S+")
+_LATEX_CMD = re.compile(r"\\[A-Za-z]+")
+
+
+def prose_for_detection(text: str) -> str:
+    """The prose of a response: fenced and inline code, URLs and LaTeX command names removed, so
+    a Japanese answer that contains Python code is still detected as Japanese."""
+    text = _CODE_BLOCK.sub(" ", text)
+    text = _INLINE_CODE.sub(" ", text)
+    text = _URL.sub(" ", text)
+    return _LATEX_CMD.sub(" ", text)
+
+
+def language_mismatch(text: str, expected: str, *, allow_undetermined: bool = False) -> str | None:
+    """The detected language when ``text`` is not in ``expected``, else None.
+
+    Uses ``in2x_cli.langs.detect_lang`` (Unicode script ratios) on ``prose_for_detection(text)``.
+    ``allow_undetermined`` accepts text with no letters at all ("408", "x = 3"): right for an
+    answer, wrong for an instruction.
+    """
+    detected = detect_lang(prose_for_detection(text))
+    if detected == expected or (allow_undetermined and detected == "und"):
+        return None
+    return detected
+
+
+# --------------------------------------------------------------------------- Magpie
+
+_SENTINEL = "\ue000IN2X_USER_QUERY\ue001"
+
+
+@dataclass(frozen=True)
+class PreQuery:
+    """Magpie's pre-query template: ``prefix`` is the chat template rendered up to where the user's
+    text begins (e.g. ``<|im_start|>user\\n``); ``end`` is what closes the user turn
+    (``<|im_end|>``), used as a stop string and to cut the generated query."""
+
+    prefix: str
+    end: str
+
+
+def pre_query_template(render: Callable[[list[dict[str, str]]], str], system: str | None = None) -> PreQuery:
+    """Derive the pre-query template from the model's own chat template.
+
+    ``render(messages)`` applies the chat template without a generation prompt. We render a
+    conversation whose user message is a sentinel string and cut at the sentinel: what precedes
+    it is the prefix (any system turn, or a default system prompt the template inserts, included),
+    what follows it up to the first newline-free marker is the end of the user turn.
+    """
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": _SENTINEL}]
+    rendered = render(messages)
+    if rendered.count(_SENTINEL) != 1:
+        raise UserError("cannot derive a Magpie pre-query template: the chat template does not place the user message verbatim")
+    prefix, _, after = rendered.partition(_SENTINEL)
+    end = after.strip().split("\n", 1)[0].strip() if after.strip() else ""
+    return PreQuery(prefix=prefix, end=end)
+
+
+def cut_user_turn(text: str, end: str) -> str:
+    """The generated user query: everything before the end-of-turn marker, stripped."""
+    if end and end in text:
+        text = text.split(end, 1)[0]
+    return text.strip()
+
+
+# --------------------------------------------------------------------------- generated instructions
+
+_TASK_PREFIX = re.compile(
+    r"^\s*(?:\*\*)?(?:new\s+task|task|instruction|question|タスク|課題|指示|質問|任务|指令|问题)\s*\d*\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*",
+    re.I,
+)
+_NEXT_TASK = re.compile(r"\n\s*(?:task|タスク|任务)\s*\d+\s*[:：]", re.I)
+_QUOTES = [('"', '"'), ("“", "”"), ("「", "」"), ("『", "』"), ("'", "'")]
+
+
+def clean_instruction(text: str) -> str:
+    """Strip what a model wraps around a generated task: a "Task 9:" label, a following
+    "Task 10:", and quotes around the whole text."""
+    text = text.strip()
+    m = _NEXT_TASK.search(text)
+    if m:
+        text = text[: m.start()]
+    text = _TASK_PREFIX.sub("", text, count=1).strip()
+    for left, right in _QUOTES:
+        inner = text[1:-1]
+        if len(text) >= 2 and text[0] == left and text[-1] == right and left not in inner and right not in inner:
+            text = inner.strip()
+            break
+    return text
+
+
+# Self-Instruct (bootstrap_instructions.py): tasks a text-only model cannot do, by keyword.
+MODALITY_KEYWORDS = {
+    "latin": ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram"),
+    "cjk": ("画像", "写真", "グラフ", "動画", "音声", "音楽", "地図", "ファイル", "図を描", "图片", "图像", "照片", "图表", "视频", "音频", "音乐", "地图", "文件", "流程图", "画图"),
+}
+MIN_TOKENS = 4  # Self-Instruct drops tasks of <= 3 words
+MAX_WORDS = 150  # Self-Instruct drops tasks of > 150 words; a CJK character counts as half a word
+
+
+def self_instruct_filter(text: str) -> tuple[str, str] | None:
+    """Self-Instruct's heuristic filters; returns (reason, detail) for a rejected task, else None.
+
+    - ``too_short``: fewer than 4 ROUGE tokens (Latin words + CJK characters);
+    - ``too_long``: more than 150 words, counting a CJK character as half a word;
+    - ``unsupported_modality``: asks for images, files, audio, plots … (keyword list above, whole
+      words for Latin script, substrings for CJK);
+    - ``write_a_program``: starts with "Write a program" (Self-Instruct found these ambiguous:
+      write the program or run it?);
+    - ``starts_with_punctuation``.
+    """
+    tokens = rouge_tokens(text)
+    if len(tokens) < MIN_TOKENS:
+        return "too_short", f"{len(tokens)} tokens"
+    cjk = sum(1 for t in tokens if len(t) == 1 and _is_cjk_char(t))
+    words = (len(tokens) - cjk) + cjk / 2
+    if words > MAX_WORDS:
+        return "too_long", f"{words:g} words"
+    low = text.lower()
+    for kw in MODALITY_KEYWORDS["latin"]:
+        if re.search(rf"\b{re.escape(kw)}\b", low):
+            return "unsupported_modality", kw
+    for kw in MODALITY_KEYWORDS["cjk"]:
+        if kw in text:
+            return "unsupported_modality", kw
+    if low.startswith("write a program"):
+        return "write_a_program", text[:40]
+    first = text.lstrip()[:1]
+    if first and unicodedata.category(first).startswith("P"):
+        return "starts_with_punctuation", first
+    return None
+
+
+# --------------------------------------------------------------------------- judge I/O
+
+
+def fence(text: str, label: str) -> str:
+    """Put candidate text between unambiguous markers for a judge prompt.
+
+    ``<<<LABEL>>>`` … ``<<<END LABEL>>>``; any ``<<<``/``>>>`` inside the text is broken up first
+    so the text cannot close its block early and pose as prompt text.
+    """
+    safe = text.replace("<<<", "<< <").replace(">>>", "> >>")
+    return f"<<<{label}>>>\n{safe}\n<<<END {label}>>>"
+
+
+class VerdictError(ValueError):
+    """A judge reply that does not hold exactly one valid verdict object."""
+
+
+def find_json_objects(text: str) -> list[dict[str, Any]]:
+    """Every top-level JSON object embedded in ``text`` (prose and ```json fences around it are
+    fine), in order. Objects nested inside another are not returned separately."""
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    i = 0
+    while True:
+        start = text.find("{", i)
+        if start < 0:
+            return found
+        try:
+            obj, end = decoder.raw_decode(text, start)
+        except ValueError:
+            i = start + 1
+            continue
+        found.append(obj)
+        i = end
+
+
+def _one_verdict(text: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    objs = [o for o in find_json_objects(text) if any(k in o for k in keys)]
+    if not objs:
+        raise VerdictError(f"no JSON object with {', '.join(repr(k) for k in keys)} in the reply")
+    if len(objs) > 1:
+        # An echo of candidate text that contains a verdict, next to the judge's own: fail closed.
+        raise VerdictError(f"{len(objs)} verdict objects in the reply (expected exactly one)")
+    return objs[0]
+
+
+CRITIC_FLAGS = ("contradiction", "hallucination", "invalid")
+
+
+@dataclass(frozen=True)
+class CriticVerdict:
+    contradiction: bool
+    hallucination: bool
+    invalid: bool
+    reason: str = ""
+
+    @property
+    def flags(self) -> list[str]:
+        return [f for f in CRITIC_FLAGS if getattr(self, f)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"contradiction": self.contradiction, "hallucination": self.hallucination, "invalid": self.invalid, "reason": self.reason}
+
+
+def parse_critic_verdict(text: str) -> CriticVerdict:
+    """``{"contradiction": bool, "hallucination": bool, "invalid": bool, "reason": str}`` from the
+    critic's reply. Exactly one object carrying these keys; all three flags must be JSON booleans
+    (``"false"`` or ``0`` is not accepted); ``reason`` optional. Raises ``VerdictError``."""
+    obj = _one_verdict(text, CRITIC_FLAGS)
+    for flag in CRITIC_FLAGS:
+        if flag not in obj:
+            raise VerdictError(f"verdict lacks {flag!r}")
+        if not isinstance(obj[flag], bool):
+            raise VerdictError(f"{flag!r} must be true or false, got {json.dumps(obj[flag], ensure_ascii=False)[:40]}")
+    reason = obj.get("reason", "")
+    if reason is None:
+        reason = ""
+    if not isinstance(reason, str):
+        raise VerdictError("'reason' must be a string")
+    return CriticVerdict(obj["contradiction"], obj["hallucination"], obj["invalid"], reason)
+
+
+REREAD_VERDICTS = ("keep", "rewrite", "reject")
+
+
+@dataclass(frozen=True)
+class RereadVerdict:
+    verdict: str  # keep | rewrite | reject
+    rewrite: str | None = None
+    reason: str = ""
+
+
+def parse_reread_verdict(text: str) -> RereadVerdict:
+    """``{"verdict": "keep"|"rewrite"|"reject", "rewrite": str, "reason": str}`` from a ReReading
+    reply. ``rewrite`` must be a non-empty string when the verdict is ``rewrite`` and is ignored
+    otherwise. Raises ``VerdictError``."""
+    obj = _one_verdict(text, ("verdict",))
+    verdict = obj.get("verdict")
+    if not isinstance(verdict, str) or verdict.strip().lower() not in REREAD_VERDICTS:
+        raise VerdictError(f"'verdict' must be one of {', '.join(REREAD_VERDICTS)}, got {json.dumps(verdict, ensure_ascii=False)[:40]}")
+    verdict = verdict.strip().lower()
+    reason = obj.get("reason") or ""
+    if not isinstance(reason, str):
+        raise VerdictError("'reason' must be a string")
+    rewrite = None
+    if verdict == "rewrite":
+        rewrite = obj.get("rewrite")
+        if not isinstance(rewrite, str) or not rewrite.strip():
+            raise VerdictError("verdict 'rewrite' needs a non-empty 'rewrite' string")
+        rewrite = rewrite.strip()
+    return RereadVerdict(verdict, rewrite, reason)

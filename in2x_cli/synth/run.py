@@ -1,0 +1,145 @@
+"""Wire a ``SynthConfig`` to files and backends: read seeds / input rows, load the model(s), open
+the output and rejects writers (resumable), run the blocks, report on stderr."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from in2x_cli import console, provenance
+from in2x_cli.errors import UserError
+from in2x_cli.io import JsonlWriter, Line, iter_jsonl, read_text_lines
+from in2x_cli.prompts import PromptSet, synthesize_prompts
+from in2x_cli.synth.pipeline import Candidate, Stats, Synthesizer, SynthConfig, load_seed_tasks
+
+EMBEDDERS: dict[str, str] = {"hashing": "in2x_cli.core.synthesize:hashing_embed"}
+
+
+def resolve_embedder(spec: str, model: str | None = None) -> Callable[[Sequence[str]], Any]:
+    """``hashing`` (built in), ``module:function`` taking a list of texts and returning (n, d), or
+    with ``model`` a Hugging Face / sentence-transformers encoder (the cluster stage's embedder)."""
+    if model:
+        from in2x_cli.core.embed import EncoderConfig, EncoderEmbedder
+
+        return EncoderEmbedder(EncoderConfig(model=model)).embed
+    target = EMBEDDERS.get(spec, spec)
+    if ":" not in target:
+        raise UserError(f"unknown --embedder {spec!r} (expected {', '.join(EMBEDDERS)} or module:function)")
+    module_name, _, attr = target.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except ImportError as exc:
+        raise UserError(f"cannot import --embedder {spec!r}: {exc}") from None
+    except AttributeError:
+        raise UserError(f"--embedder: module {module_name!r} has no {attr!r}") from None
+    if not callable(fn):
+        raise UserError(f"--embedder {spec!r} is not callable")
+    return fn
+
+
+def read_rules(path: str) -> str:
+    text = "\n".join(read_text_lines(path)).strip()
+    if not text:
+        raise UserError("rules file is empty", path)
+    return text
+
+
+def _peeked(path: str) -> Iterator[Line]:
+    """Open and validate the first row now (bad input fails before a model loads)."""
+    it = iter_jsonl(path)
+    first = next(it)
+    return itertools.chain([first], it)
+
+
+def synthesize(cfg: SynthConfig, *, rules_file: str | None = None) -> Stats:
+    prompts: PromptSet = synthesize_prompts(cfg.prompt_file)
+    seeds = load_seed_tasks(iter_jsonl(cfg.input)) if cfg.mode == "self-instruct" else []
+    lines: Iterator[Line] = _peeked(cfg.input) if cfg.mode in ("rewrite", "answer") and cfg.input else iter(())
+    embed = resolve_embedder(cfg.embedder, cfg.embed_model) if cfg.dedup == "embedding" else None
+
+    from in2x_cli.backends import load_backend
+
+    opts = {"batch_size": cfg.batch_size, "trust_remote_code": cfg.trust_remote_code}
+    with ExitStack() as stack:
+        backend = stack.enter_context(load_backend(cfg.backend, cfg.model, **opts))
+        critic = None
+        if cfg.critic_model:
+            critic_backend = cfg.critic_backend or cfg.backend
+            if cfg.critic_model == cfg.model and critic_backend == cfg.backend:
+                critic = backend
+            else:
+                critic = stack.enter_context(load_backend(critic_backend, cfg.critic_model, **opts))
+        synth = Synthesizer(cfg, backend, prompts, critic=critic, seeds=seeds, embed=embed)
+
+        inputs = [p for p in (cfg.input, rules_file, cfg.prompt_file) if p]
+
+        def meta(role: str) -> Callable[[], dict[str, Any]]:
+            return lambda: provenance.collect(
+                command="synthesize",
+                config=cfg,
+                inputs=inputs,
+                seed=cfg.seed,
+                extra={"role": role, "run": synth.run, "stats": synth.stats.to_dict(), "prompts_sha256": prompts.digest()},
+            )
+
+        out = stack.enter_context(JsonlWriter(cfg.output, meta=meta("output"), resume=cfg.resume))
+        rejects = stack.enter_context(JsonlWriter(cfg.rejects, meta=meta("rejects"), resume=cfg.resume)) if cfg.rejects else None
+        existing = [(True, r) for r in out.existing()]
+        if rejects is not None:
+            existing += [(False, r) for r in rejects.existing()]
+
+        def write(c: Candidate) -> None:
+            if c.reject is None:
+                out.write(synth.row(c))
+            elif rejects is not None:
+                rejects.write(synth.row(c))
+
+        with console.progress() as bar:
+            task = bar.add_task(f"synthesize {cfg.mode}", total=None)
+
+            def on_progress(done: int, total: int | None) -> None:
+                bar.update(task, completed=done, total=total)
+
+            stats = synth.run_blocks(lines=lines, existing=existing, write=write, on_progress=on_progress)
+    _report(cfg, stats)
+    return stats
+
+
+def _report(cfg: SynthConfig, stats: Stats) -> None:
+    rejected = sum(stats.rejected.values())
+    reasons = ", ".join(f"{k} {v}" for k, v in stats.rejected.most_common())
+    where = cfg.rejects if cfg.rejects else "not kept: pass --rejects FILE to keep them"
+    resumed = f" (+{stats.resumed_accepted} already written)" if stats.resumed_accepted or stats.resumed_rejected else ""
+    console.info(
+        f"synthesize {cfg.mode}: {stats.accepted} rows written{resumed}, {rejected} rejected"
+        + (f" ({reasons})" if reasons else "")
+        + (f" -> {where}" if rejected else "")
+        + f"; {stats.backend_requests} backend requests"
+    )
+    for stage, n in stats.judge_parse_failures.items():
+        failed = stats.rejected.get(f"{stage}_unparseable", 0)
+        console.info(
+            f"synthesize: {n} {stage} replies held no valid JSON verdict; retried {cfg.judge_retries}x, {failed} rejected as {stage}_unparseable"
+        )
+    for lang, text in stats.shortfall.items():
+        console.warn(f"{lang}: quota not reached: {text}")
+
+
+def default_rejects_path(output: str) -> str | None:
+    """``out.jsonl`` → ``out.rejects.jsonl`` (``.gz`` kept); None for stdout."""
+    if output == "-":
+        return None
+    for ext in (".jsonl.gz", ".jsonl", ".json.gz", ".json"):
+        if output.endswith(ext):
+            return output[: -len(ext)] + ".rejects" + ext
+    return output + ".rejects.jsonl"
+
+
+def same_file(a: str | None, b: str | None) -> bool:
+    if not a or not b or a == "-" or b == "-":
+        return False
+    return os.path.realpath(a) == os.path.realpath(b)
