@@ -1,0 +1,293 @@
+"""Continued pretraining (paper §CPT, arXiv 2508.14472): a token-weighted mixture of text JSONL
+files, streamed, tokenized lazily and packed into ``seq_len`` rows, trained with transformers'
+``Trainer`` (accelerate / FSDP2 / ZeRO-3 through the launcher).
+
+The paper's three phases are three ``in2x cpt`` calls, each starting from the previous output:
+
+1. knowledge + creative data, constant LR (``--lr-schedule constant``), 8,192-token rows;
+2. length-filtered data (``--min-tokens``), context grown towards 32k (``--seq-len 32768
+   --rope-theta 1000000`` or ``--rope-scaling yarn:4``, see ``data.apply_context_extension``);
+3. fast annealing on a perplexity-filtered subset (``--ppl-filter MODEL --keep 0.3``), LR decaying
+   linearly from 3e-5 (``--lr 3e-5 --lr-schedule linear``).
+The paper gives no phase-1/2 learning rate, warmup, batch size or keep fraction; our defaults
+(1e-5, no warmup, ``--keep 0.5``) are stated in the help text as ours.
+
+Perplexity filter (``ppl.py``): every document is scored by the filter model, written with a
+``ppl`` field to ``<out>/ppl/<n>-<name>.jsonl`` (inspectable, resumable), and the lowest-perplexity
+``keep`` fraction of *each source* goes to ``<n>-<name>.kept.jsonl``, which then replaces that
+source in the mixture (weights unchanged).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from in2x_cli import console
+from in2x_cli.errors import UserError
+from in2x_cli.train import common
+from in2x_cli.train.data import (
+    DataSource,
+    MixtureStream,
+    iter_texts,
+    normalize_weights,
+    pack_documents,
+    shuffle_buffer,
+)
+
+LR_SCHEDULES = {  # ours → transformers' get_scheduler names (the warm-up is linear in all three)
+    "constant": "constant_with_warmup",
+    "cosine": "cosine",
+    "linear": "linear",
+}
+
+
+@dataclass(frozen=True)
+class CptConfig:
+    model: str
+    data: tuple[DataSource, ...]
+    train: common.TrainOptions
+    text_field: str = "text"
+    seq_len: int = 8192
+    learning_rate: float = 1e-5
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_steps: int | None = None
+    max_tokens: int | None = None
+    min_tokens: int = 0
+    shuffle_buffer: int = 1000
+    doc_separator: str | None = None
+    cross_document_attention: bool = False
+    rope_theta: float | None = None
+    rope_scaling: str | None = None
+    ppl_filter: str | None = None
+    keep: float = 0.5
+    ppl_only: bool = False
+    ppl_batch_size: int = 8
+    trust_remote_code: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TokenStream:
+    """One source as a restartable stream of token lists: shuffle buffer (reseeded per pass) →
+    tokenize → append the document separator → length filter."""
+
+    def __init__(self, path: str, tokenize: Callable[[str], list[int]], *, text_field: str, buffer: int, seed: int, min_tokens: int) -> None:
+        self.path = path
+        self.tokenize = tokenize
+        self.text_field = text_field
+        self.buffer = buffer
+        self.seed = seed
+        self.min_tokens = min_tokens
+        self.passes = 0
+
+    def __call__(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed * 1_000_003 + self.passes)
+        self.passes += 1
+        texts = (t for t, _ in iter_texts(self.path, self.text_field))
+        for text in shuffle_buffer(texts, self.buffer, rng):
+            ids = self.tokenize(text)
+            if len(ids) >= max(self.min_tokens, 2):
+                yield ids
+
+
+def make_stream_dataset(sources: list[DataSource], tokenize: Callable[[str], list[int]], cfg: CptConfig) -> Any:
+    """A torch ``IterableDataset`` of packed rows. Each ``__iter__`` restarts the whole stream from
+    the seed, so a resumed Trainer that fast-forwards past N batches sees exactly the same data."""
+    from torch.utils.data import IterableDataset
+
+    weights = normalize_weights(sources)
+
+    class _Packed(IterableDataset):  # type: ignore[type-arg]
+        def __init__(self) -> None:
+            self.mixture: MixtureStream | None = None
+
+        def __iter__(self) -> Iterator[dict[str, list[int]]]:
+            streams = [
+                TokenStream(s.path, tokenize, text_field=cfg.text_field, buffer=cfg.shuffle_buffer, seed=cfg.train.seed + i, min_tokens=cfg.min_tokens)
+                for i, s in enumerate(sources)
+            ]
+            self.mixture = MixtureStream(streams, weights)
+            docs = (doc for _, doc in self.mixture)
+            for row in pack_documents(docs, cfg.seq_len):
+                if cfg.cross_document_attention:
+                    row = {"input_ids": row["input_ids"], "seq_lengths": [len(row["input_ids"])]}
+                yield row
+
+    return _Packed()
+
+
+def parse_token_count(text: str) -> int:
+    """``2B`` / ``500M`` / ``10k`` / ``1e9`` / ``123`` → tokens (decimal units)."""
+    t = text.strip().upper().replace("_", "")
+    scale = {"K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}.get(t[-1:], 1)
+    body = t[:-1] if scale != 1 else t
+    try:
+        value = float(body) * scale
+    except ValueError:
+        raise UserError(f"--max-tokens must look like 2B, 500M or 1e9, got {text!r}") from None
+    if not math.isfinite(value) or value < 1:
+        raise UserError(f"--max-tokens must be at least 1, got {text!r}")
+    return int(value)
+
+
+def validate_sources(sources: list[DataSource], text_field: str) -> list[int]:
+    """A quick pass over every source (JSON + field types only, no tokenization), so bad data fails
+    with file:line before any training. Returns the row count per source."""
+    counts = []
+    for s in sources:
+        n = 0
+        for _ in iter_texts(s.path, text_field):
+            n += 1
+        counts.append(n)
+    return counts
+
+
+def resolve_max_steps(cfg: CptConfig, world_size: int) -> int:
+    """``--max-steps`` or ``--max-tokens`` / (seq_len × batch × grad_accum × processes), rounded up."""
+    if cfg.max_steps:
+        return cfg.max_steps
+    if cfg.max_tokens:
+        per_step = cfg.seq_len * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * max(1, world_size)
+        return max(1, math.ceil(cfg.max_tokens / per_step))
+    raise UserError("cpt streams its data: give a training budget with --max-steps or --max-tokens")
+
+
+def document_separator(tokenizer: Any, requested: str | None) -> int:
+    """Token id appended to every document: ``--doc-separator``, else ``<|endoftext|>`` when the
+    vocabulary has it (Qwen), else the EOS token."""
+    candidates = [requested] if requested else ["<|endoftext|>", tokenizer.eos_token]
+    for tok in candidates:
+        if tok is None:
+            continue
+        tid = tokenizer.convert_tokens_to_ids(tok)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
+            return tid
+    raise UserError(f"document separator {candidates[0]!r} is not a token of this tokenizer")
+
+
+def run_cpt(cfg: CptConfig) -> dict[str, Any]:
+    """Train; returns a summary (also stored in the provenance)."""
+    from in2x_cli.io.checkpoint import resolve_model
+
+    if not 0 < cfg.keep <= 1:
+        raise UserError(f"--keep must be in (0, 1], got {cfg.keep}")
+    if cfg.seq_len < 2:
+        raise UserError("--seq-len must be at least 2")
+    resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    model_path = resolve_model(cfg.model)
+    sources = list(cfg.data)
+    counts = validate_sources(sources, cfg.text_field)
+
+    import torch
+    import transformers
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+
+    transformers.utils.logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
+    sep = document_separator(tokenizer, cfg.doc_separator)
+
+    ppl_report: dict[str, Any] | None = None
+    if cfg.ppl_filter:
+        from in2x_cli.train.ppl import perplexity_filter
+
+        sources, ppl_report = perplexity_filter(
+            cfg.ppl_filter,
+            sources,
+            Path(cfg.train.output_dir) / "ppl",
+            keep=cfg.keep,
+            seq_len=cfg.seq_len,
+            batch_size=cfg.ppl_batch_size,
+            text_field=cfg.text_field,
+            device=common.select_device(cfg.train.device),
+            trust_remote_code=cfg.trust_remote_code,
+        )
+        if cfg.ppl_only:
+            console.info(f"cpt: perplexity filter written to {Path(cfg.train.output_dir) / 'ppl'} (--ppl-only: no training)")
+            return {"ppl_filter": ppl_report}
+
+    def tokenize(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"] + [sep]
+
+    model_config = AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
+    from in2x_cli.train.data import apply_context_extension
+
+    context_changes = apply_context_extension(model_config, seq_len=cfg.seq_len, rope_theta=cfg.rope_theta, rope_scaling=cfg.rope_scaling)
+    base_dtype = getattr(model_config, "dtype", None)
+    model_config.use_cache = False  # packed-sequence masks are only built without a cache object
+    common.seed_everything(cfg.train.seed)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_path), config=model_config, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code
+    )
+
+    from in2x_cli.train.launch import distributed_training_args
+
+    base_args = common.common_training_args(cfg.train)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    max_steps = resolve_max_steps(cfg, world)
+    args = TrainingArguments(
+        **base_args,
+        **distributed_training_args(cfg.extra.get("launch_config", "single")),
+        max_steps=max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=LR_SCHEDULES[cfg.lr_schedule],
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+    )
+    from in2x_cli.train.data import make_collator
+
+    dataset = make_stream_dataset(sources, tokenize, cfg)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=make_collator(model, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else sep, packed=True, cross_document_attention=cfg.cross_document_attention),
+        processing_class=tokenizer,
+    )
+    common.install_callbacks(
+        trainer, cfg.train.output_dir, description="cpt", flops_per_token_value=common.flops_per_token(model, cfg.seq_len)
+    )
+    console.info(
+        f"cpt: {len(sources)} source(s) ({', '.join(f'{s.path} w={w:.3g} rows={n}' for s, w, n in zip(sources, normalize_weights(sources), counts))}), "
+        f"{max_steps} steps x {cfg.seq_len * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * world} tokens"
+    )
+    common.run_training(trainer, resume_from)
+
+    mixture = dataset.mixture
+    summary = {
+        "steps": trainer.state.global_step,
+        "tokens_seen": trainer.state.num_input_tokens_seen,
+        "context_extension": context_changes,
+        "sources": [
+            {"path": s.path, "weight": w, "rows": n, **({"tokens": mixture.tokens[i], "documents": mixture.docs[i], "passes": mixture.passes[i]} if mixture else {})}
+            for i, (s, w, n) in enumerate(zip(sources, normalize_weights(sources), counts))
+        ],
+        **({"ppl_filter": ppl_report} if ppl_report else {}),
+    }
+    from in2x_cli import provenance
+
+    record = provenance.collect(
+        command="cpt",
+        config=cfg,
+        inputs=[str(model_path), *(s.path for s in cfg.data)],
+        seed=cfg.train.seed,
+        extra={"base_model": str(model_path), "summary": summary},
+    )
+    model.config.use_cache = True  # off only for training; inference wants the KV cache
+    common.save_final_model(
+        trainer,
+        cfg.train.output_dir,
+        tokenizer=tokenizer,
+        provenance=record,
+        max_shard_size=cfg.train.max_shard_size,
+        save_dtype=base_dtype if isinstance(base_dtype, torch.dtype) and base_dtype != torch.float32 else None,
+    )
+    return summary

@@ -1,0 +1,292 @@
+"""Supervised fine-tuning (paper §SFT, arXiv 2508.14472): two epochs, one sampling round per epoch,
+LR 2e-5 with cosine decay, and a "temperature" against over-fitting to one language's semantic space.
+
+Read top to bottom:
+
+1. rows → conversations (``messages``, or ``instruction`` + ``response``), ``lang`` and ``round``;
+2. tokenized once with the assistant-only label mask (``data.ChatFormatter``);
+3. the epoch plan (``data.plan_epochs``): ``--rounds`` trains round r in epoch r, otherwise
+   ``--epochs`` passes; inside an epoch ``--language-temperature`` T re-balances languages by
+   p_l ∝ n_l^(1/T);
+4. each epoch is packed on its own (TRL's best-fit-decreasing ``pack_dataset``, so no row mixes two
+   epochs) and shuffled, then the epochs are concatenated and read in order (sequential sampler);
+5. TRL's ``SFTTrainer`` runs the loop on the pre-tokenized data (``skip_prepare_dataset``), with our
+   packed-row collator (position ids restart per conversation: no cross-contamination);
+6. the final model (optionally a merged LoRA) is exported with the original chat template.
+
+Why temperature *sampling* (and not a logit temperature in the loss): the paper's concern is the
+model collapsing into the dominant language's semantic space; the share of each language in an
+epoch is the direct lever on that, it is the standard multilingual remedy (XLM, mT5, NLLB), it
+keeps the loss an ordinary NLL (comparable across runs), and it is testable exactly (per-language
+counts per epoch). T = 1 (default: the paper gives no value) keeps the natural mix.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from in2x_cli import console
+from in2x_cli.errors import InputError, UserError
+from in2x_cli.train import common
+from in2x_cli.train.data import (
+    IGNORE_INDEX,
+    EpochPlan,
+    chat_messages,
+    epoch_fraction,
+    make_chat_formatter,
+    make_collator,
+    plan_epochs,
+)
+
+LR_SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
+
+
+@dataclass(frozen=True)
+class LoraOptions:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str = "all-linear"
+    merge: bool = False
+
+
+@dataclass(frozen=True)
+class SftConfig:
+    model: str
+    data: tuple[str, ...]
+    train: common.TrainOptions
+    max_length: int = 4096
+    packing: bool = True
+    epochs: int = 2
+    rounds: bool = False
+    language_temperature: float = 1.0
+    learning_rate: float = 2e-5
+    lr_schedule: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_steps: int | None = None
+    mask_mode: str = "auto"
+    lora: LoraOptions | None = None
+    attn_implementation: str | None = None
+    random_init: bool = False
+    trust_remote_code: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+    lang: str
+    round: int | None
+
+
+def load_examples(cfg: SftConfig, formatter: Any) -> list[Example]:
+    """Read and tokenize every row (errors name file:line). Over-long conversations are cut to
+    ``max_length`` (keeping the start); one left with no assistant token is dropped with a note."""
+    from in2x_cli.io import iter_jsonl
+    from in2x_cli.langs import detect_lang, normalize_lang
+
+    examples: list[Example] = []
+    dropped = 0
+    for path in cfg.data:
+        for line in iter_jsonl(path):
+            msgs = chat_messages(line.data, line.where)
+            rnd = line.data.get("round")
+            if cfg.rounds and (not isinstance(rnd, int) or isinstance(rnd, bool)):
+                raise InputError("--rounds: field 'round' must be an integer (from sample-difficulty --rounds)", line.where)
+            lang = line.data.get("lang")
+            if lang is not None and not isinstance(lang, str):
+                raise InputError(f"field 'lang' must be a string, got {type(lang).__name__}", line.where)
+            if not lang:  # the language of what the model learns to write
+                lang = detect_lang(next(m["content"] for m in reversed(msgs) if m["role"] == "assistant")) or "und"
+            enc = formatter.tokenize(msgs, line.where)
+            ids, labels = enc["input_ids"][: cfg.max_length], enc["labels"][: cfg.max_length]
+            if all(t == IGNORE_INDEX for t in labels[1:]):
+                dropped += 1
+                continue
+            examples.append(Example(ids, labels, normalize_lang(lang) or lang, rnd))
+    if dropped:
+        console.warn(f"sft: dropped {dropped} conversation(s) whose assistant turns start after --max-length {cfg.max_length}")
+    if not examples:
+        raise UserError("no trainable conversation in the data")
+    return examples
+
+
+def build_epochs(examples: list[Example], plan: EpochPlan, *, packing: bool, max_length: int, seed: int) -> tuple[list[dict[str, Any]], list[int]]:
+    """Rows in training order and the row count of each epoch. Packing uses TRL's ``pack_dataset``
+    (best-fit decreasing: conversations are never split) per epoch; the packs are then shuffled."""
+    rows: list[dict[str, Any]] = []
+    sizes: list[int] = []
+    for e, order in enumerate(plan.epochs):
+        items = [{"input_ids": examples[i].input_ids, "labels": examples[i].labels} for i in order]
+        if packing:
+            from datasets import Dataset
+            from trl.data_utils import pack_dataset
+
+            packed = pack_dataset(Dataset.from_list(items), max_length, strategy="bfd")
+            items = [
+                {"input_ids": list(r["input_ids"]), "labels": list(r["labels"]), "seq_lengths": list(r["seq_lengths"])}
+                for r in packed
+            ]
+            random.Random(seed * 7919 + e).shuffle(items)
+        rows.extend(items)
+        sizes.append(len(items))
+    return rows, sizes
+
+
+def _trainer_class() -> type:
+    from trl import SFTTrainer
+
+    class In2xSFTTrainer(SFTTrainer):
+        """SFTTrainer reading our pre-tokenized rows in order; TRL's ``num_tokens`` metric is dropped
+        (it assumes flattened padding-free batches; ``num_input_tokens_seen`` counts tokens)."""
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            for mode in ("train", "eval"):
+                self._metrics[mode].pop("num_tokens", None)
+            super().log(logs, start_time)
+
+    return In2xSFTTrainer
+
+
+def load_model(cfg: SftConfig, model_path: Any) -> Any:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
+    if cfg.attn_implementation:
+        kwargs["attn_implementation"] = cfg.attn_implementation
+    if cfg.random_init:  # benchmarking: the architecture of model_path with fresh weights
+        config = AutoConfig.from_pretrained(str(model_path), **kwargs)
+        common.seed_everything(cfg.train.seed)
+        return AutoModelForCausalLM.from_config(config, dtype=torch.float32, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32, **kwargs)
+
+
+def run_sft(cfg: SftConfig) -> dict[str, Any]:
+    from in2x_cli.io.checkpoint import resolve_model
+
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"unknown --lr-schedule {cfg.lr_schedule!r} (expected {', '.join(LR_SCHEDULES)})")
+    if cfg.max_length < 2:
+        raise UserError("--max-length must be at least 2")
+    resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    model_path = resolve_model(cfg.model)
+
+    import torch
+    import transformers
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import SFTConfig as TrlSFTConfig
+
+    transformers.utils.logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    formatter = make_chat_formatter(tokenizer, cfg.mask_mode)
+    examples = load_examples(cfg, formatter)
+    langs = [ex.lang for ex in examples]
+    plan = plan_epochs([ex.round for ex in examples], langs, epochs=cfg.epochs, use_rounds=cfg.rounds, temperature=cfg.language_temperature, seed=cfg.train.seed)
+    rows, sizes = build_epochs(examples, plan, packing=cfg.packing, max_length=cfg.max_length, seed=cfg.train.seed)
+    lang_mix = [dict(sorted(Counter(langs[i] for i in ep).items())) for ep in plan.epochs]
+    for label, n_conv, n_rows, mix in zip(plan.labels, plan.sizes, sizes, lang_mix, strict=True):
+        console.info(f"sft: {label}: {n_conv} conversations -> {n_rows} {'packed rows' if cfg.packing else 'rows'}; languages {mix}")
+
+    from transformers import AutoConfig
+
+    base_dtype = getattr(AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), "dtype", None)
+    common.seed_everything(cfg.train.seed)
+    model = load_model(cfg, model_path)
+    model.config.use_cache = False
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    global_batch = cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * world
+    boundaries = []
+    total = 0
+    for n in sizes:
+        total += n
+        boundaries.append(total / global_batch)
+
+    from in2x_cli.train.launch import distributed_training_args
+
+    args = TrlSFTConfig(
+        **common.common_training_args(cfg.train),
+        **distributed_training_args(cfg.extra.get("launch_config", "single")),
+        num_train_epochs=1,  # the epochs are laid out in the data (see build_epochs)
+        max_steps=cfg.max_steps or -1,
+        train_sampling_strategy="sequential",
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=LR_SCHEDULES[cfg.lr_schedule],
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        max_length=cfg.max_length,
+        packing=False,  # packed by us per epoch; TRL's own packing would pack across epochs
+        dataset_kwargs={"skip_prepare_dataset": True},
+        model_init_kwargs=None,
+    )
+    peft_config = None
+    if cfg.lora is not None:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules if cfg.lora.target_modules == "all-linear" else cfg.lora.target_modules.split(","),
+            task_type="CAUSAL_LM",
+        )
+    pad_id = tokenizer.pad_token_id
+    trainer = _trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        data_collator=make_collator(model, pad_id, packed=cfg.packing),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    common.install_callbacks(
+        trainer,
+        cfg.train.output_dir,
+        description="sft",
+        flops_per_token_value=common.flops_per_token(model, cfg.max_length if cfg.packing else max(len(r["input_ids"]) for r in rows)),
+        epoch_fn=lambda state: round(epoch_fraction(state.global_step, boundaries), 4),
+    )
+    common.run_training(trainer, resume_from)
+
+    summary = {
+        "steps": trainer.state.global_step,
+        "tokens_seen": trainer.state.num_input_tokens_seen,
+        "conversations": len(examples),
+        "mask_mode": formatter.mode,
+        "epochs": [
+            {"label": lab, "conversations": n, "rows": r, "languages": mix}
+            for lab, n, r, mix in zip(plan.labels, plan.sizes, sizes, lang_mix, strict=True)
+        ],
+    }
+    from in2x_cli import provenance
+
+    record = provenance.collect(
+        command="sft",
+        config=cfg,
+        inputs=[str(model_path), *cfg.data],
+        seed=cfg.train.seed,
+        extra={"base_model": str(model_path), "summary": summary},
+    )
+    trainer.accelerator.unwrap_model(trainer.model).config.use_cache = True
+    common.save_final_model(
+        trainer,
+        cfg.train.output_dir,
+        tokenizer=tokenizer,
+        provenance=record,
+        max_shard_size=cfg.train.max_shard_size,
+        save_dtype=base_dtype if isinstance(base_dtype, torch.dtype) and base_dtype != torch.float32 else None,
+        chat_template=formatter.inference_template,
+        merge_lora_base=model_path if cfg.lora is not None and cfg.lora.merge else None,
+    )
+    return summary
