@@ -1,0 +1,248 @@
+"""The streaming merge: one tensor name at a time, bounded memory, sharded safetensors out.
+
+For every tensor name the executor reads that tensor from each input lazily (``safe_open`` via
+``CheckpointReader``), hands them to the method's pure function, casts the result and passes it
+to ``ShardedWriter``, then drops everything. Peak memory is about one tensor per input (plus the
+method's float32 working copies of that one tensor) plus one output shard (``--shard-size``), so
+models larger than RAM merge fine. Fisher / activation statistics are streamed the same way.
+
+Before any tensor is read the inputs are checked against the reference model (the one whose
+config/tokenizer the output gets): same architecture and model type, same vocabulary size, same
+tensor names, same shapes. Any mismatch is a one-line error (exit 2) naming the model and the
+tensor. With ``resize_vocab`` a vocabulary-axis (first dimension) mismatch is accepted instead:
+every input is cut or padded to the reference's row count, the missing rows being copied from
+the reference, so tokens a model lacks get the reference's embedding. This assumes shared token
+ids for the common rows (tokens appended at the end), as mergekit's --unsafe-truncate-embeddings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from in2x_cli.core.merge import TensorJob, tensor_seed
+from in2x_cli.errors import UserError
+from in2x_cli.io.checkpoint import CheckpointReader, ShardedWriter, copy_model_files, resolve_model
+from in2x_cli.merge.config import MergeConfig, resolve_parameters
+from in2x_cli.merge.stats import read_stats_meta
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    tensors: int
+    merged: int
+    copied: int
+    bytes: int
+    files: tuple[str, ...]
+    seconds: float
+    copied_files: tuple[str, ...]
+
+
+def text_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The language-model part of a config (top level, or ``text_config`` for multimodal ones)."""
+    inner = cfg.get("text_config")
+    return inner if isinstance(inner, dict) and "vocab_size" not in cfg else cfg
+
+
+class Inputs:
+    """Open readers for base + models (+ statistics) and the reference model, validated."""
+
+    def __init__(self, config: MergeConfig, stats_dirs: list[str | None]) -> None:
+        self.config = config
+        self.model_paths = [str(resolve_model(m.path, what="model")) for m in config.models]
+        self.base_path = str(resolve_model(config.base_model, what="base model")) if config.base_model else None
+        self.models = [CheckpointReader(p) for p in self.model_paths]
+        self.base = CheckpointReader(self.base_path) if self.base_path else None
+        src = config.copy_source()
+        readers = ([self.base] if self.base else []) + self.models
+        src_path = resolve_model(src, what="tokenizer_source").resolve()
+        matching = [r for r in readers if r.path.resolve() == src_path]
+        if not matching:
+            raise UserError("tokenizer_source must be the base model or one of the merged models", src)
+        self.reference = matching[0]
+        self.stats = [CheckpointReader(str(resolve_model(d, what="statistics"))) if d else None for d in stats_dirs]
+        ref_cfg = text_config(self.reference.config())
+        self.num_layers = ref_cfg.get("num_hidden_layers")
+        self.names = self.reference.names()
+        self._check()
+
+    def all_readers(self) -> list[CheckpointReader]:
+        return ([self.base] if self.base else []) + self.models
+
+    def _check(self) -> None:
+        ref = self.reference
+        ref_cfg = ref.config()
+        ref_text = text_config(ref_cfg)
+        ref_names = set(self.names)
+        for r in self.all_readers():
+            if r is ref:
+                continue
+            cfg = r.config()
+            where = str(r.path)
+            for key in ("architectures", "model_type"):
+                a, b = ref_cfg.get(key), cfg.get(key)
+                if a is not None and b is not None and a != b:
+                    raise UserError(f"{key} differ: {b} here, {a} in {ref.path}; models of different architectures cannot be merged", where)
+            va, vb = ref_text.get("vocab_size"), text_config(cfg).get("vocab_size")
+            if va is not None and vb is not None and va != vb and not self.config.resize_vocab:
+                raise UserError(
+                    f"vocabulary size {vb} here, {va} in {ref.path}: pass --resize-vocab (YAML resize_vocab: true) to cut or "
+                    "pad the embeddings to the reference's vocabulary",
+                    where,
+                )
+            names = set(r.names())
+            missing, extra = sorted(ref_names - names), sorted(names - ref_names)
+            if missing or extra:
+                what = f"lacks tensor {missing[0]!r}" if missing else f"has tensor {extra[0]!r}"
+                more = len(missing) + len(extra) - 1
+                raise UserError(
+                    f"{what}{f' (and {more} more differences)' if more else ''} that {ref.path} "
+                    f"{'has' if missing else 'lacks'}: the models do not share an architecture",
+                    where,
+                )
+            for name in self.names:
+                a, b = ref.shape(name), r.shape(name)
+                if a != b and not (self.config.resize_vocab and self._vocab_axis_only(a, b)):
+                    raise UserError(f"tensor {name!r} has shape {list(b)} here, {list(a)} in {ref.path}", where)
+        for entry, st in zip(self.config.models, self.stats, strict=True):
+            if st is None:
+                continue
+            kind = (read_stats_meta(st.path) or {}).get("in2x_stats")
+            if kind is not None and kind != self.config.spec.stats:
+                raise UserError(f"these are {kind} statistics; {self.config.method} needs {self.config.spec.stats}", str(st.path))
+            if self.config.spec.stats == "fisher":
+                missing = [n for n in self.names if n not in st and self.reference.dtype(n).startswith(("F", "BF"))]
+                if missing:
+                    raise UserError(f"Fisher statistics lack tensor {missing[0]!r} (computed for another model?)", str(st.path))
+
+    @staticmethod
+    def _vocab_axis_only(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+        return len(a) == len(b) and len(a) >= 1 and a[1:] == b[1:] and a[0] != b[0]
+
+    def close(self) -> None:
+        for r in self.all_readers() + [s for s in self.stats if s is not None]:
+            r.close()
+
+
+def _torch_dtype(name: str | None) -> torch.dtype | None:
+    import torch
+
+    return None if name is None else getattr(torch, name)
+
+
+def _conform_rows(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Cut or pad the first axis of ``t`` to ``ref``'s length (padding rows come from ``ref``)."""
+    import torch
+
+    n = ref.shape[0]
+    if t.shape[0] == n:
+        return t
+    if t.shape[0] > n:
+        return t[:n]
+    return torch.cat([t, ref[t.shape[0]:].to(t.dtype)], dim=0)
+
+
+def merge_checkpoints(
+    config: MergeConfig,
+    out_dir: Path,
+    *,
+    stats_dirs: list[str | None] | None = None,
+    shard_bytes: int = 2 * 1000**3,
+    device: str = "cpu",
+    on_tensor: Callable[[str], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> MergeSummary:
+    """Merge into ``out_dir`` (an existing, empty directory): shards + index + side files."""
+    import torch
+
+    t0 = time.perf_counter()
+    inputs = Inputs(config, stats_dirs or [None] * len(config.models))
+    spec = config.spec
+    in_dtype = _torch_dtype(config.dtype)
+    out_dtype = _torch_dtype(config.output_dtype)
+    writer = ShardedWriter(out_dir, max_shard_bytes=shard_bytes)
+    merged = copied = 0
+    if on_start:
+        on_start(len(inputs.names))
+    try:
+        for name in inputs.names:
+            ref_t = inputs.reference.get(name)
+            if not ref_t.is_floating_point():
+                # integer buffers (rare in checkpoints) are not merged: the base's / reference's copy
+                src = inputs.base.get(name) if inputs.base is not None else ref_t
+                writer.add(name, src)
+                copied += 1
+                if on_tensor:
+                    on_tensor(name)
+                continue
+
+            def load(reader: CheckpointReader, _name: str = name, _ref: torch.Tensor = ref_t) -> torch.Tensor:
+                t = reader.get(_name)
+                if config.resize_vocab and t.shape != _ref.shape:
+                    t = _conform_rows(t, _ref)
+                if in_dtype is not None:
+                    t = t.to(in_dtype)
+                return t.to(device)
+
+            tensors = [load(r) for r in inputs.models]
+            base = load(inputs.base) if inputs.base is not None else None
+            stats: list[torch.Tensor | None] = []
+            for st in inputs.stats:
+                if st is None or name not in st:
+                    stats.append(None)
+                    continue
+                s = st.get(name)
+                if spec.stats == "fisher" and config.resize_vocab and s.shape != ref_t.shape:
+                    s = _conform_rows(s, torch.zeros_like(ref_t, dtype=s.dtype))
+                stats.append(s.to(device))
+            global_params, per_model = resolve_parameters(config, name, inputs.num_layers)
+            generator = None
+            if spec.random:
+                generator = torch.Generator(device=device)
+                generator.manual_seed(tensor_seed(config.seed, name))
+            job = TensorJob(
+                name=name, tensors=tensors, base=base, model_params=per_model, params=global_params, stats=stats, generator=generator
+            )
+            try:
+                result = spec.apply(job)
+            except ValueError as exc:  # a parameter the method cannot use for this tensor
+                raise UserError(f"{config.method}: tensor {name!r}: {exc}") from None
+            target = out_dtype or ref_t.dtype
+            writer.add(name, result.to(dtype=target, device="cpu"))
+            merged += 1
+            del tensors, base, stats, result, job
+            if on_tensor:
+                on_tensor(name)
+        files = writer.close()
+    except BaseException:
+        inputs.close()
+        raise
+    inputs.close()
+    copied_files = copy_model_files(inputs.reference.path, out_dir)
+    if config.output_dtype and (out_dir / "config.json").exists():
+        _set_config_dtype(out_dir / "config.json", config.output_dtype)
+    return MergeSummary(
+        tensors=len(inputs.names),
+        merged=merged,
+        copied=copied,
+        bytes=writer.total_bytes,
+        files=tuple(files),
+        seconds=time.perf_counter() - t0,
+        copied_files=tuple(copied_files),
+    )
+
+
+def _set_config_dtype(path: Path, dtype: str) -> None:
+    from in2x_cli.io.jsonl import read_json, write_json
+
+    cfg = read_json(path)
+    cfg["dtype"] = dtype
+    if "torch_dtype" in cfg:
+        cfg["torch_dtype"] = dtype
+    write_json(path, cfg)

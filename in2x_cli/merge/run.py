@@ -1,0 +1,98 @@
+"""The ``in2x merge`` stage, top to bottom: output dir → calibration statistics (if any) →
+streaming merge → side files → provenance."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from in2x_cli import console, provenance
+from in2x_cli.io.checkpoint import atomic_output_dir, write_provenance
+from in2x_cli.merge.config import MergeConfig
+from in2x_cli.merge.executor import MergeSummary, merge_checkpoints
+from in2x_cli.merge.stats import StatsConfig, calibrate
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    output: Path
+    shard_bytes: int
+    device: str = "cpu"
+    overwrite: bool = False
+    max_examples: int = 128
+    max_length: int = 512
+    calibration_device: str = "auto"
+    trust_remote_code: bool = False
+
+
+def _calibrate_missing(config: MergeConfig, opts: RunOptions, scratch: Path) -> list[str | None]:
+    """Statistics per model: the precomputed directory, or computed now from its calibration file."""
+    kind = config.spec.stats
+    dirs: list[str | None] = []
+    for i, m in enumerate(config.models):
+        if m.stats or not m.calibration or kind is None:
+            dirs.append(m.stats)
+            continue
+        out = scratch / f"model-{i}"
+        out.mkdir()
+        console.info(f"merge: computing {kind} statistics for {m.path} on {m.calibration} (loads the whole model)")
+        cfg = StatsConfig(
+            kind=kind, max_examples=opts.max_examples, max_length=opts.max_length,
+            device=opts.calibration_device, trust_remote_code=opts.trust_remote_code,
+        )
+        with console.progress() as bar:
+            task: list[Any] = []
+
+            def start(n: int, _bar: Any = bar, _task: list[Any] = task, _path: str = m.path) -> Any:
+                _task.append(_bar.add_task(f"{kind} {Path(_path).name}", total=n))
+                return lambda: _bar.advance(_task[0])
+
+            calibrate(m.path, m.calibration, out, cfg, shard_bytes=opts.shard_bytes, progress=start)
+        dirs.append(str(out))
+    return dirs
+
+
+def run_merge(config: MergeConfig, opts: RunOptions) -> MergeSummary:
+    with atomic_output_dir(opts.output, overwrite=opts.overwrite) as tmp:
+        with tempfile.TemporaryDirectory(prefix=".in2x-merge-stats-", dir=Path(opts.output).absolute().parent) as scratch:
+            stats_dirs = _calibrate_missing(config, opts, Path(scratch))
+            with console.progress() as bar:
+                task: list[Any] = []
+                summary = merge_checkpoints(
+                    config,
+                    tmp,
+                    stats_dirs=stats_dirs,
+                    shard_bytes=opts.shard_bytes,
+                    device=opts.device,
+                    on_start=lambda n: task.append(bar.add_task(f"merge {config.method}", total=n)),
+                    on_tensor=lambda _name: bar.advance(task[0]),
+                )
+        spec = config.spec
+        inputs = [p for p in [config.base_model, *(m.path for m in config.models)] if p]
+        inputs += [p for m in config.models for p in (m.calibration, m.stats) if p]
+        record = provenance.collect(
+            command="merge",
+            config=config,
+            inputs=inputs,
+            seed=config.seed if spec.random else None,
+            extra={
+                "merge": {
+                    "method": config.method,
+                    "paper": spec.paper,
+                    "base_model": config.base_model,
+                    "models": [{"model": m.path, "parameters": dict(m.parameters)} for m in config.models],
+                    "parameters": {**spec.params, **dict(config.parameters)},
+                    "defaults": {"model": dict(spec.model_params), "global": dict(spec.params)},
+                    "dtype": config.dtype,
+                    "out_dtype": config.output_dtype,
+                    "tensors": summary.tensors,
+                    "bytes": summary.bytes,
+                    "files": list(summary.files),
+                    "shard_bytes": opts.shard_bytes,
+                }
+            },
+        )
+        write_provenance(tmp, record)
+    return summary
