@@ -46,7 +46,7 @@ def merge(
     normalize: bool | None = typer.Option(None, "--normalize/--no-normalize", help="Divide by the (agreeing) weights' sum; default per method as mergekit."),
     rescale: str | None = typer.Option(None, "--rescale", help="DARE rescale: true/l1 (mergekit: match the delta's L1 norm), inverse_density (the paper's 1/(1-p)), false."),
     calibration: list[str] = typer.Option([], "--calibration", help="fisher/obim calibration JSONL (text, messages or instruction+response rows): once for all models or once per --model. Computing statistics loads each model whole."),
-    stats: list[str] = typer.Option([], "--stats", help="Statistics directories from `in2x merge fisher-stats` / `activation-stats`, once per --model."),
+    stats: list[str] = typer.Option([], "--stats", help="Statistics directories from `in2x merge fisher-stats` / `activation-stats`, once per --model ('' = none for that model)."),
     dtype: str | None = typer.Option(None, "--dtype", help="float32 | bfloat16 | float16: inputs are cast to it and the output saved in it (default: each tensor's own dtype)."),
     tokenizer_source: str | None = typer.Option(None, "--tokenizer-source", help="Model whose config/tokenizer files the output gets (default: the base, else the first model)."),
     resize_vocab: bool = typer.Option(False, "--resize-vocab", help="Allow differing vocabulary sizes: cut/pad embedding rows to the tokenizer source's (missing rows copied from it)."),

@@ -1,8 +1,10 @@
 """Checkpoint merge methods: one typed pure function per method, over the tensors of one name.
 
 Every function takes the input tensors of a single parameter (same shape), returns the merged
-tensor in float32 (float64 if the inputs are float64) and never touches files; the streaming
-executor in ``in2x_cli/merge/`` feeds it one tensor name at a time. ``METHODS`` is the registry
+tensor and never touches files; the streaming executor in ``in2x_cli/merge/`` feeds it one
+tensor name at a time. linear, fisher and obim compute in float32 (float64 for float64 inputs);
+the task-arithmetic family computes in the inputs' dtype, as mergekit does (``dtype: float32``
+gets float32 arithmetic for bfloat16 checkpoints). ``METHODS`` is the registry
 (a plain dict): name → ``MergeMethod`` with its paper URL, its parameters and their defaults.
 
 Notation: base θ₀, models θ₁..θ_K (in the order given), task vectors δ_i = θ_i − θ₀, per-model
@@ -38,7 +40,8 @@ tensors (checked against mergekit 0.1.5, see tests/merge/test_mergekit_parity.py
   * ``rescale`` (DARE default on) rescales the kept delta so its L1 norm equals the full delta's:
     the deterministic form of the paper's 1/(1−p), which it equals in expectation; pass
     ``rescale: inverse_density`` for the paper's exact factor 1/d;
-  * a trim keeps exactly max(1, ⌊d·n⌋) entries; density ≥ 1 keeps everything, ≤ 0 nothing.
+  * a trim keeps exactly max(1, ⌊d·n⌋) entries (ties at the cut resolved as mergekit's argsort);
+    density ≥ 1 keeps everything, ≤ 0 nothing; weights are rounded to the working dtype.
 """
 
 from __future__ import annotations

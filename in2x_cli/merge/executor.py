@@ -110,7 +110,7 @@ class Inputs:
                 a, b = ref.shape(name), r.shape(name)
                 if a != b and not (self.config.resize_vocab and self._vocab_axis_only(a, b)):
                     raise UserError(f"tensor {name!r} has shape {list(b)} here, {list(a)} in {ref.path}", where)
-        for entry, st in zip(self.config.models, self.stats, strict=True):
+        for st in self.stats:
             if st is None:
                 continue
             kind = (read_stats_meta(st.path) or {}).get("in2x_stats")
