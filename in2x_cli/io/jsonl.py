@@ -234,9 +234,11 @@ class JsonlWriter:
         if resume and self.path.endswith(".gz"):
             raise UserError("--resume needs an uncompressed output (a killed gzip stream is unreadable)", self.path)
         self.partial = f"{self.path}.partial"
+        self._restore_final = False
         if resume:
             if not os.path.exists(self.partial) and os.path.exists(self.path):
                 os.replace(self.path, self.partial)
+                self._restore_final = True  # a finished output reopened: put it back if nothing is added
             if os.path.exists(self.partial):
                 self.rows_resumed = _repair_partial(self.partial)
             self._fh = open(self.partial, "a", encoding="utf-8")
@@ -301,6 +303,11 @@ class JsonlWriter:
             self._fh.close()
         except OSError:
             pass
+        if self.resume and self._restore_final and self.rows_written == 0:
+            # A resumed run that failed before adding a row (e.g. refused the existing rows)
+            # leaves the finished output where it was, not renamed to .partial.
+            os.replace(self.partial, self.path)
+            return
         if not self.resume:
             try:
                 os.unlink(self.partial)
