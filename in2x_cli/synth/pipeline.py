@@ -160,8 +160,8 @@ class Candidate:
     reject: Reject | None = None
     passed_dedup: bool = False
 
-    def fail(self, stage: str, reason: str, **detail: Any) -> None:
-        self.reject = Reject(stage, reason, detail)
+    def fail(self, stage: str, why: str, /, **detail: Any) -> None:
+        self.reject = Reject(stage, why, detail)
 
 
 @dataclass
