@@ -1,0 +1,174 @@
+"""``in2x sft`` end to end on the tiny model: golden losses, HF output, rounds and language
+temperature, LoRA merge, launcher command, bad input, and resume after SIGKILL (bit-identical)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from in2x_cli.tiny import load_corpus
+from in2x_cli.train.common import read_metrics
+from tests.util import REPO, assert_user_error, invoke, write_jsonl
+
+FAST = ["--max-length", "64", "--batch-size", "2", "--lr", "1e-3", "--logging-steps", "1", "--report-to", "none", "--seed", "0"]
+
+# Loss of the 6 logged steps of `sft chat.jsonl FAST --max-steps 6` (seed 0, CPU fp32). Sanity:
+# the random tiny model starts near ln(vocab) = ln(1000) = 6.908, and step 1 trains at LR 0 (warm-up).
+GOLDEN_LOSSES = [6.9539, 6.8798, 6.7994, 6.7887, 6.7521, 6.6894]
+
+
+def chat_rows(n_per_lang: int = 8, rounds: bool = False) -> list[dict]:
+    rows = []
+    by_lang: dict[str, int] = {}
+    for r in load_corpus("instructions"):
+        k = by_lang.get(r["lang"], 0)
+        if k >= n_per_lang:
+            continue
+        by_lang[r["lang"]] = k + 1
+        row = {"id": r["id"], "lang": r["lang"], "messages": [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": r["response"]}]}
+        if rounds:
+            row["round"] = 1 + k % 2
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def chat(tmp_path_factory) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("sft") / "chat.jsonl", chat_rows())
+
+
+def ref_args(chat: Path, model: Path) -> list[str]:
+    return ["sft", str(chat), "--model", str(model), "--max-steps", "6", "--save-steps", "2", *FAST]
+
+
+@pytest.fixture(scope="module")
+def sft_ref(tiny_model, chat, tmp_path_factory) -> Path:
+    """One uninterrupted reference run, shared by the golden-number and the resume tests."""
+    out = tmp_path_factory.mktemp("sft_ref") / "run"
+    res = invoke([*ref_args(chat, tiny_model), "-o", str(out)])
+    assert res.code == 0, res.stderr
+    assert res.stdout == ""  # stdout is data only
+    return out
+
+
+def weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def test_sft_golden_losses_and_hf_output(sft_ref):
+    out = sft_ref
+    rows = [r for r in read_metrics(out) if "loss" in r]
+    losses = [round(r["loss"], 4) for r in rows]
+    assert losses == GOLDEN_LOSSES, losses
+    assert losses[-1] < losses[0]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6] and all(r["tokens_per_second"] > 0 for r in rows[1:])
+    assert all("grad_norm" in r and "learning_rate" in r for r in rows)
+    # HF directory: safetensors + config + tokenizer + chat template + provenance; no pickles
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "chat_template.jinja", "in2x_provenance.json", "metrics.jsonl"} <= names
+    assert "training_args.bin" not in names and {"checkpoint-4", "checkpoint-6"} <= names
+    prov = json.loads((out / "in2x_provenance.json").read_text())
+    assert prov["command"] == "sft" and prov["summary"]["mask_mode"] == "markers"
+    assert prov["summary"]["epochs"][0]["languages"] == {"en": 8, "ja": 8, "zh": 8}
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    AutoModelForCausalLM.from_pretrained(str(out))
+    assert "{% generation %}" in AutoTokenizer.from_pretrained(str(out)).chat_template
+
+
+def test_sft_rounds_and_language_temperature(tiny_model, tmp_path):
+    rows = chat_rows(n_per_lang=12, rounds=True)
+    rows = [r for r in rows if r["lang"] != "zh" or r["round"] == 1][:]  # round 2: en 6, ja 6, zh 0
+    rows += [dict(r, id=f"{r['id']}b") for r in rows if r["lang"] == "en" and r["round"] == 1]  # round 1: en 12, ja 6, zh 6
+    data = write_jsonl(tmp_path / "r.jsonl", rows)
+    out = tmp_path / "run"
+    res = invoke(["sft", str(data), "--model", str(tiny_model), "-o", str(out), "--rounds", "--language-temperature", "2", "--max-steps", "1", *FAST])
+    assert res.code == 0, res.stderr
+    epochs = json.loads((out / "in2x_provenance.json").read_text())["summary"]["epochs"]
+    assert [e["label"] for e in epochs] == ["round 1", "round 2"]
+    # round 1: n = (en 12, ja 6, zh 6), T=2: sqrt → 3.464, 2.449, 2.449 → of 24: 9.90, 7.05, 7.05 → 10, 7, 7
+    assert epochs[0]["conversations"] == 24 and epochs[0]["languages"] == {"en": 10, "ja": 7, "zh": 7}
+    assert epochs[1]["conversations"] == 12 and epochs[1]["languages"] == {"en": 6, "ja": 6}
+
+
+def test_sft_lora_merge(tiny_model, chat, tmp_path):
+    out = tmp_path / "lora"
+    res = invoke(["sft", str(chat), "--model", str(tiny_model), "-o", str(out), "--max-steps", "2", "--lora", "--lora-r", "4", "--merge-lora", *FAST])
+    assert res.code == 0, res.stderr
+    assert not (out / "adapter_model.safetensors").exists()
+    merged, base = weights(out), weights(tiny_model)
+    assert merged.keys() == base.keys()
+    changed = [k for k in base if not (merged[k] == base[k]).all()]
+    assert changed and all("proj" in k for k in changed)  # only adapted linear layers moved
+
+
+def test_sft_print_launch(tiny_model, chat, tmp_path):
+    res = invoke(["sft", str(chat), "--model", str(tiny_model), "-o", str(tmp_path / "x"), "--epochs", "1", "--launcher", "accelerate", "--launch-config", "zero3", "--num-processes", "8", "--print-launch"])
+    assert res.code == 0, res.stderr
+    cmd = res.stdout.strip()
+    assert "-m accelerate.commands.launch --config_file" in cmd and "recipes/accelerate/zero3.yaml --num_processes 8" in cmd
+    assert cmd.endswith(f"-m in2x_cli sft --model {tiny_model} --output {tmp_path / 'x'} --epochs 1 {chat} --launcher none --launch-config zero3")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "where", "message"),
+    [
+        ([{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}, "{bad"], [], ":2", "invalid JSON"),
+        ([{"text": "no chat"}], [], ":1", "'messages'"),
+        ([{"messages": [{"role": "user", "content": "only a question"}]}], [], ":1", "no assistant turn"),
+        ([{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}], ["--rounds"], ":1", "'round'"),
+    ],
+)
+def test_sft_bad_input_exit_2(tiny_model, tmp_path, rows, extra, where, message):
+    f = tmp_path / "bad.jsonl"
+    f.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    res = invoke(["sft", str(f), "--model", str(tiny_model), "-o", str(tmp_path / "o"), *extra])
+    assert_user_error(res, f"{f}{where}", message)
+
+
+def test_sft_refuses_to_mix_runs(tiny_model, chat, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("{}\n")
+    assert_user_error(invoke(["sft", str(chat), "--model", str(tiny_model), "-o", str(out)]), str(out), "--resume")
+
+
+@pytest.mark.slow
+def test_sft_resume_after_sigkill_is_bit_identical(tiny_model, chat, sft_ref, tmp_path):
+    """Uninterrupted run vs. a subprocess killed with SIGKILL after its first checkpoint, resumed."""
+    args = ref_args(chat, tiny_model)
+    ref = sft_ref
+
+    run = tmp_path / "killed"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "IN2X_NO_PROGRESS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "in2x_cli", *args, "-o", str(run)], env=env, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / "in2x_provenance.json").exists()  # really interrupted before the end
+
+    res = invoke([*args, "-o", str(run), "--resume"])
+    assert res.code == 0, res.stderr
+    assert "resume: continuing from" in res.stderr
+    a, b = weights(ref), weights(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] == b[k]).all(), k  # bit-identical
+    steps = [r["step"] for r in read_metrics(run) if "loss" in r]
+    assert steps == list(range(1, 7))  # rows after the checkpoint were dropped and logged again
