@@ -218,7 +218,9 @@ class TranslateStats:
     generated_tokens: int = 0
     cleaning: dict[str, int] = field(default_factory=lambda: Counter())
     model_loads: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the run, model loading included
+    generate_seconds: float = 0.0  # time inside backend generation calls
+    load_seconds: float = 0.0  # time spent loading models
 
     def to_dict(self) -> dict[str, Any]:
         rate = self.misaligned_chunks / self.document_chunks if self.document_chunks else 0.0
@@ -236,8 +238,10 @@ class TranslateStats:
             "cleaning_rules_fired": dict(sorted(self.cleaning.items())),
             "model_loads": self.model_loads,
             "seconds": round(self.seconds, 3),
+            "generate_seconds": round(self.generate_seconds, 3),
+            "load_seconds": round(self.load_seconds, 3),
             "rows_per_s": round(self.rows / self.seconds, 3) if self.seconds else None,
-            "tokens_per_s": round(self.generated_tokens / self.seconds, 1) if self.seconds else None,
+            "tokens_per_s": round(self.generated_tokens / self.generate_seconds, 1) if self.generate_seconds else None,
         }
 
 
@@ -257,7 +261,9 @@ class BackendPool:
         self.close()
         model = self.cfg.models[index]
         console.info(f"translate: loading {model} ({self.cfg.backend} backend)")
+        t0 = time.perf_counter()
         backend = load_backend(self.cfg.backend, model, seed=self.cfg.seed, **self.cfg.backend_options)
+        self.stats.load_seconds += time.perf_counter() - t0
         self.stats.model_loads += 1
         self.loaded = (index, backend)
         return backend
@@ -412,10 +418,12 @@ def _generate(
         name = cfg.models[mi].rstrip("/").rsplit("/", 1)[-1]
         task = bar.add_task(f"translate {label} [{name}]", total=len(units) * calls)
         advance = lambda n, task=task: bar.advance(task, n)  # noqa: E731
+        t0 = time.perf_counter()
         outs = [[(-1, g[0])] for g in backend.chat(convs, greedy_params, seeds=seeds, progress=advance)]
         if sample_params is not None:
             for o, samples in zip(outs, backend.chat(convs, sample_params, seeds=seeds, progress=advance), strict=True):
                 o.extend(enumerate(samples))
+        stats.generate_seconds += time.perf_counter() - t0
         stats.prompts += len(units) * calls
         per_model[mi] = []
         for u, o in zip(units, outs, strict=True):

@@ -42,7 +42,7 @@ def translate(
     trust_remote_code: bool = trust_remote_code_option(),
     chunk_rows: int = typer.Option(256, "--chunk-rows", help="Rows per generation round (all prompts of a round go to the backend at once); output is written after each round. 0 = one round."),
     shard: str | None = typer.Option(None, "--shard", help="i/n: process every n-th row starting at row i (0-based), for data-parallel processes on several GPUs."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run into the same --output: rows already written are skipped, never duplicated."),
+    resume: bool = typer.Option(False, "--resume", help="Resumable run: keeps OUTPUT.partial when interrupted and continues it when rerun with the same arguments (rows already written are skipped, never duplicated; the result equals an uninterrupted run)."),
     seed: int = seed_option(),
 ) -> None:
     """Translate documents zero-shot, WMT25-style: whole documents first, paragraph-by-paragraph

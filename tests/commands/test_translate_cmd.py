@@ -367,3 +367,23 @@ def test_bad_model_prompt_file_and_output(tmp_path):
     assert_user_error(invoke(["translate", str(inp), "-m", "x", "-o", str(tmp_path / "no" / "out.jsonl")]), "does not exist")
     assert_user_error(invoke(["translate", str(inp)]), "--model")
     assert_user_error(invoke(["translate", "--wmt24", str(tmp_path), "--prepare"]), "WMT24")
+
+
+@pytest.mark.slow  # starts the COMET worker (shared with the eval tests in a full run)
+def test_mbr_with_comet_utility(tmp_path, tiny_comet, comet_python):
+    from in2x_cli.comet import get_client
+
+    model = register("tr-comet", scripted_pool(["猫が座った。", "猫が座っていた。", "犬が走った。"]))
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "src": "The cat sat.", "src_lang": "en", "tgt_lang": "ja"}])
+    args = ["translate", str(inp), "-m", model, *SCRIPTED, "--mbr", "2", "--mbr-utility", "comet", "--comet-model", str(tiny_comet), "--mbr-output", "all"]
+    res = invoke(args)
+    assert res.code == 0, res.stderr
+    (unit,) = res.rows()[0]["mbr"]["units"]
+    texts = [c["text"] for c in unit["candidates"]]
+    # recompute E_i = mean_{j≠i} COMET(src, mt=c_i, ref=c_j) with the same worker
+    client = get_client(str(tiny_comet))
+    pairs = [(i, j) for i in range(3) for j in range(3) if i != j]
+    scores = client.score([{"src": "The cat sat.", "mt": texts[i], "ref": texts[j]} for i, j in pairs])
+    expected = [sum(s for (i, _), s in zip(pairs, scores, strict=True) if i == k) / 2 for k in range(3)]
+    assert [c["expected_utility"] for c in unit["candidates"]] == pytest.approx(expected, abs=1e-3)
+    assert unit["selected"] == max(range(3), key=lambda k: (expected[k], -k))
