@@ -1,0 +1,538 @@
+"""Difficulty- and language-stratified sampling with round-robin over clusters and tags.
+
+The paper (In2x, arXiv 2508.14472, §SFT data) samples 1.5M instructions from 40M at a
+difficulty ratio of 3:3:3:1:0 (Very Difficult : Difficult : Moderate : Simple : Very Simple),
+with zh:en:ja = 1:1:1, drawing inside clusters for tag and language diversity, and one fresh
+sampling round per training epoch.
+
+Strata are (language, level) pairs with weight ``lang_weight × level_weight``.
+
+Quotas — Hamilton's largest-remainder method over all strata jointly:
+  exact_s = total · w_s / Σw; quota_s = ⌊exact_s⌋; the ``total − Σ⌊exact⌋`` leftover rows go one
+  each to the strata with the largest fractional parts ``exact_s − ⌊exact_s⌋``; ties go to the
+  earlier stratum in the order (level very_hard → very_easy, then languages in the order
+  given). Exact rational arithmetic, so equal weights tie exactly. Every quota is its exact
+  share rounded down or up, and the quotas sum to ``total``.
+
+Shortfall (a stratum holds fewer rows than its quota). It is always reported; what happens
+to the missing rows is the ``shortfall`` rule, never a silent change of the ratio:
+  ``redistribute`` (default): the missing rows are re-apportioned, by the same largest-remainder
+      rule on the strata's weights, among strata that still have unused rows — first among the
+      other levels of the same language (keeping the language balance), then, for what is still
+      missing, among all strata; repeated until the total is met or the pool runs out. Strata
+      with weight 0 never receive rows.
+  ``none``: the missing rows stay missing (output is smaller than ``total``; shares drift
+      toward the other strata only by the missing amount).
+  ``shrink``: the ratio is kept exactly by lowering the total to the largest ``T ≤ total`` whose
+      quotas all fit the pool.
+
+Draw order inside a stratum — round-robin across clusters, and across tags inside a cluster:
+clusters are visited in a seeded random order, one row per cluster per pass (exhausted
+clusters drop out); the rows of a cluster come out alternating between its tags (tags in a
+seeded random order, rows of a tag in a seeded random order). Rows without ``cluster`` form
+one group, rows without ``tag`` one tag. So the first ``q`` draws touch ``min(q, #clusters)``
+distinct clusters, and large clusters are not favoured.
+
+Rounds: round ``r`` (0-based) of a stratum with allocation ``a`` takes positions
+``[r·a, (r+1)·a)`` of its draw order, cyclically. Rounds are disjoint when the stratum holds at
+least ``R·a`` rows; otherwise rows are reused as evenly as possible (reported per stratum).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from in2x_cli.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+LEVELS = ("very_hard", "hard", "medium", "easy", "very_easy")
+PAPER_NAMES = ("Very Difficult", "Difficult", "Moderate", "Simple", "Very Simple")
+SHORTFALL_RULES = ("redistribute", "none", "shrink")
+
+# accepted spellings → canonical level. Integers 1–5 count up in difficulty: 1 = very_easy.
+_DIFFICULTY_ALIASES: dict[str, str] = {}
+for _level, _paper in zip(LEVELS, PAPER_NAMES, strict=True):
+    for _spelling in (_level, _level.replace("_", " "), _level.replace("_", "-"), _level.replace("_", ""), _paper):
+        _DIFFICULTY_ALIASES[_spelling.lower()] = _level
+for _n, _level in enumerate(reversed(LEVELS), start=1):
+    _DIFFICULTY_ALIASES[str(_n)] = _level
+_DIFFICULTY_ALIASES.update({"very difficult": "very_hard", "difficult": "hard", "moderate": "medium", "simple": "easy", "very simple": "very_easy"})
+
+
+def normalize_difficulty(value: Any) -> str | None:
+    """Canonical level for ``value`` (a level name, a paper name, or 1–5 with 5 = very_hard);
+    ``None`` when it is not one of those."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return _DIFFICULTY_ALIASES.get(str(value))
+    if isinstance(value, str):
+        return _DIFFICULTY_ALIASES.get(" ".join(value.strip().lower().split()))
+    return None
+
+
+DIFFICULTY_HELP = "very_hard, hard, medium, easy, very_easy; or Very Difficult … Very Simple; or 5 (very_hard) … 1 (very_easy)"
+
+
+def parse_ratio(text: str) -> tuple[Fraction, ...]:
+    """``"3:3:3:1:0"`` → five non-negative weights, hardest level first."""
+    parts = text.split(":")
+    if len(parts) != len(LEVELS):
+        raise UserError(f"--ratio needs {len(LEVELS)} numbers separated by ':' (very_hard:hard:medium:easy:very_easy), got {text!r}")
+    weights = tuple(_weight(p, "--ratio") for p in parts)
+    if sum(weights) <= 0:
+        raise UserError(f"--ratio {text!r} gives every level weight 0")
+    return weights
+
+
+def parse_lang_ratio(text: str) -> dict[str, Fraction]:
+    """``"zh=1,en=1,ja=1"`` → {lang: weight} in the given order (codes normalised)."""
+    from in2x_cli.langs import normalize_lang
+
+    out: dict[str, Fraction] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        lang, sep, w = item.partition("=")
+        if not sep:
+            raise UserError(f"--lang-ratio items look like zh=1, got {item!r}")
+        code = normalize_lang(lang.strip())
+        if code in out:
+            raise UserError(f"--lang-ratio names {code!r} twice")
+        out[code] = _weight(w, "--lang-ratio")
+    if not out or sum(out.values()) <= 0:
+        raise UserError(f"--lang-ratio {text!r} gives every language weight 0")
+    return out
+
+
+def _weight(text: str, option: str) -> Fraction:
+    try:
+        w = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"{option}: {text.strip()!r} is not a number") from None
+    if w < 0:
+        raise UserError(f"{option}: weights must be >= 0, got {text.strip()}")
+    return w
+
+
+# --------------------------------------------------------------------------- quotas
+
+
+def largest_remainder(total: int, weights: Sequence[Fraction | int]) -> list[int]:
+    """Hamilton apportionment of ``total`` over ``weights`` (ties: earlier index first)."""
+    w = [Fraction(x) for x in weights]
+    s = sum(w)
+    if total <= 0 or s <= 0:
+        return [0] * len(w)
+    exact = [total * x / s for x in w]
+    seats = [int(e) for e in exact]  # floor (non-negative)
+    left = total - sum(seats)
+    by_remainder = sorted(range(len(w)), key=lambda i: (-(exact[i] - seats[i]), i))
+    for i in by_remainder[:left]:
+        seats[i] += 1
+    return seats
+
+
+@dataclass
+class Stratum:
+    lang: str
+    level: str
+    weight: Fraction
+    available: int
+    quota: int = 0  # the ratio's share of the requested total
+    allocated: int = 0  # rows drawn per round
+    received: int = 0  # rows given to this stratum by redistribution
+
+    @property
+    def shortfall(self) -> int:
+        return max(0, self.quota - self.available)
+
+
+@dataclass
+class Allocation:
+    strata: list[Stratum]
+    requested: int
+    rule: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def allocated(self) -> int:
+        return sum(s.allocated for s in self.strata)
+
+
+def make_strata(lang_weights: Mapping[str, Fraction], level_weights: Sequence[Fraction], available: Mapping[tuple[str, str], int]) -> list[Stratum]:
+    """Strata in tie-break order: levels hardest first, then languages in the given order."""
+    return [
+        Stratum(lang, level, lang_weights[lang] * level_weights[li], int(available.get((lang, level), 0)))
+        for li, level in enumerate(LEVELS)
+        for lang in lang_weights
+    ]
+
+
+def allocate(total: int, strata: list[Stratum], rule: str = "redistribute") -> Allocation:
+    """Quotas, then the shortfall rule (see the module docstring). Mutates and returns strata."""
+    if rule not in SHORTFALL_RULES:
+        raise ValueError(f"unknown shortfall rule {rule!r}")
+    alloc = Allocation(strata, total, rule)
+    for s, q in zip(strata, largest_remainder(total, [s.weight for s in strata]), strict=True):
+        s.quota = q
+        s.allocated = min(q, s.available)
+    missing = total - alloc.allocated
+    if missing <= 0:
+        return alloc
+    if rule == "none":
+        alloc.notes.append(f"{missing} rows missing; not redistributed (shortfall rule 'none')")
+    elif rule == "redistribute":
+        for lang in dict.fromkeys(s.lang for s in strata):
+            group = [s for s in strata if s.lang == lang]
+            lang_missing = sum(s.quota for s in group) - sum(s.allocated for s in group)
+            placed = _fill(group, lang_missing)
+            if placed:
+                alloc.notes.append(f"{placed} rows moved to other levels of {lang}")
+        missing = total - alloc.allocated
+        placed = _fill(strata, missing)
+        if placed:
+            alloc.notes.append(f"{placed} rows moved across languages")
+        missing = total - alloc.allocated
+        if missing:
+            alloc.notes.append(f"{missing} rows missing: the pool has no more rows in any stratum with weight > 0")
+    else:  # shrink
+        shrunk = _largest_feasible_total(total, strata)
+        for s, q in zip(strata, largest_remainder(shrunk, [s.weight for s in strata]), strict=True):
+            s.allocated = q
+        alloc.notes.append(f"total lowered from {total} to {shrunk} to keep the ratio exactly (shortfall rule 'shrink')")
+    return alloc
+
+
+def _fill(group: list[Stratum], missing: int) -> int:
+    """Give ``missing`` rows to strata of ``group`` with spare rows, by largest remainder on
+    their weights, capped by what each holds; repeat while rows and room remain."""
+    placed = 0
+    while missing > 0:
+        room = [s for s in group if s.weight > 0 and s.available > s.allocated]
+        if not room:
+            break
+        shares = largest_remainder(missing, [s.weight for s in room])
+        moved = 0
+        for s, share in zip(room, shares, strict=True):
+            take = min(share, s.available - s.allocated)
+            s.allocated += take
+            s.received += take
+            moved += take
+        missing -= moved
+        placed += moved
+        if moved == 0:  # pragma: no cover - every share is capped at zero only if room is empty
+            break
+    return placed
+
+
+def _largest_feasible_total(total: int, strata: list[Stratum]) -> int:
+    """Largest ``T <= total`` whose largest-remainder quotas all fit (checked downwards from
+    the proportional bound: Hamilton quotas are not monotone in T, so each T is checked)."""
+    weights = [s.weight for s in strata]
+    wsum = sum(weights)
+    bound = min((Fraction(s.available + 1) * wsum / s.weight for s in strata if s.weight > 0), default=Fraction(0))
+    t = min(total, int(bound))
+    while t > 0:
+        if all(q <= s.available for q, s in zip(largest_remainder(t, weights), strata, strict=True)):
+            return t
+        t -= 1
+    return 0
+
+
+# --------------------------------------------------------------------------- draw order
+
+
+def stratum_seed(seed: int, *parts: str) -> int:
+    """A seed for one stratum that does not depend on which other strata exist."""
+    h = hashlib.sha256("\x1f".join([str(seed), *parts]).encode()).digest()
+    return int.from_bytes(h[:8], "little")
+
+
+def _rank_within(groups: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Rank of each element inside its group, by ascending ``keys``."""
+    import numpy as np
+
+    order = np.lexsort((keys, groups))
+    g = groups[order]
+    start = np.searchsorted(g, g, side="left")
+    rank = np.empty(len(groups), dtype=np.int64)
+    rank[order] = np.arange(len(groups)) - start
+    return rank
+
+
+def round_robin_order(clusters: np.ndarray, tags: np.ndarray, seed: int) -> np.ndarray:
+    """Positions ``0..n-1`` in draw order (see the module docstring). ``clusters`` and ``tags``
+    are int arrays (any value, e.g. -1, is just another group)."""
+    import numpy as np
+
+    n = len(clusters)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    clusters = np.asarray(clusters, dtype=np.int64)
+    tags = np.asarray(tags, dtype=np.int64)
+    row_key = rng.permutation(n)
+    uc, cinv = np.unique(clusters, return_inverse=True)
+    cluster_rank = rng.permutation(len(uc))[cinv]
+    pair = cinv * (int(tags.max()) - int(tags.min()) + 1) + (tags - tags.min())
+    up, pinv = np.unique(pair, return_inverse=True)
+    tag_rank = rng.permutation(len(up))[pinv]
+    rank_in_tag = _rank_within(pinv, row_key)
+    # inside a cluster: pass over its tags (rank_in_tag), tags in random order within a pass
+    rank_in_cluster = _rank_within(cinv, rank_in_tag * len(up) + tag_rank)
+    return np.lexsort((cluster_rank, rank_in_cluster))
+
+
+def round_positions(n: int, per_round: int, rounds: int) -> list[np.ndarray]:
+    """Draw-order positions of each round: ``[r·a, (r+1)·a)`` modulo ``n`` (see module doc)."""
+    import numpy as np
+
+    if per_round > n:
+        raise ValueError("a round cannot take more rows than the stratum holds")
+    return [np.arange(r * per_round, (r + 1) * per_round) % max(n, 1) for r in range(rounds)]
+
+
+# --------------------------------------------------------------------------- the whole selection
+
+
+@dataclass
+class Selection:
+    allocation: Allocation
+    rounds: list[np.ndarray]  # per round: selected row indices, ascending
+    reused: dict[tuple[str, str], int]  # stratum -> draws beyond its rows (rows shared by rounds)
+
+
+def select(
+    lang_idx: np.ndarray,
+    level_idx: np.ndarray,
+    clusters: np.ndarray,
+    tags: np.ndarray,
+    *,
+    langs: Sequence[str],
+    lang_weights: Sequence[Fraction],
+    level_weights: Sequence[Fraction],
+    total: int,
+    rounds: int = 1,
+    rule: str = "redistribute",
+    seed: int = 0,
+) -> Selection:
+    """Pick rows for ``rounds`` rounds of ``total`` (see the module docstring).
+
+    ``lang_idx[i]`` indexes ``langs`` (< 0: not sampled), ``level_idx[i]`` indexes ``LEVELS``
+    (< 0: not sampled), ``clusters``/``tags`` are ints (any value groups rows).
+    """
+    import numpy as np
+
+    lang_idx = np.asarray(lang_idx)
+    level_idx = np.asarray(level_idx)
+    usable = (lang_idx >= 0) & (level_idx >= 0)
+    key = np.where(usable, lang_idx.astype(np.int64) * len(LEVELS) + level_idx, -1)
+    counts = np.bincount(key[usable], minlength=len(langs) * len(LEVELS))
+    available = {(lang, level): int(counts[li * len(LEVELS) + vi]) for li, lang in enumerate(langs) for vi, level in enumerate(LEVELS)}
+    strata = make_strata(dict(zip(langs, lang_weights, strict=True)), level_weights, available)
+    allocation = allocate(total, strata, rule)
+    picked: list[list[np.ndarray]] = [[] for _ in range(rounds)]
+    reused: dict[tuple[str, str], int] = {}
+    for s in strata:
+        if s.allocated == 0:
+            continue
+        rows = np.flatnonzero(key == langs.index(s.lang) * len(LEVELS) + LEVELS.index(s.level))
+        order = rows[round_robin_order(clusters[rows], tags[rows], stratum_seed(seed, s.lang, s.level))]
+        for r, pos in enumerate(round_positions(len(order), s.allocated, rounds)):
+            picked[r].append(order[pos])
+        extra = rounds * s.allocated - len(order)
+        if extra > 0:
+            reused[(s.lang, s.level)] = extra
+    per_round = [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in picked]
+    return Selection(allocation, per_round, reused)
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+NO_CLUSTER = -(2**62)  # rows without a cluster form one group
+
+
+class Pool:
+    """Compact per-row arrays of a sampling pool, filled row by row (nothing else is kept).
+
+    A row's language is its ``lang`` (normalised; detected from the text when absent); its
+    level is its ``difficulty`` (any accepted spelling); a row without ``difficulty`` gets a
+    grading request — pass@k when ``can_solve`` and the row has an ``answer``, else the judge
+    when ``can_judge`` — and otherwise is an error. Rows in languages outside ``langs`` are
+    counted and left out.
+    """
+
+    def __init__(self, langs: Sequence[str] | None, *, field: str | None, can_judge: bool, can_solve: bool) -> None:
+        from array import array
+
+        self.accept_all = langs is None  # grade-only: every language is kept
+        self.langs = [] if langs is None else list(langs)
+        self.field = field
+        self.can_judge = can_judge
+        self.can_solve = can_solve
+        self.lang_idx = array("h")
+        self.level_idx = array("b")  # -1: to be graded, -2: grading failed
+        self.cluster = array("q")
+        self.tag = array("q")
+        self.keyhash = array("q")  # grading key (60-bit) for rows to grade, else 0
+        self.tag_names: list[str] = []
+        self._tag_ids: dict[str, int] = {}
+        self.excluded_lang: dict[str, int] = {}
+        self.lang_detected = 0
+
+    def __len__(self) -> int:
+        return len(self.lang_idx)
+
+    def tag_id(self, tag: str) -> int:
+        if tag not in self._tag_ids:
+            self._tag_ids[tag] = len(self.tag_names)
+            self.tag_names.append(tag)
+        return self._tag_ids[tag]
+
+    def request_for(self, data: dict[str, Any], where: str) -> Any:
+        """The grading request for a row without ``difficulty`` (``None`` when it has one)."""
+        from in2x_cli.core.difficulty import Request, grade_key
+        from in2x_cli.core.embed import row_text
+        from in2x_cli.errors import InputError
+
+        if data.get("difficulty") is not None:
+            return None
+        text = row_text(data, self.field, where)
+        answer = data.get("answer")
+        if self.can_solve and answer is not None and not isinstance(answer, (dict, list, bool)):
+            return Request(grade_key("pass@k", text, answer), text, "pass@k", answer)
+        if self.can_judge:
+            return Request(grade_key("judge", text), text, "judge")
+        hint = "--judge-model" if self.can_solve else "--judge-model or --solve-model"
+        raise InputError(f"row has no 'difficulty' and nothing can grade it: pass {hint}", where)
+
+    def add(self, data: dict[str, Any], where: str) -> Any:
+        """Record one row; returns its grading request, if it needs one."""
+        from in2x_cli.errors import InputError, UserError
+        from in2x_cli.langs import detect_lang, normalize_lang
+
+        raw_level = data.get("difficulty")
+        level = -1
+        if raw_level is not None:
+            name = normalize_difficulty(raw_level)
+            if name is None:
+                raise InputError(f"field 'difficulty' is {raw_level!r}; expected {DIFFICULTY_HELP}", where)
+            level = LEVELS.index(name)
+        lang_raw = data.get("lang")
+        if lang_raw is None:
+            from in2x_cli.core.embed import row_text
+
+            lang = detect_lang(row_text(data, self.field, where))
+            self.lang_detected += 1
+        else:
+            try:
+                lang = normalize_lang(lang_raw) if isinstance(lang_raw, str) else None
+            except UserError:
+                lang = None
+            if lang is None:
+                raise InputError(f"field 'lang' is {lang_raw!r}; expected a language code such as zh, en, ja", where)
+        cluster = data.get("cluster")
+        if cluster is not None and (not isinstance(cluster, int) or isinstance(cluster, bool)):
+            raise InputError(f"field 'cluster' must be an integer, got {type(cluster).__name__}", where)
+        tag = data.get("tag")
+        if tag is not None and not isinstance(tag, str):
+            raise InputError(f"field 'tag' must be a string, got {type(tag).__name__}", where)
+        request = self.request_for(data, where)
+        if self.accept_all and lang not in self.langs:
+            self.langs.append(lang)
+        if lang in self.langs:
+            self.lang_idx.append(self.langs.index(lang))
+        else:
+            self.lang_idx.append(-1)
+            self.excluded_lang[lang] = self.excluded_lang.get(lang, 0) + 1
+        self.level_idx.append(level)
+        self.cluster.append(NO_CLUSTER if cluster is None else cluster)
+        self.tag.append(-1 if tag is None else self.tag_id(tag))
+        # rows outside the sampled languages are never graded: no request for them
+        if lang not in self.langs:
+            request = None
+        self.keyhash.append(0 if request is None else key_hash(request.key))
+        return request
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        return {
+            "lang_idx": np.frombuffer(self.lang_idx, dtype=np.int16).astype(np.int64),
+            "level_idx": np.frombuffer(self.level_idx, dtype=np.int8).astype(np.int64),
+            "cluster": np.frombuffer(self.cluster, dtype=np.int64).copy(),
+            "tag": np.frombuffer(self.tag, dtype=np.int64).copy(),
+        }
+
+    def apply_grades(self, grades: Mapping[int, dict[str, Any]]) -> list[int]:
+        """Fill levels (and missing tags) from grade records keyed by ``key_hash``; returns the
+        rows whose grading failed (level -2). Rows whose key has no record stay ungraded (-1)."""
+        failed = []
+        for i, kh in enumerate(self.keyhash):
+            if kh == 0 or self.level_idx[i] != -1:
+                continue
+            rec = grades.get(kh)
+            if rec is None:
+                continue
+            if rec.get("valid"):
+                self.level_idx[i] = LEVELS.index(rec["difficulty"])
+                if self.tag[i] == -1 and rec.get("tag"):
+                    self.tag[i] = self.tag_id(rec["tag"])
+            else:
+                self.level_idx[i] = -2
+                failed.append(i)
+        return failed
+
+
+def key_hash(key: str) -> int:
+    """A 60-bit integer for a hex grading key (non-zero)."""
+    return int(key[:15], 16) or 1
+
+
+def selection_report(selection: Selection, *, rounds: int) -> dict[str, Any]:
+    """The JSON report: per-stratum quota, pool, shortfall, redistribution; achieved shares."""
+    alloc = selection.allocation
+    strata = []
+    for s in alloc.strata:
+        strata.append({
+            "lang": s.lang, "difficulty": s.level, "weight": _num(s.weight), "quota": s.quota, "available": s.available,
+            "shortfall": s.shortfall, "received": s.received, "selected_per_round": s.allocated,
+            "reused_across_rounds": selection.reused.get((s.lang, s.level), 0),
+        })
+    per_round = alloc.allocated
+    by_level = {lv: sum(s.allocated for s in alloc.strata if s.level == lv) for lv in LEVELS}
+    by_lang = {lang: sum(s.allocated for s in alloc.strata if s.lang == lang) for lang in dict.fromkeys(s.lang for s in alloc.strata)}
+    return {
+        "requested_per_round": alloc.requested,
+        "selected_per_round": per_round,
+        "rounds": rounds,
+        "rounds_disjoint": not selection.reused,
+        "rounding": "largest remainder (Hamilton) over (language, level) strata; ties to the harder level, then the earlier language",
+        "shortfall_rule": alloc.rule,
+        "shortfall_rule_text": SHORTFALL_TEXT[alloc.rule],
+        "notes": list(alloc.notes),
+        "achieved_level_shares": {k: round(v / per_round, 6) if per_round else 0.0 for k, v in by_level.items()},
+        "achieved_lang_shares": {k: round(v / per_round, 6) if per_round else 0.0 for k, v in by_lang.items()},
+        "strata": strata,
+    }
+
+
+SHORTFALL_TEXT = {
+    "redistribute": "missing rows of a short stratum go, by largest remainder on the ratio weights, to the other levels of the same language that still have rows, then to any stratum with rows left; weight-0 strata get none",
+    "none": "missing rows of a short stratum are not replaced; the output is smaller than requested",
+    "shrink": "the total is lowered to the largest one whose quotas all fit the pool, keeping the ratio exactly",
+}
+
+
+def _num(f: Fraction) -> float | int:
+    return int(f) if f.denominator == 1 else float(f)
