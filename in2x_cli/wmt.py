@@ -178,3 +178,31 @@ def iter_wmt25(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
             row["doc_id"] = row.pop("document_id")
         row.setdefault("id", row.get("doc_id", f"line{line.lineno}"))
         yield row
+
+
+def iter_wmt25_scores(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """WMT25 automatic-score rows (wmt25-general-mt/data/automatic_scores/<System>.jsonl): one
+    document per line with ``language_pair`` (``en-ja_JP``), ``domain``, ``document_id`` and
+    ``metric_scores`` = {metric: [paragraph score or null, ...]}. Yields ``{pair, domain,
+    doc_id, metric_scores, where}``; a malformed row is an InputError naming file:line."""
+    for line in iter_jsonl(path):
+        d = line.data
+        pair = d.get("language_pair")
+        scores = d.get("metric_scores")
+        if not isinstance(pair, str):
+            raise InputError("missing or non-string field 'language_pair'", line.where)
+        parse_pair(pair)
+        if not isinstance(scores, dict):
+            raise InputError("field 'metric_scores' must be an object {metric: [scores]}", line.where)
+        for metric, values in scores.items():
+            if not isinstance(values, list) or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values
+            ):
+                raise InputError(f"metric_scores[{metric!r}] must be a list of numbers or nulls", line.where)
+        yield {
+            "pair": pair,
+            "domain": d.get("domain"),
+            "doc_id": d.get("document_id", d.get("doc_id")),
+            "metric_scores": scores,
+            "where": line.where,
+        }

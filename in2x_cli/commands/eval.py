@@ -1,0 +1,129 @@
+"""``in2x eval``: score translations (sacreBLEU + COMET), test significance, AutoRank.
+
+``in2x eval [score] ...`` scores (``score`` is the default subcommand, so ``in2x eval rows.jsonl``
+works); ``in2x eval autorank ...`` ranks systems from score files. The work is in
+in2x_cli/eval_stage.py and in2x_cli/core/{metrics,significance,autorank}.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from in2x_cli.errors import UserError
+
+
+class _DefaultScoreGroup(TyperGroup):
+    """``in2x eval ARGS`` means ``in2x eval score ARGS`` unless ARGS names a subcommand."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["score", *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(
+    cls=_DefaultScoreGroup,
+    help=(
+        "Score translations with sacreBLEU (BLEU, chrF++, TER) and COMET, with paired significance tests, "
+        "and rank systems with WMT25's AutoRank. `in2x eval ARGS` is `in2x eval score ARGS`.\n\n"
+        "Example: in2x eval --wmt24 ../shared/data/wmt24/en-ja --systems GPT-4,Claude-3.5 --paired bs > scores.json"
+    ),
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _csv(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(v.strip() for item in values or [] for v in item.split(",") if v.strip())
+
+
+@eval_app.command("score")
+def score(
+    input: str | None = typer.Argument(None, metavar="INPUT", help="Translation rows JSONL (src, ref, hyp; optional id, doc_id, domain, system, src_lang, tgt_lang); - = stdin."),
+    src: str | None = typer.Option(None, "--src", metavar="FILE", help="Line-aligned sources (text mode; COMET needs them)."),
+    ref: str | None = typer.Option(None, "--ref", metavar="FILE", help="Line-aligned references (text mode)."),
+    hyp: list[str] | None = typer.Option(None, "--hyp", metavar="[NAME=]FILE", help="Line-aligned system output, repeatable; NAME=path names the system (default: file name). The first is the baseline."),
+    wmt24: str | None = typer.Option(None, "--wmt24", metavar="DIR", help="A WMT24 pair directory (en-ja/: sources, refA, .docs, system-outputs/); the canary line is not scored."),
+    systems: list[str] | None = typer.Option(None, "--systems", metavar="A,B", help="With --wmt24: which systems, in order (comma list; default all, by name)."),
+    lang_pair: str | None = typer.Option(None, "--lang-pair", "-l", metavar="SRC-TGT", help="SRC-TGT (en-ja); default: the rows' src_lang/tgt_lang, else detected from the references."),
+    metrics: list[str] | None = typer.Option(None, "--metrics", "-m", metavar="LIST", help="Comma list of bleu, chrf (chrF++), ter (ter=asian for CJK), comet, cometkiwi, xcomet; NAME=MODEL picks a COMET model name or local checkpoint; module:attr adds your own. Default: bleu,chrf."),
+    tokenize: str | None = typer.Option(None, "--tokenize", "-tok", metavar="TOK", help="BLEU tokenizer (default by target language: ja-mecab, zh, else 13a)."),
+    by: list[str] | None = typer.Option(None, "--by", metavar="FIELD", help="Also score per group: domain and/or doc (comma list)."),
+    paired: str | None = typer.Option(None, "--paired", metavar="bs|ar", help="Significance vs the first system: bs (paired bootstrap) or ar (approximate randomisation); with one system, its bootstrap 95% CI."),
+    paired_n: int = typer.Option(0, "--paired-n", metavar="N", help="Bootstrap samples (bs, default 1000) or randomisation trials (ar, default 10000), as sacreBLEU."),
+    paired_ar_confidence: int = typer.Option(1000, "--paired-ar-confidence", metavar="N", help="With --paired ar: bootstrap samples for the 95% intervals (0 = none)."),
+    seed: int = typer.Option(12345, "--seed", metavar="INT", help="Seed of the resampling; 12345 is sacreBLEU's default, so p-values match its CLI."),
+    segments: str | None = typer.Option(None, "--segments", metavar="FILE", help="Also write per-segment scores as JSONL (one row per system and segment)."),
+    output: str = typer.Option("-", "--output", "-o", metavar="FILE", help="Where to write the JSON document (- = stdout)."),
+    autorank: bool = typer.Option(False, "--autorank", help="Also rank the scored systems with AutoRank over the chosen metrics."),
+    comet_batch_size: int = typer.Option(16, "--comet-batch-size", metavar="N", help="Batch size of the COMET worker."),
+) -> None:
+    """Score systems: system and segment scores with sacreBLEU signatures, per-domain/document
+    breakdowns, paired significance, JSON on stdout and a table on stderr.
+
+    Example: in2x translate --model runs/sft rows.jsonl | in2x eval - -m bleu,chrf,comet=runs/comet --by domain > scores.json
+    """
+    from in2x_cli import eval_stage
+    from in2x_cli.io import JsonlWriter, check_output_path, write_json
+
+    if input is None and not hyp and wmt24 is None and not sys.stdin.isatty():
+        input = "-"
+    cfg = eval_stage.EvalConfig(
+        input=input, src=src, ref=ref, hyps=tuple(hyp or ()), wmt24=wmt24, systems=_csv(systems), lang_pair=lang_pair,
+        metrics=_csv(metrics) or ("bleu", "chrf"), tokenize=tokenize, by=_csv(by), paired=paired, paired_n=paired_n,
+        paired_ar_confidence=paired_ar_confidence, seed=seed, segments=segments, output=output, autorank=autorank,
+        comet_batch_size=comet_batch_size,
+    )
+    check_output_path(output)
+    if segments:
+        check_output_path(segments)
+        if segments == "-" and output == "-":
+            raise UserError("--segments - and the JSON document would both go to stdout: give -o FILE or --segments FILE")
+    doc, rows = eval_stage.run_eval(cfg)
+    if segments:
+        with JsonlWriter(segments, meta=doc["provenance"]) as writer:
+            writer.write_many(rows)
+    for result in doc["results"]:
+        eval_stage.render_tables(result)
+    write_json(output, doc)
+
+
+@eval_app.command("autorank")
+def autorank(
+    inputs: list[str] = typer.Argument(..., metavar="INPUTS", help="WMT25 automatic-score files or their directory, in2x eval JSON outputs, or --segments JSONL files."),
+    pair: list[str] | None = typer.Option(None, "--pair", metavar="PAIR", help="Language pairs to rank (comma list, e.g. en-ja_JP); one pair also labels inputs without languages. Default: every pair found."),
+    metrics: list[str] | None = typer.Option(None, "--metrics", "-m", metavar="LIST", help="Metrics to rank on (comma list). Default: those every system has."),
+    lower_is_better: list[str] | None = typer.Option(None, "--lower-is-better", metavar="LIST", help="Metrics where lower is better (negated before z-scoring), e.g. ter or a raw MetricX; eval outputs mark theirs. WMT25 files store MetricX negated already."),
+    alias: list[str] | None = typer.Option(None, "--alias", metavar="OURS=THEIRS", help="OURS=THEIRS: rename a metric so inputs agree (xcomet=XCOMET-XL); repeatable."),
+    domain: str | None = typer.Option(None, "--domain", metavar="NAME", help="Rank on one domain only (WMT25 files and segment rows by their domain; eval outputs need --by domain)."),
+    top: int = typer.Option(0, "--top", metavar="N", help="Show only the first N systems in the table (the JSON has all)."),
+    output: str = typer.Option("-", "--output", "-o", metavar="FILE", help="Where to write the JSON ranking (- = stdout)."),
+) -> None:
+    """AutoRank as WMT25 ranked systems: mean segment score per metric, robust z = (x − median) /
+    (P100 − P25) over systems, mean z over metrics, mapped linearly to [1, N] with the best at 1.
+
+    Example: in2x eval autorank ../shared/data/wmt25/automatic-scores --pair en-ja_JP --top 10 > ranking.json
+    """
+    from in2x_cli import eval_stage
+    from in2x_cli.io import check_output_path, write_json
+
+    check_output_path(output)
+    aliases = {}
+    for item in alias or []:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours or not theirs:
+            raise UserError(f"--alias {item!r}: expected OURS=THEIRS")
+        aliases[ours] = theirs
+    doc = eval_stage.run_autorank(
+        inputs, pairs=_csv(pair), metrics=_csv(metrics), lower_is_better=_csv(lower_is_better), aliases=aliases, domain=domain
+    )
+    eval_stage.render_autorank(doc, top or None)
+    write_json(output, doc)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")

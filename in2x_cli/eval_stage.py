@@ -1,0 +1,731 @@
+"""``in2x eval``: read test sets and system outputs, score them, test significance, rank.
+
+Inputs become ``TestSet``s (one per language pair): the segments (id, src, ref, doc_id, domain)
+and the systems' hypotheses, line-aligned with the segments; the first system is the baseline.
+Three readers: translation rows (JSONL), line-aligned text files, and a WMT24 pair directory.
+Scoring is ``core.metrics`` (segment statistics → scores), ``core.significance`` (paired tests)
+and ``core.autorank``. The JSON document this module builds is described in ``SCHEMA_DOC``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from in2x_cli import console
+from in2x_cli.errors import InputError, UserError
+from in2x_cli.io import iter_jsonl, read_text_lines
+from in2x_cli.langs import detect_lang, normalize_lang, parse_pair
+
+SCHEMA = "in2x.eval/1"
+SCHEMA_DOC = """\
+JSON on stdout (schema "in2x.eval/1"):
+  {"schema": "in2x.eval/1",
+   "results": [                       one entry per language pair
+     {"pair": "en-ja", "src_lang": "en", "tgt_lang": "ja", "source": "<input>", "segments": 997,
+      "metrics": {"bleu": {"name": "bleu", "signature": "nrefs:1|case:mixed|eff:no|tok:ja-mecab-...",
+                           "segment_signature": "...", "higher_is_better": true}, ...},
+      "baseline": "<first system>",
+      "significance": null | {"test": "bs"|"ar", "samples": 1000, "confidence_samples": 1000,
+                              "seed": 12345, "level": 0.95},
+      "systems": [
+        {"system": "A", "segments": 997,
+         "scores": {"bleu": 26.76, "chrf": 31.98, ...},          corpus (system) scores
+         "verbose_score": {"bleu": "60.7/32.8/20.1/12.8 (BP = ...)"},   as sacreBLEU's
+         "significance": {"bleu": {"score", "mean", "ci", "low", "high", "p_value"}},  with --paired
+         "by": {"domain": {"news": {"segments": 149, "scores": {...}}}}}],          with --by
+      "autorank": [{"system", "autorank", "mean_z", "scores", "z"}, ...]}],        with --autorank
+   "provenance": {...}}
+Segment scores (--segments FILE): one JSONL row per (system, segment): id, system, src_lang,
+tgt_lang, doc_id, domain, src, ref, hyp, scores {metric: segment score}."""
+
+BY_FIELDS = {"domain": "domain", "doc": "doc_id", "doc_id": "doc_id"}
+TABLE_MAX_GROUPS = 30  # breakdowns with more groups (documents) stay in the JSON only
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Resolved options of ``in2x eval`` (recorded in the provenance)."""
+
+    input: str | None = None
+    src: str | None = None
+    ref: str | None = None
+    hyps: tuple[str, ...] = ()
+    wmt24: str | None = None
+    systems: tuple[str, ...] = ()
+    lang_pair: str | None = None
+    metrics: tuple[str, ...] = ("bleu", "chrf")
+    tokenize: str | None = None
+    by: tuple[str, ...] = ()
+    paired: str | None = None
+    paired_n: int = 0
+    paired_ar_confidence: int = 1000
+    seed: int = 12345
+    segments: str | None = None
+    output: str = "-"
+    autorank: bool = False
+    comet_batch_size: int = 16
+
+
+@dataclass
+class Segment:
+    id: str
+    src: str
+    ref: str | None
+    doc_id: str | None = None
+    domain: str | None = None
+    where: str = ""
+
+
+@dataclass
+class TestSet:
+    """Segments of one language pair and each system's hypotheses (aligned with them)."""
+
+    source: str
+    segments: list[Segment]
+    systems: dict[str, list[str]] = field(default_factory=dict)
+    src_lang: str | None = None
+    tgt_lang: str | None = None
+
+    @property
+    def pair(self) -> str | None:
+        return f"{self.src_lang}-{self.tgt_lang}" if self.src_lang and self.tgt_lang else None
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _split_named(spec: str) -> tuple[str, str]:
+    """``NAME=path`` → (NAME, path); ``path`` → (file name without its extension, path)."""
+    name, sep, path = spec.partition("=")
+    if sep and name and path and not os.path.exists(spec):
+        return name, path
+    base = Path(spec).name.removesuffix(".gz")
+    return (base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base) or spec, spec
+
+
+def _add_system(systems: dict[str, list[str]], name: str, hyps: list[str], where: str) -> None:
+    if name in systems:
+        raise UserError(f"system name {name!r} is used twice; name them with NAME=path", where)
+    systems[name] = hyps
+
+
+def read_text_inputs(src: str | None, ref: str | None, hyps: Sequence[str]) -> TestSet:
+    """``--src S --ref R --hyp H ...``: line-aligned files; an empty line is a valid hypothesis."""
+    if not hyps:
+        raise UserError("no hypotheses: give --hyp FILE (repeatable), a JSONL input, or --wmt24 DIR")
+    if src is None and ref is None:
+        raise UserError("line-aligned input needs --ref (and --src for COMET): which segments are these translations of?")
+    src_lines = read_text_lines(src) if src else None
+    ref_lines = read_text_lines(ref) if ref else None
+    base_name, base_lines = (src, src_lines) if src_lines is not None else (ref, ref_lines)
+    assert base_lines is not None and base_name is not None
+    if not base_lines:
+        raise InputError("empty file: no segments", base_name)
+    if ref_lines is not None and src_lines is not None and len(ref_lines) != len(src_lines):
+        raise InputError(f"{len(ref_lines)} lines, but the source {src} has {len(src_lines)}", ref)
+    n = len(base_lines)
+    segments = [
+        Segment(id=str(i + 1), src=src_lines[i] if src_lines else "", ref=ref_lines[i] if ref_lines else None, where=f"{base_name}:{i + 1}")
+        for i in range(n)
+    ]
+    ts = TestSet(source=base_name, segments=segments)
+    for spec in hyps:
+        name, path = _split_named(spec)
+        lines = read_text_lines(path)
+        if not lines:
+            raise InputError("empty hypothesis file (an empty translation is an empty line, not a missing file)", path)
+        if len(lines) != n:
+            raise InputError(f"{len(lines)} lines, but {base_name} has {n}: hypotheses must be line-aligned", path)
+        _add_system(ts.systems, name, lines, path)
+    return ts
+
+
+def read_wmt24_inputs(directory: str, systems: Sequence[str] = ()) -> TestSet:
+    """A WMT24 pair directory: sources, refA, .docs (domain, doc_id) and system-outputs/*.txt.
+    The canary line is excluded from the segments and from every system's output."""
+    from in2x_cli.wmt import canary_lines, open_wmt24, wmt24_segments
+
+    ws = open_wmt24(directory)
+    rows = wmt24_segments(ws)
+    canary = canary_lines(ws)
+    n_lines = len(rows) + len(canary)
+    available = ws.systems()
+    if not available:
+        raise UserError("no system outputs (system-outputs/*.txt)", str(ws.directory))
+    chosen = list(systems) or list(available)
+    unknown = [s for s in chosen if s not in available]
+    if unknown:
+        raise UserError(f"unknown system {unknown[0]!r} (available: {', '.join(available)})", str(ws.directory))
+    segments = [
+        Segment(id=r["id"], src=r["src"], ref=r.get("ref"), doc_id=r["doc_id"], domain=r["domain"], where=f"{ws.file('.txt')}:{r['line']}")
+        for r in rows
+    ]
+    ts = TestSet(source=str(ws.directory), segments=segments, src_lang=ws.src_lang, tgt_lang=ws.tgt_lang)
+    for name in chosen:
+        path = available[name]
+        lines = read_text_lines(path)
+        if not lines:
+            raise InputError("empty hypothesis file", str(path))
+        if len(lines) != n_lines:
+            raise InputError(f"{len(lines)} lines, but the source has {n_lines}", str(path))
+        _add_system(ts.systems, name, [t for i, t in enumerate(lines) if i not in canary], str(path))
+    return ts
+
+
+def read_jsonl_inputs(path: str, lang_pair: str | None = None) -> list[TestSet]:
+    """Translation rows (src, ref, hyp; optional id, doc_id, domain, system, src_lang, tgt_lang).
+
+    Rows are grouped by language pair, then by ``system`` (default: the file name). Systems are
+    aligned by ``id`` (else by their order); every system must cover the same segments, with
+    the same reference."""
+    from in2x_cli.records import TranslationRow
+
+    default_system = "system" if path == "-" else Path(path).name.split(".")[0]
+    forced = parse_pair(lang_pair) if lang_pair else None
+    pairs: dict[tuple[str | None, str | None], dict[str, list[tuple[str, Segment, str]]]] = {}
+    for line in iter_jsonl(path):
+        row = TranslationRow.from_line(line)
+        if row.hyp is None:
+            raise InputError("missing required field 'hyp' (or 'mt'/'hypothesis'): the translation to score", line.where)
+        if forced:
+            langs: tuple[str | None, str | None] = forced
+        else:
+            langs = (
+                normalize_lang(row.src_lang, where=line.where) if row.src_lang else None,
+                normalize_lang(row.tgt_lang, where=line.where) if row.tgt_lang else None,
+            )
+        system = row.system or default_system
+        per_sys = pairs.setdefault(langs, {}).setdefault(system, [])
+        key = str(row.id) if row.id is not None else f"#{len(per_sys) + 1}"
+        seg = Segment(id=key, src=row.src or "", ref=row.ref, doc_id=row.doc_id, domain=row.domain, where=line.where)
+        per_sys.append((key, seg, row.hyp))
+    out = []
+    for (src_lang, tgt_lang), systems in pairs.items():
+        names = list(systems)
+        first = systems[names[0]]
+        seen: dict[str, Segment] = {}
+        for key, seg, _ in first:
+            if key in seen:
+                raise InputError(f"duplicate id {key!r} for system {names[0]!r} (first at {seen[key].where})", seg.where)
+            seen[key] = seg
+        ts = TestSet(source=path, segments=[seg for _, seg, _ in first], src_lang=src_lang, tgt_lang=tgt_lang)
+        for name in names:
+            rows = systems[name]
+            by_key = {}
+            for key, seg, hyp in rows:
+                if key in by_key:
+                    raise InputError(f"duplicate id {key!r} for system {name!r}", seg.where)
+                base = seen.get(key)
+                if base is None:
+                    raise InputError(f"segment {key!r} of system {name!r} is not among {names[0]!r}'s segments", seg.where)
+                if seg.ref != base.ref:
+                    raise InputError(f"segment {key!r} of system {name!r} has a different 'ref' than at {base.where}", seg.where)
+                by_key[key] = hyp
+            missing = [k for k in seen if k not in by_key]
+            if missing:
+                raise InputError(
+                    f"system {name!r} has {len(by_key)} segments but {names[0]!r} has {len(seen)} (missing {missing[0]!r}, …)", path
+                )
+            ts.systems[name] = [by_key[k] for k in seen]
+        out.append(ts)
+    return out
+
+
+def resolve_languages(ts: TestSet, lang_pair: str | None) -> None:
+    """Fill in languages: ``-l SRC-TGT``, else detect the target from references (or outputs)."""
+    if lang_pair:
+        ts.src_lang, ts.tgt_lang = parse_pair(lang_pair)
+    if ts.tgt_lang:
+        return
+    refs = [s.ref for s in ts.segments if s.ref]
+    sample = refs or [h for h in next(iter(ts.systems.values())) if h]
+    lang = detect_lang(" ".join(sample[:200]))
+    if lang != "und":
+        ts.tgt_lang = lang
+        console.warn(f"{ts.source}: target language not given, detected {lang!r} (pass -l SRC-TGT to be explicit)")
+        if ts.src_lang is None and any(s.src for s in ts.segments):
+            src_lang = detect_lang(" ".join(s.src for s in ts.segments[:200]))
+            ts.src_lang = None if src_lang == "und" else src_lang
+
+
+def load_test_sets(cfg: EvalConfig) -> list[TestSet]:
+    modes = sum(x is not None for x in (cfg.input, cfg.wmt24)) + (1 if cfg.hyps else 0)
+    if modes == 0:
+        raise UserError("nothing to score: give a JSONL file (or - for stdin), --hyp FILE with --ref/--src, or --wmt24 DIR")
+    if modes > 1:
+        raise UserError("give exactly one of: a JSONL input, --hyp files, --wmt24 DIR")
+    if cfg.systems and not cfg.wmt24:
+        raise UserError("--systems selects systems of a --wmt24 directory")
+    if cfg.input is not None:
+        sets = read_jsonl_inputs(cfg.input, cfg.lang_pair)
+    elif cfg.wmt24 is not None:
+        sets = [read_wmt24_inputs(cfg.wmt24, cfg.systems)]
+    else:
+        sets = [read_text_inputs(cfg.src, cfg.ref, cfg.hyps)]
+    for ts in sets:
+        resolve_languages(ts, cfg.lang_pair)
+    return sets
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def check_references(ts: TestSet, needing: Sequence[str]) -> None:
+    """Every segment has a reference, or no metric in ``needing`` is requested."""
+    if not needing:
+        return
+    for seg in ts.segments:
+        if seg.ref is None:
+            raise InputError(
+                f"no reference ('ref'), but {', '.join(needing)} need one: add references or use reference-free "
+                "metrics (cometkiwi)",
+                seg.where,
+            )
+
+
+def check_sources(ts: TestSet, metrics: dict[str, Any], text_mode_without_src: bool) -> None:
+    from in2x_cli.core.metrics import Comet, FunctionMetric
+
+    needing = [k for k, m in metrics.items() if isinstance(m, (Comet, FunctionMetric))]
+    if needing and text_mode_without_src:
+        raise UserError(f"{', '.join(needing)} score translations against their sources: pass --src")
+
+
+def _groups(ts: TestSet, by: str) -> dict[str, list[int]]:
+    attr = BY_FIELDS[by]
+    out: dict[str, list[int]] = {}
+    for i, seg in enumerate(ts.segments):
+        value = getattr(seg, attr)
+        out.setdefault("(none)" if value is None else str(value), []).append(i)
+    return out
+
+
+def evaluate(
+    ts: TestSet, metrics: dict[str, Any], cfg: EvalConfig, step: Callable[[str], None] = lambda _d: None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Score every system of ``ts`` with every metric. Returns the result dict (SCHEMA_DOC) and,
+    when ``cfg.segments`` is set, the segment rows."""
+    from in2x_cli.core.autorank import autorank
+    from in2x_cli.core.metrics import score_system
+    from in2x_cli.core.significance import bootstrap_ci, paired_approximate_randomization, paired_bootstrap
+
+    names = list(ts.systems)
+    srcs = [s.src for s in ts.segments]
+    refs = None if any(s.ref is None for s in ts.segments) else [s.ref for s in ts.segments]
+    scored: dict[str, list[Any]] = {}
+    for key, metric in metrics.items():
+        scored[key] = []
+        for name in names:
+            step(f"{key} {name}")
+            scored[key].append(score_system(metric, ts.systems[name], refs, srcs))
+
+    systems: list[dict[str, Any]] = [{"system": n, "segments": len(ts.segments), "scores": {}} for n in names]
+    for key, metric in metrics.items():
+        for entry, res in zip(systems, scored[key], strict=True):
+            entry["scores"][key] = res.score
+            detail = metric.detail(res.stats.sum(axis=0).tolist())
+            if detail:
+                entry.setdefault("verbose_score", {})[key] = detail
+
+    significance = None
+    if cfg.paired:
+        n = cfg.paired_n or (1000 if cfg.paired == "bs" else 10000)
+        significance = {"test": cfg.paired, "samples": n, "seed": cfg.seed, "level": 0.95}
+        if cfg.paired == "ar":
+            significance["confidence_samples"] = cfg.paired_ar_confidence
+        for key, metric in metrics.items():
+            step(f"{cfg.paired} {key}")
+            stats = [r.stats for r in scored[key]]
+            scores = [r.score for r in scored[key]]
+            if len(names) == 1:
+                estimates = [bootstrap_ci(stats[0], scores[0], metric.score_from_stats, n_samples=n, seed=cfg.seed, dtype=metric.resample_dtype)]
+            elif cfg.paired == "bs":
+                estimates = paired_bootstrap(stats, scores, metric.score_from_stats, n_samples=n, seed=cfg.seed, dtype=metric.resample_dtype)
+            else:
+                estimates = paired_approximate_randomization(
+                    stats, scores, metric.score_from_stats, n_trials=n, n_confidence=cfg.paired_ar_confidence,
+                    seed=cfg.seed, dtype=metric.resample_dtype,
+                )
+            for entry, est in zip(systems, estimates, strict=True):
+                entry.setdefault("significance", {})[key] = est.to_dict()
+
+    for by in cfg.by:
+        groups = _groups(ts, by)
+        for entry, i in zip(systems, range(len(names)), strict=True):
+            table = entry.setdefault("by", {}).setdefault(by, {})
+            for value, idx in groups.items():
+                table[value] = {
+                    "segments": len(idx),
+                    "scores": {key: metrics[key].corpus_score(scored[key][i].stats[idx]) for key in metrics},
+                }
+
+    result: dict[str, Any] = {
+        "pair": ts.pair,
+        "src_lang": ts.src_lang,
+        "tgt_lang": ts.tgt_lang,
+        "source": ts.source,
+        "segments": len(ts.segments),
+        "metrics": {
+            key: {
+                "name": getattr(m, "key", m.name),
+                "signature": m.signature(),
+                "segment_signature": m.segment_signature(),
+                "higher_is_better": bool(m.higher_is_better),
+            }
+            for key, m in metrics.items()
+        },
+        "baseline": names[0],
+        "significance": significance,
+        "systems": systems,
+    }
+    if cfg.autorank:
+        ranked = autorank(
+            {e["system"]: e["scores"] for e in systems}, lower_is_better=[k for k, m in metrics.items() if not m.higher_is_better]
+        )
+        result["autorank"] = [r.to_dict() for r in ranked]
+
+    rows: list[dict[str, Any]] = []
+    if cfg.segments:
+        for i, name in enumerate(names):
+            seg_scores = {key: scored[key][i].segments for key in metrics}
+            for j, (seg, hyp) in enumerate(zip(ts.segments, ts.systems[name], strict=True)):
+                row = {"id": seg.id, "system": name, "src_lang": ts.src_lang, "tgt_lang": ts.tgt_lang}
+                row.update({"doc_id": seg.doc_id, "domain": seg.domain, "src": seg.src, "ref": seg.ref, "hyp": hyp})
+                row["scores"] = {key: seg_scores[key][j] for key in metrics}
+                rows.append({k: v for k, v in row.items() if v is not None})
+    return result, rows
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _print_table(table: Any) -> None:
+    """Print on stderr at the table's natural width: when stderr is a file or a pipe, rich
+    would otherwise squeeze it into 80 columns and cut system and metric names."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    if console.verbosity() < 1:
+        return
+    con = console.stderr_console()
+    needed = Measurement.get(con, con.options.update(width=1000), table).maximum
+    if needed <= con.width:
+        con.print(table)
+    else:
+        Console(stderr=True, highlight=False, soft_wrap=True, width=needed, force_terminal=con.is_terminal).print(table)
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _digits(key: str, results: Sequence[dict[str, Any]]) -> int:
+    values = [abs(s["scores"][key]) for r in results for s in r["systems"] if s["scores"].get(key) is not None]
+    return 4 if values and max(values) <= 1.5 else 2
+
+
+def render_tables(result: dict[str, Any]) -> None:
+    """Scores per system (with CI and p-value when tested), breakdowns and signatures, on stderr."""
+    from rich.table import Table
+
+    keys = list(result["metrics"])
+    digits = {k: _digits(k, [result]) for k in keys}
+    title = f"{result['pair'] or result['source']}: {result['segments']} segments"
+    table = Table(title=title, title_justify="left")
+    table.add_column("system")
+    for k in keys:
+        arrow = "↑" if result["metrics"][k]["higher_is_better"] else "↓"
+        table.add_column(f"{k} {arrow}", justify="right")
+    if result.get("autorank"):
+        table.add_column("AutoRank", justify="right")
+        ranks = {r["system"]: r["autorank"] for r in result["autorank"]}
+    for i, entry in enumerate(result["systems"]):
+        cells = [("Baseline: " if i == 0 and result["significance"] else "") + entry["system"]]
+        for k in keys:
+            text = _fmt(entry["scores"][k], digits[k])
+            est = entry.get("significance", {}).get(k)
+            if est and est.get("ci") is not None:
+                text += f" ±{_fmt(est['ci'], digits[k])}"
+            if est and est.get("p_value") is not None:
+                text += f" p={est['p_value']:.4f}" + ("*" if est["p_value"] < 0.05 else " ")
+            cells.append(text)
+        if result.get("autorank"):
+            cells.append(_fmt(ranks[entry["system"]]))
+        table.add_row(*cells)
+    _print_table(table)
+    first = result["systems"][0]
+    for by, groups in first.get("by", {}).items():
+        if len(groups) > TABLE_MAX_GROUPS:
+            console.info(f"--by {by}: {len(groups)} groups, in the JSON output only")
+            continue
+        sub = Table(title=f"by {by}", title_justify="left")
+        sub.add_column(by)
+        sub.add_column("system")
+        for k in keys:
+            sub.add_column(k, justify="right")
+        for value in groups:
+            for entry in result["systems"]:
+                g = entry["by"][by][value]
+                sub.add_row(f"{value} ({g['segments']})", entry["system"], *(_fmt(g["scores"][k], digits[k]) for k in keys))
+        _print_table(sub)
+    for k, info in result["metrics"].items():
+        console.info(f"{k}: {info['signature']}")
+    if result["significance"]:
+        s = result["significance"]
+        extra = f", {s['confidence_samples']} bootstrap samples for the intervals" if s["test"] == "ar" else ""
+        console.info(
+            f"significance: paired {'bootstrap' if s['test'] == 'bs' else 'approximate randomisation'} vs {result['baseline']!r}, "
+            f"{s['samples']} {'samples' if s['test'] == 'bs' else 'trials'}{extra}, seed {s['seed']}; "
+            "score ±half-width of the 95% interval, * = p < 0.05"
+        )
+
+
+# --------------------------------------------------------------------------- AutoRank inputs
+
+
+@dataclass
+class RankInput:
+    """System scores of one language pair gathered from AutoRank inputs."""
+
+    label: str  # the pair as first written (en-ja_JP)
+    systems: dict[str, dict[str, float]] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)  # system → file
+    lower_is_better: set[str] = field(default_factory=set)
+
+
+def _pair_key(label: str | None, where: str) -> str:
+    if not label:
+        raise UserError("no language pair: pass --pair SRC-TGT for inputs without languages", where)
+    try:
+        return "-".join(parse_pair(label))
+    except UserError as exc:
+        raise UserError(exc.message, where) from None
+
+
+def _add_ranked(out: dict[str, RankInput], label: str, system: str, scores: dict[str, float], where: str, lower: Iterable[str] = ()) -> None:
+    entry = out.setdefault(_pair_key(label, where), RankInput(label))
+    if system in entry.systems:
+        raise UserError(f"system {system!r} ({label}) is also in {entry.origin[system]}", where)
+    entry.systems[system] = scores
+    entry.origin[system] = where
+    entry.lower_is_better |= set(lower)
+
+
+def _read_wmt25_scores(path: Path, out: dict[str, RankInput], domain: str | None) -> None:
+    from in2x_cli.core.autorank import mean_score
+    from in2x_cli.wmt import iter_wmt25_scores
+
+    per_pair: dict[str, dict[str, list[float | None]]] = {}
+    for doc in iter_wmt25_scores(path):
+        if domain is not None and doc["domain"] != domain:
+            continue
+        metrics = per_pair.setdefault(doc["pair"], {})
+        for metric, values in doc["metric_scores"].items():
+            metrics.setdefault(metric, []).extend(values)
+    for pair, metrics in per_pair.items():
+        scores = {}
+        for metric, values in metrics.items():
+            try:
+                scores[metric] = mean_score(values)
+            except ValueError:
+                continue  # every paragraph unscored: the metric is missing for this system
+        _add_ranked(out, pair, path.name.removesuffix(".jsonl"), scores, str(path))
+
+
+def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
+    from in2x_cli.core.autorank import mean_score
+
+    acc: dict[tuple[str, str], dict[str, list[float | None]]] = {}
+    for line in iter_jsonl(path):
+        d = line.data
+        if not isinstance(d.get("scores"), dict):
+            raise InputError("expected a segment row with 'scores' {metric: score} (in2x eval --segments)", line.where)
+        if domain is not None and d.get("domain") != domain:
+            continue
+        label = pair or (f"{d['src_lang']}-{d['tgt_lang']}" if d.get("src_lang") and d.get("tgt_lang") else None)
+        _pair_key(label, line.where)
+        system = str(d.get("system") or path.name.split(".")[0])
+        metrics = acc.setdefault((label or "", system), {})
+        for k, v in d["scores"].items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise InputError(f"scores[{k!r}] must be a number or null", line.where)
+            metrics.setdefault(k, []).append(v)
+    for (label, system), metrics in acc.items():
+        _add_ranked(out, label, system, {k: mean_score(v) for k, v in metrics.items() if any(x is not None for x in v)}, str(path))
+
+
+def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
+    from in2x_cli.io.jsonl import read_json
+
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise InputError(f"not an in2x eval output (schema {SCHEMA!r})", str(path))
+    for result in doc.get("results", []):
+        lower = {k for k, m in result.get("metrics", {}).items() if not m.get("higher_is_better", True)}
+        for entry in result.get("systems", []):
+            scores = entry.get("scores", {})
+            if domain is not None:
+                group = entry.get("by", {}).get("domain", {}).get(domain)
+                if group is None:
+                    raise InputError(f"no --by domain breakdown for domain {domain!r} (run in2x eval with --by domain)", str(path))
+                scores = group["scores"]
+            _add_ranked(out, pair or result.get("pair") or "", entry["system"], dict(scores), str(path), lower)
+
+
+def load_rank_inputs(paths: Sequence[str], *, domain: str | None = None, pair: str | None = None) -> dict[str, RankInput]:
+    """AutoRank inputs: WMT25 automatic-score files (or a directory of them; system = file
+    name), ``in2x eval`` JSON outputs, or ``in2x eval --segments`` JSONL files."""
+    out: dict[str, RankInput] = {}
+    files: list[tuple[Path, bool]] = []  # (file, found in a directory)
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(path.glob("*.jsonl"))
+            if not found:
+                raise UserError("no *.jsonl score files in this directory", str(path))
+            files.extend((f, True) for f in found)
+        elif path.is_file():
+            files.append((path, False))
+        else:
+            raise UserError("no such file or directory", str(path))
+    for path, in_dir in files:
+        if path.suffix == ".json":
+            _read_eval_json(path, out, domain, pair)
+            continue
+        first = next(iter_jsonl(path, require_rows=not in_dir), None)
+        if first is None:
+            continue  # a WMT25 system with no rows for the kept pairs
+        if "metric_scores" in first.data:
+            _read_wmt25_scores(path, out, domain)
+        else:
+            _read_segment_rows(path, out, domain, pair)
+    return out
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _comet_opener(batch_size: int) -> Callable[[str], Any]:
+    def open_client(model: str) -> Any:
+        from in2x_cli.comet import get_client
+
+        return get_client(model, batch_size=batch_size)
+
+    return open_client
+
+
+def run_eval(cfg: EvalConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Parse metrics, read inputs, score, test, rank: the JSON document and the segment rows."""
+    from in2x_cli import provenance
+    from in2x_cli.core.metrics import MetricContext, MetricError, build_metric, parse_metric_specs
+
+    if cfg.paired not in (None, "bs", "ar"):
+        raise UserError(f"--paired must be bs (bootstrap) or ar (approximate randomisation), got {cfg.paired!r}")
+    unknown_by = [b for b in cfg.by if b not in BY_FIELDS]
+    if unknown_by:
+        raise UserError(f"--by {unknown_by[0]!r}: expected domain or doc")
+    if cfg.tokenize is not None:
+        from sacrebleu.metrics import BLEU
+
+        if cfg.tokenize not in BLEU.TOKENIZERS:
+            raise UserError(f"--tokenize {cfg.tokenize!r}: expected one of {', '.join(BLEU.TOKENIZERS)}")
+    try:
+        specs = parse_metric_specs(cfg.metrics)
+    except MetricError as exc:
+        raise UserError(str(exc)) from None
+    test_sets = load_test_sets(cfg)
+    sacre = [s.key for s in specs if s.name in ("bleu", "chrf", "ter")]  # known before any worker starts
+    results, rows = [], []
+    for ts in test_sets:
+        check_references(ts, sacre)
+        ctx = MetricContext(tgt_lang=ts.tgt_lang, tokenize=cfg.tokenize, comet=_comet_opener(cfg.comet_batch_size))
+        try:
+            metrics = {s.key: build_metric(s, ctx) for s in specs}
+        except MetricError as exc:
+            raise UserError(str(exc)) from None
+        check_references(ts, [k for k, m in metrics.items() if m.needs_reference])
+        check_sources(ts, metrics, text_mode_without_src=bool(cfg.hyps) and cfg.src is None)
+        total = len(metrics) * len(ts.systems) + (len(metrics) if cfg.paired else 0)
+        with console.progress() as bar:
+            task = bar.add_task(f"eval {ts.pair or ts.source}", total=total)
+            try:
+                result, seg_rows = evaluate(ts, metrics, cfg, lambda d, t=task: bar.update(t, advance=1, description=d))
+            except MetricError as exc:
+                raise UserError(str(exc)) from None
+        results.append(result)
+        rows.extend(seg_rows)
+    inputs = [p for p in (cfg.input, cfg.src, cfg.ref, cfg.wmt24) if p] + [_split_named(h)[1] for h in cfg.hyps]
+    doc = {"schema": SCHEMA, "results": results, "provenance": provenance.collect(command="eval", config=cfg, inputs=inputs, seed=cfg.seed)}
+    return doc, rows
+
+
+def run_autorank(
+    paths: Sequence[str],
+    *,
+    pairs: Sequence[str] = (),
+    metrics: Sequence[str] = (),
+    lower_is_better: Sequence[str] = (),
+    aliases: dict[str, str] | None = None,
+    domain: str | None = None,
+) -> dict[str, Any]:
+    """AutoRank per language pair over the given inputs (see ``load_rank_inputs``)."""
+    from in2x_cli import provenance
+    from in2x_cli.core.autorank import autorank
+
+    wanted = {_pair_key(p, "--pair") for p in pairs}
+    assign = pairs[0] if len(pairs) == 1 else None
+    data = load_rank_inputs(paths, domain=domain, pair=assign)
+    if wanted:
+        missing = wanted - set(data)
+        if missing:
+            raise UserError(f"no scores for language pair {sorted(missing)[0]!r} (found: {', '.join(r.label for r in data.values()) or 'none'})")
+        data = {k: v for k, v in data.items() if k in wanted}
+    if not data:
+        raise UserError("no system scores found in the inputs")
+    out = []
+    for entry in data.values():
+        systems = {s: {(aliases or {}).get(m, m): v for m, v in sc.items()} for s, sc in entry.systems.items()}
+        common = set.intersection(*(set(v) for v in systems.values()))
+        chosen = list(metrics) if metrics else sorted(common)
+        absent = [m for m in chosen if m not in common]
+        if absent:
+            lacking = sorted(s for s, v in systems.items() if absent[0] not in v)
+            raise UserError(f"{entry.label}: metric {absent[0]!r} is missing for {len(lacking)} system(s), e.g. {lacking[0]!r} ({entry.origin[lacking[0]]})")
+        if not chosen:
+            raise UserError(f"{entry.label}: the systems have no metric in common; use --alias OURS=THEIRS to match names")
+        dropped = sorted(set().union(*(set(v) for v in systems.values())) - set(chosen))
+        if dropped and not metrics:
+            console.warn(f"{entry.label}: not every system has {', '.join(dropped)}; ranking on {', '.join(chosen)}")
+        lower = set(lower_is_better) | {(aliases or {}).get(m, m) for m in entry.lower_is_better}
+        ranked = autorank(systems, metrics=chosen, lower_is_better=lower)
+        out.append(
+            {
+                "pair": entry.label,
+                "metrics": chosen,
+                "lower_is_better": sorted(m for m in chosen if m in lower),
+                "domain": domain,
+                "systems": [r.to_dict() for r in ranked],
+            }
+        )
+    config = {"inputs": list(paths), "pairs": list(pairs), "metrics": list(metrics), "lower_is_better": list(lower_is_better), "aliases": aliases, "domain": domain}
+    return {"schema": "in2x.autorank/1", "pairs": out, "provenance": provenance.collect(command="eval autorank", config=config, inputs=paths)}
+
+
+def render_autorank(doc: dict[str, Any], top: int | None = None) -> None:
+    from rich.table import Table
+
+    for entry in doc["pairs"]:
+        n = len(entry["systems"])
+        table = Table(title=f"AutoRank {entry['pair']}: {n} systems" + (f", domain {entry['domain']}" if entry["domain"] else ""), title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("system")
+        table.add_column("AutoRank ↓", justify="right")
+        for m in entry["metrics"]:
+            table.add_column(f"{m} {'↓' if m in entry['lower_is_better'] else '↑'}", justify="right")
+        for i, r in enumerate(entry["systems"][: top or n], start=1):
+            table.add_row(str(i), r["system"], f"{r['autorank']:.2f}", *(f"{r['scores'][m]:.4g}" for m in entry["metrics"]))
+        _print_table(table)
