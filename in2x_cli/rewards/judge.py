@@ -132,6 +132,7 @@ class GenerativeJudge:
         self.failures = 0
         self.judged = 0
         self._backend: Any = None
+        self.backend()  # load now: a wrong --judge-model fails before training starts
 
     def backend(self) -> Any:
         if self._backend is None:
@@ -153,14 +154,14 @@ class GenerativeJudge:
             return
         replies = self.backend().chat([guideline_messages(p, self.context.seed) for p in missing], self._params())
         self.guideline_calls += len(missing)
-        for prompt, reply in zip(missing, replies):
+        for prompt, reply in zip(missing, replies, strict=True):
             self.guidelines[prompt] = (reply[0].text if reply else "").strip()[:MAX_GUIDELINE_CHARS]
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
         prompts = [p or "" for p in prompts]
         self._ensure_guidelines(prompts)
         conversations = [
-            verdict_messages(self.principles, self.guidelines[p], p, c or "", self.context.seed) for p, c in zip(prompts, completions)
+            verdict_messages(self.principles, self.guidelines[p], p, c or "", self.context.seed) for p, c in zip(prompts, completions, strict=True)
         ]
         replies = self.backend().chat(conversations, self._params())
         scores: list[float] = []

@@ -25,7 +25,7 @@ def math_exact(prompts: Sequence[str], completions: Sequence[str], answer: Seque
 
     golds = _column(answer, len(completions))
     out: list[float | None] = []
-    for completion, gold in zip(completions, golds):
+    for completion, gold in zip(completions, golds, strict=True):
         if gold is None or (isinstance(gold, str) and not gold.strip()):
             out.append(None)
             continue
@@ -64,7 +64,7 @@ class FormatReward:
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], format_tags: Sequence[Any] | None = None, **_: Any) -> list[float]:
         per_row = _column(format_tags, len(completions))
         out = []
-        for completion, row_tags in zip(completions, per_row):
+        for completion, row_tags in zip(completions, per_row, strict=True):
             tags = tuple(str(t) for t in row_tags) if isinstance(row_tags, (list, tuple)) and row_tags else self.default_tags
             out.append(1.0 if self.check(completion, tags) else 0.0)
         return out
@@ -96,7 +96,7 @@ def language_match(
     targets = _column(tgt_lang, len(completions))
     fallback = _column(lang, len(completions))
     out: list[float | None] = []
-    for completion, t, f in zip(completions, targets, fallback):
+    for completion, t, f in zip(completions, targets, fallback, strict=True):
         code = t if t is not None else f
         try:
             target = normalize_lang(code)

@@ -59,7 +59,7 @@ def translation_chrf(prompts: Sequence[str], completions: Sequence[str], ref: Se
     """Sentence chrF(hypothesis, ref) / 100."""
     metric = _chrf()
     out: list[float | None] = []
-    for completion, reference in zip(completions, _column(ref, len(completions))):
+    for completion, reference in zip(completions, _column(ref, len(completions)), strict=True):
         if not isinstance(reference, str):
             out.append(None)
             continue
@@ -77,7 +77,7 @@ def translation_bleu(
     """Sentence BLEU(hypothesis, ref) / 100 with the target language's tokenizer."""
     out: list[float | None] = []
     langs = _column(tgt_lang, len(completions))
-    for completion, reference, lang in zip(completions, _column(ref, len(completions)), langs):
+    for completion, reference, lang in zip(completions, _column(ref, len(completions)), langs, strict=True):
         if not isinstance(reference, str):
             out.append(None)
             continue
@@ -102,6 +102,7 @@ class TranslationComet:
             raise UserError("reward translation_comet needs --comet-model (a COMET checkpoint; see `in2x eval --help`)")
         self.model = context.comet_model
         self._client: Any = None
+        self.client()  # start the worker now: a missing COMET environment fails before training starts
 
     def client(self) -> Any:
         if self._client is None:
@@ -130,6 +131,6 @@ class TranslationComet:
         if not todo:
             return out
         rows = [{"src": sources[i], "mt": answer_text(completions[i] or ""), "ref": refs[i]} for i in todo]
-        for i, score in zip(todo, client.score(rows)):
+        for i, score in zip(todo, client.score(rows), strict=True):
             out[i] = float(score) if math.isfinite(score) else 0.0
         return out

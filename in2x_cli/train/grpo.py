@@ -400,6 +400,9 @@ class TICGRPOTrainer(GRPOTrainer):
         if mode == "train":
             tokens_in_window = tokens_in_window * accum / self.args.steps_per_generation
         weights = inputs.get("importance_sampling_ratio") if self.use_vllm and self.vllm_importance_sampling_correction else None
+        if weights is not None and cfg.ratio_level != "token" and weights.dim() == 2 and weights.size(1) > 1:
+            # token-mode sampler weights with a sequence-level ratio: one weight per completion (masked mean)
+            weights = (weights * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1)
         out = grpo_loss.tic_grpo_loss(
             per_token_logps,
             old,
@@ -434,7 +437,7 @@ class TICGRPOTrainer(GRPOTrainer):
             reduced = {k: (gathered[:, i].min() if k.endswith("/min") else gathered[:, i].max() if k.endswith("/max") else gathered[:, i].mean()) for i, k in enumerate(keys)}
             values_out = {k: float(v) for k, v in reduced.items()}
         else:
-            values_out = dict(zip(keys, values.tolist()))
+            values_out = dict(zip(keys, values.tolist(), strict=True))
         for k, v in values_out.items():
             self._metrics[mode][k].append(v)
 
@@ -548,13 +551,9 @@ def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPO
     base.update(per_device_train_batch_size=plan.per_device_batch, gradient_accumulation_steps=plan.gradient_accumulation_steps)
     extra: dict[str, Any] = {}
     if use_vllm:
-        extra.update(
-            use_vllm=True,
-            vllm_mode="colocate",
-            vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-            # one sampler-mismatch weight per completion for the sequence-level ratios
-            vllm_importance_sampling_mode="sequence_truncate" if cfg.ratio_level != "token" else "token_truncate",
-        )
+        # TRL's sampler-mismatch correction stays on with its default "sequence_mask" mode: one weight
+        # per completion (B, 1), which multiplies our objective at every ratio level
+        extra.update(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
     lp = cfg.length_penalty
     return TICGRPOConfig(
         **base,
@@ -597,7 +596,13 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
 
     from in2x_cli import provenance
     from in2x_cli.io.checkpoint import resolve_model
-    from in2x_cli.train.common import install_callbacks, prepare_output_dir, run_training, save_final_model, seed_everything
+    from in2x_cli.train.common import (
+        install_callbacks,
+        prepare_output_dir,
+        run_training,
+        save_final_model,
+        seed_everything,
+    )
 
     cfg.validate()
     world = int(os.environ.get("WORLD_SIZE", "1"))

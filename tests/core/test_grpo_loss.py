@@ -25,7 +25,7 @@ def close(t: torch.Tensor, expected: list[float] | float, tol: float = 1e-4) -> 
     got = t.detach().flatten().tolist() if isinstance(t, torch.Tensor) else [t]
     exp = expected if isinstance(expected, list) else [expected]
     assert len(got) == len(exp), (got, exp)
-    for g, e in zip(got, exp):
+    for g, e in zip(got, exp, strict=True):
         if isinstance(e, float) and math.isnan(e):
             assert math.isnan(g), (got, exp)
         else:

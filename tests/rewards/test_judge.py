@@ -118,6 +118,7 @@ def test_failure_score_is_configurable_and_finite() -> None:
     assert scores == [0.25, 0.25, 0.25] and all(math.isfinite(s) for s in scores)
 
 
+@pytest.mark.slow
 def test_comet_reward_scores_through_the_worker(tiny_comet) -> None:
     reward = resolve_reward(RewardSpec("translation_comet"), RewardContext(comet_model=str(tiny_comet)))
     scores = reward.fn(["", "", ""], ["猫", "", "犬"], src=["cat", "cat", None], ref=["猫", "猫", "犬"])

@@ -7,7 +7,15 @@ import math
 import pytest
 
 from in2x_cli.errors import UserError
-from in2x_cli.rewards import REWARDS, RewardContext, RewardSpec, answer_text, parse_reward_spec, resolve_reward, resolve_rewards
+from in2x_cli.rewards import (
+    REWARDS,
+    RewardContext,
+    RewardSpec,
+    answer_text,
+    parse_reward_spec,
+    resolve_reward,
+    resolve_rewards,
+)
 from in2x_cli.rewards.rule import FormatReward, language_match, math_exact
 from in2x_cli.rewards.translation import bleu_tokenizer, translation_bleu, translation_chrf
 

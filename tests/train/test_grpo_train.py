@@ -36,8 +36,9 @@ def judge_script(prompt: str, j: int) -> str:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # 2 shared cores: OpenMP threads fighting other processes make each step ~10x slower
+def one_thread(tiny_model_warm):
+    # 2 shared cores: OpenMP threads fighting other processes make each step ~10x slower. The
+    # session's warm model is built first, with the default threads, so other modules see the same one.
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -11,7 +11,13 @@ import torch
 
 from in2x_cli.errors import UserError
 from in2x_cli.rewards import Reward
-from in2x_cli.train.grpo import TICGRPOTrainer, TRLRewardAdapter, load_prompt_rows, plan_batches, prompt_messages
+from in2x_cli.train.grpo import (
+    TICGRPOTrainer,
+    TRLRewardAdapter,
+    load_prompt_rows,
+    plan_batches,
+    prompt_messages,
+)
 from tests.util import write_jsonl
 
 # --------------------------------------------------------------------------- batch plan
