@@ -69,10 +69,15 @@ def estimate_ci(scores: Sequence[float]) -> tuple[float, float, float, float]:
 
 
 def p_value(samples: Any, observed: float) -> float:
-    """(#{samples > observed} + 1) / (len + 1): strictly greater, so a system compared with
-    itself (δ = 0) is not called different by chance."""
+    """(#{samples > observed} + 1) / (len + 1).
+
+    One deviation from sacreBLEU: an observed difference of exactly 0 gives p = 1. sacreBLEU
+    would return 1/(len + 1) for two identical outputs (every resampled difference is 0 as well,
+    and 0 > 0 never counts), calling a system significantly different from itself."""
     import numpy as np
 
+    if observed == 0:
+        return 1.0
     return (int(np.sum(np.asarray(samples) > observed)) + 1) / (len(samples) + 1)
 
 
