@@ -108,7 +108,7 @@ def autorank(
 
     Example: in2x eval autorank ../shared/data/wmt25/automatic-scores --pair en-ja_JP --top 10 > ranking.json
     """
-    from in2x_cli import eval_stage
+    from in2x_cli import autorank_stage
     from in2x_cli.io import check_output_path, write_json
 
     check_output_path(output)
@@ -118,10 +118,10 @@ def autorank(
         if not sep or not ours or not theirs:
             raise UserError(f"--alias {item!r}: expected OURS=THEIRS")
         aliases[ours] = theirs
-    doc = eval_stage.run_autorank(
+    doc = autorank_stage.run_autorank(
         inputs, pairs=_csv(pair), metrics=_csv(metrics), lower_is_better=_csv(lower_is_better), aliases=aliases, domain=domain
     )
-    eval_stage.render_autorank(doc, top or None)
+    autorank_stage.render_autorank(doc, top or None)
     write_json(output, doc)
 
 

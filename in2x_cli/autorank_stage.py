@@ -1,0 +1,203 @@
+"""``in2x eval autorank``: gather system scores per language pair from WMT25 automatic-score
+files, ``in2x eval`` JSON outputs and ``--segments`` JSONL files, and rank them with
+core/autorank.py (WMT25's AutoRank)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from in2x_cli import console
+from in2x_cli.errors import InputError, UserError
+from in2x_cli.eval_stage import SCHEMA, print_wide_table
+from in2x_cli.io import iter_jsonl
+from in2x_cli.langs import parse_pair
+
+
+@dataclass
+class RankInput:
+    """System scores of one language pair gathered from AutoRank inputs."""
+
+    label: str  # the pair as first written (en-ja_JP)
+    systems: dict[str, dict[str, float]] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)  # system → file
+    lower_is_better: set[str] = field(default_factory=set)
+
+
+def _pair_key(label: str | None, where: str) -> str:
+    if not label:
+        raise UserError("no language pair: pass --pair SRC-TGT for inputs without languages", where)
+    try:
+        return "-".join(parse_pair(label))
+    except UserError as exc:
+        raise UserError(exc.message, where) from None
+
+
+def _add_ranked(out: dict[str, RankInput], label: str, system: str, scores: dict[str, float], where: str, lower: Iterable[str] = ()) -> None:
+    entry = out.setdefault(_pair_key(label, where), RankInput(label))
+    if system in entry.systems:
+        raise UserError(f"system {system!r} ({label}) is also in {entry.origin[system]}", where)
+    entry.systems[system] = scores
+    entry.origin[system] = where
+    entry.lower_is_better |= set(lower)
+
+
+def _read_wmt25_scores(path: Path, out: dict[str, RankInput], domain: str | None) -> None:
+    from in2x_cli.core.autorank import mean_score
+    from in2x_cli.wmt import iter_wmt25_scores
+
+    per_pair: dict[str, dict[str, list[float | None]]] = {}
+    for doc in iter_wmt25_scores(path):
+        if domain is not None and doc["domain"] != domain:
+            continue
+        metrics = per_pair.setdefault(doc["pair"], {})
+        for metric, values in doc["metric_scores"].items():
+            metrics.setdefault(metric, []).extend(values)
+    for pair, metrics in per_pair.items():
+        scores = {}
+        for metric, values in metrics.items():
+            try:
+                scores[metric] = mean_score(values)
+            except ValueError:
+                continue  # every paragraph unscored: the metric is missing for this system
+        _add_ranked(out, pair, path.name.removesuffix(".jsonl"), scores, str(path))
+
+
+def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
+    from in2x_cli.core.autorank import mean_score
+
+    acc: dict[tuple[str, str], dict[str, list[float | None]]] = {}
+    for line in iter_jsonl(path):
+        d = line.data
+        if not isinstance(d.get("scores"), dict):
+            raise InputError("expected a segment row with 'scores' {metric: score} (in2x eval --segments)", line.where)
+        if domain is not None and d.get("domain") != domain:
+            continue
+        label = pair or (f"{d['src_lang']}-{d['tgt_lang']}" if d.get("src_lang") and d.get("tgt_lang") else None)
+        _pair_key(label, line.where)
+        system = str(d.get("system") or path.name.split(".")[0])
+        metrics = acc.setdefault((label or "", system), {})
+        for k, v in d["scores"].items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise InputError(f"scores[{k!r}] must be a number or null", line.where)
+            metrics.setdefault(k, []).append(v)
+    for (label, system), metrics in acc.items():
+        _add_ranked(out, label, system, {k: mean_score(v) for k, v in metrics.items() if any(x is not None for x in v)}, str(path))
+
+
+def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
+    from in2x_cli.io.jsonl import read_json
+
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise InputError(f"not an in2x eval output (schema {SCHEMA!r})", str(path))
+    for result in doc.get("results", []):
+        lower = {k for k, m in result.get("metrics", {}).items() if not m.get("higher_is_better", True)}
+        for entry in result.get("systems", []):
+            scores = entry.get("scores", {})
+            if domain is not None:
+                group = entry.get("by", {}).get("domain", {}).get(domain)
+                if group is None:
+                    raise InputError(f"no --by domain breakdown for domain {domain!r} (run in2x eval with --by domain)", str(path))
+                scores = group["scores"]
+            _add_ranked(out, pair or result.get("pair") or "", entry["system"], dict(scores), str(path), lower)
+
+
+def load_rank_inputs(paths: Sequence[str], *, domain: str | None = None, pair: str | None = None) -> dict[str, RankInput]:
+    """AutoRank inputs: WMT25 automatic-score files (or a directory of them; system = file
+    name), ``in2x eval`` JSON outputs, or ``in2x eval --segments`` JSONL files."""
+    out: dict[str, RankInput] = {}
+    files: list[tuple[Path, bool]] = []  # (file, found in a directory)
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(path.glob("*.jsonl"))
+            if not found:
+                raise UserError("no *.jsonl score files in this directory", str(path))
+            files.extend((f, True) for f in found)
+        elif path.is_file():
+            files.append((path, False))
+        else:
+            raise UserError("no such file or directory", str(path))
+    for path, in_dir in files:
+        if path.suffix == ".json":
+            _read_eval_json(path, out, domain, pair)
+            continue
+        first = next(iter_jsonl(path, require_rows=not in_dir), None)
+        if first is None:
+            continue  # a WMT25 system with no rows for the kept pairs
+        if "metric_scores" in first.data:
+            _read_wmt25_scores(path, out, domain)
+        else:
+            _read_segment_rows(path, out, domain, pair)
+    return out
+
+
+def run_autorank(
+    paths: Sequence[str],
+    *,
+    pairs: Sequence[str] = (),
+    metrics: Sequence[str] = (),
+    lower_is_better: Sequence[str] = (),
+    aliases: dict[str, str] | None = None,
+    domain: str | None = None,
+) -> dict[str, Any]:
+    """AutoRank per language pair over the given inputs (see ``load_rank_inputs``)."""
+    from in2x_cli import provenance
+    from in2x_cli.core.autorank import autorank
+
+    wanted = {_pair_key(p, "--pair") for p in pairs}
+    assign = pairs[0] if len(pairs) == 1 else None
+    data = load_rank_inputs(paths, domain=domain, pair=assign)
+    if wanted:
+        missing = wanted - set(data)
+        if missing:
+            raise UserError(f"no scores for language pair {sorted(missing)[0]!r} (found: {', '.join(r.label for r in data.values()) or 'none'})")
+        data = {k: v for k, v in data.items() if k in wanted}
+    if not data:
+        raise UserError("no system scores found in the inputs")
+    out = []
+    for entry in data.values():
+        systems = {s: {(aliases or {}).get(m, m): v for m, v in sc.items()} for s, sc in entry.systems.items()}
+        common = set.intersection(*(set(v) for v in systems.values()))
+        chosen = list(metrics) if metrics else sorted(common)
+        absent = [m for m in chosen if m not in common]
+        if absent:
+            lacking = sorted(s for s, v in systems.items() if absent[0] not in v)
+            raise UserError(f"{entry.label}: metric {absent[0]!r} is missing for {len(lacking)} system(s), e.g. {lacking[0]!r} ({entry.origin[lacking[0]]})")
+        if not chosen:
+            raise UserError(f"{entry.label}: the systems have no metric in common; use --alias OURS=THEIRS to match names")
+        dropped = sorted(set().union(*(set(v) for v in systems.values())) - set(chosen))
+        if dropped and not metrics:
+            console.warn(f"{entry.label}: not every system has {', '.join(dropped)}; ranking on {', '.join(chosen)}")
+        lower = set(lower_is_better) | {(aliases or {}).get(m, m) for m in entry.lower_is_better}
+        ranked = autorank(systems, metrics=chosen, lower_is_better=lower)
+        out.append(
+            {
+                "pair": entry.label,
+                "metrics": chosen,
+                "lower_is_better": sorted(m for m in chosen if m in lower),
+                "domain": domain,
+                "systems": [r.to_dict() for r in ranked],
+            }
+        )
+    config = {"inputs": list(paths), "pairs": list(pairs), "metrics": list(metrics), "lower_is_better": list(lower_is_better), "aliases": aliases, "domain": domain}
+    return {"schema": "in2x.autorank/1", "pairs": out, "provenance": provenance.collect(command="eval autorank", config=config, inputs=paths)}
+
+
+def render_autorank(doc: dict[str, Any], top: int | None = None) -> None:
+    from rich.table import Table
+
+    for entry in doc["pairs"]:
+        n = len(entry["systems"])
+        table = Table(title=f"AutoRank {entry['pair']}: {n} systems" + (f", domain {entry['domain']}" if entry["domain"] else ""), title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("system")
+        table.add_column("AutoRank ↓", justify="right")
+        for m in entry["metrics"]:
+            table.add_column(f"{m} {'↓' if m in entry['lower_is_better'] else '↑'}", justify="right")
+        for i, r in enumerate(entry["systems"][: top or n], start=1):
+            table.add_row(str(i), r["system"], f"{r['autorank']:.2f}", *(f"{r['scores'][m]:.4g}" for m in entry["metrics"]))
+        print_wide_table(table)
