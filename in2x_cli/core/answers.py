@@ -13,7 +13,7 @@ rewards. Two functions:
 ``answers_match(pred, gold)`` — equality after ``normalize_answer``:
   NFKC (full-width → ASCII), strip ``$``/``\\(\\)``, ``\\text{}``/``\\mathrm{}`` wrappers, ``\\left``/
   ``\\right``, ``\\dfrac``/``\\tfrac``/``\\frac{a}{b}`` → ``a/b``, spaces, a trailing period,
-  thousands separators (``1,000`` → ``1000``), a trailing unit-less ``%``; then, when both sides
+  thousands separators (``1,000`` → ``1000``), ``\\%`` → ``%``, a leading ``x =``; then, when both sides
   are numbers (integers, decimals, fractions ``a/b``, percentages as their number), they match
   when ``|p − g| ≤ 1e-6 · max(1, |g|)``; otherwise the normalised strings must be equal (case-
   insensitive). ``None`` never matches.
@@ -92,7 +92,9 @@ def normalize_answer(answer: str | int | float) -> str:
     s = _FRAC.sub(r"(\1)/(\2)", s)
     s = _FRAC_SHORT.sub(r"\1/\2", s)
     s = s.replace("^\\circ", "").replace("°", "")
+    s = s.replace("\\%", "%")
     s = re.sub(r"\s+", "", s)
+    s = re.sub(r"^[a-zA-Z](?:_\w+)?=(?=[^=])", "", s)  # "x = 5" -> "5"
     s = s.rstrip(".。")
     s = _THOUSANDS.sub("", s)
     s = re.sub(r"\((-?[\d.]+)\)", r"\1", s)  # (3)/(4) -> 3/4

@@ -15,9 +15,9 @@ L2-normalised. Three kinds, in a plain registry (``EMBEDDERS``) plus dotted path
        128 dimensions (LSA's usual 100–300; Birch works in 32 PCA dimensions of these anyway);
     4. L2 normalisation.
   Steps 2–3 are fitted once on a seeded uniform sample of at most ``fit_rows`` = 10,000 texts,
-  then applied to every text in chunks. Texts in different scripts share no n-grams, so they
-  land far apart: clusters form within a language, which is what the language-balanced
-  sampler downstream expects.
+  then applied to every text in chunks. Texts in different scripts share no n-grams (Latin vs
+  CJK), so they land far apart; Chinese and Japanese share Han characters and can meet in a
+  cluster. The sampler downstream balances languages itself, so mixed clusters are harmless.
 
 ``hf`` — any Hugging Face encoder (``AutoModel``) by directory or cached hub id: token states
   pooled over the attention mask (mean by default). A sentence-transformers directory is read

@@ -1,0 +1,189 @@
+"""Quota arithmetic, shortfall rules and round-robin draw order, checked by hand."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from in2x_cli.core.sampling import (
+    LEVELS,
+    allocate,
+    largest_remainder,
+    make_strata,
+    normalize_difficulty,
+    parse_lang_ratio,
+    parse_ratio,
+    round_positions,
+    round_robin_order,
+    select,
+)
+from in2x_cli.errors import UserError
+
+PAPER = parse_ratio("3:3:3:1:0")
+
+
+def test_difficulty_spellings():
+    assert normalize_difficulty("very_hard") == "very_hard"
+    assert normalize_difficulty("Very Difficult") == "very_hard"
+    assert normalize_difficulty("  moderate ") == "medium"
+    assert normalize_difficulty("Simple") == "easy"
+    assert normalize_difficulty("very-easy") == "very_easy"
+    assert [normalize_difficulty(i) for i in (1, 2, 3, 4, 5)] == ["very_easy", "easy", "medium", "hard", "very_hard"]
+    assert normalize_difficulty("5") == "very_hard" and normalize_difficulty(3.0) == "medium"
+    for bad in ("extreme", 0, 6, True, None, [1]):
+        assert normalize_difficulty(bad) is None
+
+
+def test_parse_ratios():
+    assert PAPER == (3, 3, 3, 1, 0)
+    assert parse_lang_ratio("zh=1, ja_JP=2,en=0.5") == {"zh": 1, "ja": 2, "en": Fraction(1, 2)}
+    for bad in ("3:3:3:1", "3:3:x:1:0", "0:0:0:0:0", "3:-1:3:1:0"):
+        with pytest.raises(UserError):
+            parse_ratio(bad)
+    for bad in ("zh", "zh=1,zh=2", "zh=0", "zh=a"):
+        with pytest.raises(UserError):
+            parse_lang_ratio(bad)
+
+
+def test_largest_remainder_hand_cases():
+    # exact 2.1, 2.1, 2.1, 0.7, 0 -> floors 2,2,2,0,0 (6); the 1 leftover goes to the 0.7
+    assert largest_remainder(7, PAPER) == [2, 2, 2, 1, 0]
+    assert largest_remainder(10, PAPER) == [3, 3, 3, 1, 0]
+    # exact 0.3 each for three equal weights with total 1: tie -> earliest index
+    assert largest_remainder(1, [1, 1, 1]) == [1, 0, 0]
+    assert largest_remainder(2, [1, 1, 1]) == [1, 1, 0]
+    assert largest_remainder(0, [1, 2]) == [0, 0]
+    for total in range(0, 50):
+        assert sum(largest_remainder(total, PAPER)) == total
+
+
+def _strata(avail, langs=("zh", "en", "ja")):
+    weights = dict.fromkeys(langs, Fraction(1))
+    return make_strata(weights, PAPER, avail)
+
+
+def _by(strata):
+    return {(s.lang, s.level): s.allocated for s in strata}
+
+
+def test_paper_ratio_1000_three_languages():
+    # 30 weight units: 100 rows per unit-3 stratum (9 of them), 33.33 per easy stratum; the one
+    # leftover row ties across the three easy strata and goes to the first language (zh).
+    plenty = {(lang, lv): 1000 for lang in ("zh", "en", "ja") for lv in LEVELS}
+    alloc = allocate(1000, _strata(plenty))
+    got = _by(alloc.strata)
+    for lang in ("zh", "en", "ja"):
+        for lv in ("very_hard", "hard", "medium"):
+            assert got[(lang, lv)] == 100
+        assert got[(lang, "very_easy")] == 0
+    assert (got[("zh", "easy")], got[("en", "easy")], got[("ja", "easy")]) == (34, 33, 33)
+    assert alloc.allocated == 1000 and not alloc.notes
+
+
+def test_shortfall_redistributed_within_language():
+    # zh, en 1:1, total 20: quotas 3,3,3,3,3,3,1,1,0,0. zh very_hard holds 1 row: 2 missing,
+    # re-apportioned over zh hard/medium/easy (weights 3,3,1): exact 6/7, 6/7, 2/7 -> floors 0;
+    # the two rows go to the largest remainders hard (tie, earlier) and medium.
+    avail = {(lang, lv): 10 for lang in ("zh", "en") for lv in LEVELS}
+    avail[("zh", "very_hard")] = 1
+    alloc = allocate(20, _strata(avail, ("zh", "en")))
+    got = _by(alloc.strata)
+    assert [got[("zh", lv)] for lv in LEVELS] == [1, 4, 4, 1, 0]
+    assert [got[("en", lv)] for lv in LEVELS] == [3, 3, 3, 1, 0]
+    zh_vh = next(s for s in alloc.strata if (s.lang, s.level) == ("zh", "very_hard"))
+    assert (zh_vh.quota, zh_vh.shortfall) == (3, 2)
+    assert alloc.notes == ["2 rows moved to other levels of zh"]
+
+
+def test_shortfall_redistributed_across_languages():
+    # zh holds only 1 very_hard row: zh's 9 missing rows go to en (weights 3,3,3,1):
+    # exact 2.7,2.7,2.7,0.9 -> floors 2,2,2,0; 3 leftovers: easy (0.9), then very_hard, hard.
+    avail = {(lang, lv): 10 for lang in ("zh", "en") for lv in LEVELS}
+    for lv in LEVELS:
+        avail[("zh", lv)] = 0
+    avail[("zh", "very_hard")] = 1
+    alloc = allocate(20, _strata(avail, ("zh", "en")))
+    got = _by(alloc.strata)
+    assert [got[("en", lv)] for lv in LEVELS] == [6, 6, 5, 2, 0]
+    assert alloc.allocated == 20
+    assert alloc.notes == ["9 rows moved across languages"]
+
+
+def test_shortfall_none_and_exhausted_pool():
+    avail = {(lang, lv): 10 for lang in ("zh", "en") for lv in LEVELS}
+    avail[("zh", "very_hard")] = 1
+    alloc = allocate(20, _strata(avail, ("zh", "en")), "none")
+    assert alloc.allocated == 18 and alloc.notes == ["2 rows missing; not redistributed (shortfall rule 'none')"]
+    # the very_easy rows (weight 0) are never used to fill a gap
+    small = {(lang, lv): 1 for lang in ("zh", "en") for lv in LEVELS}
+    alloc = allocate(20, _strata(small, ("zh", "en")))
+    assert alloc.allocated == 8
+    assert alloc.notes[-1] == "12 rows missing: the pool has no more rows in any stratum with weight > 0"
+
+
+def test_shortfall_shrink_keeps_ratio():
+    # zh very_hard holds 1 row. T=8: exact 1.2 (x6), 0.4 (x2) -> 1 each for all eight strata:
+    # fits. T=9: floors 1 (x6); leftovers to 0.45, 0.45, then zh very_hard (0.35) -> 2: does not.
+    avail = {(lang, lv): 10 for lang in ("zh", "en") for lv in LEVELS}
+    avail[("zh", "very_hard")] = 1
+    alloc = allocate(20, _strata(avail, ("zh", "en")), "shrink")
+    assert alloc.allocated == 8
+    assert set(_by(alloc.strata).values()) == {0, 1}
+    assert "from 20 to 8" in alloc.notes[0]
+
+
+def test_round_robin_visits_every_cluster_before_repeating():
+    clusters = np.array([0, 0, 0, 0, 1, 2, 2])
+    tags = np.full(7, -1)
+    order = round_robin_order(clusters, tags, seed=3)
+    assert sorted(order.tolist()) == list(range(7))
+    picked = clusters[order]
+    assert sorted(picked[:3].tolist()) == [0, 1, 2]  # pass 1: one per cluster
+    assert sorted(picked[3:5].tolist()) == [0, 2]  # pass 2: clusters with rows left
+    assert picked[5:].tolist() == [0, 0]
+    assert np.array_equal(order, round_robin_order(clusters, tags, seed=3))
+
+
+def test_round_robin_alternates_tags_inside_a_cluster():
+    clusters = np.zeros(5, dtype=int)
+    tags = np.array([7, 7, 7, 9, 9])
+    picked = tags[round_robin_order(clusters, tags, seed=0)]
+    assert sorted(picked[:2].tolist()) == [7, 9] and sorted(picked[2:4].tolist()) == [7, 9] and picked[4] == 7
+
+
+def test_round_positions_cycle():
+    assert [p.tolist() for p in round_positions(5, 2, 3)] == [[0, 1], [2, 3], [4, 0]]
+    with pytest.raises(ValueError):
+        round_positions(2, 3, 1)
+
+
+def _pool(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 3, n), rng.integers(0, 5, n), rng.integers(0, 20, n), rng.integers(0, 6, n)
+
+
+def test_select_rounds_disjoint_and_deterministic():
+    lang, level, clusters, tags = _pool()
+    kw = dict(langs=["zh", "en", "ja"], lang_weights=[1, 1, 1], level_weights=PAPER, total=30, rounds=2, seed=5)
+    a = select(lang, level, clusters, tags, **kw)
+    b = select(lang, level, clusters, tags, **kw)
+    assert all(np.array_equal(x, y) for x, y in zip(a.rounds, b.rounds))
+    assert [len(r) for r in a.rounds] == [30, 30]
+    assert not set(a.rounds[0]) & set(a.rounds[1]) and not a.reused
+    # each round's strata follow the quotas: 3 per (lang, hard level), 1 per (lang, easy)
+    for r in a.rounds:
+        for li in range(3):
+            got = [int(((lang[r] == li) & (level[r] == vi)).sum()) for vi in range(5)]
+            assert got == [3, 3, 3, 1, 0]
+    c = select(lang, level, clusters, tags, **{**kw, "seed": 6})
+    assert not np.array_equal(a.rounds[0], c.rounds[0])
+
+
+def test_select_reuses_rows_only_when_the_pool_is_short():
+    lang = np.zeros(6, dtype=int)
+    level = np.zeros(6, dtype=int)
+    sel = select(lang, level, np.arange(6), np.zeros(6, dtype=int), langs=["en"], lang_weights=[1],
+                 level_weights=PAPER, total=4, rounds=2, seed=0)
+    assert [len(r) for r in sel.rounds] == [4, 4]
+    assert len(set(sel.rounds[0]) | set(sel.rounds[1])) == 6  # every row used before any repeats
+    assert sel.reused == {("en", "very_hard"): 2}
