@@ -203,7 +203,9 @@ class EmbeddingIndex:
             return
         vecs = np.asarray(self._embed(todo), dtype=np.float32)
         if vecs.ndim != 2 or vecs.shape[0] != len(todo):
-            raise UserError(f"the embedder returned shape {vecs.shape} for {len(todo)} texts (expected ({len(todo)}, dim))")
+            raise UserError(
+                f"the embedder returned shape {vecs.shape} for {len(todo)} texts (expected ({len(todo)}, dim))"
+            )
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         vecs = np.where(norms > 0, vecs / np.maximum(norms, 1e-12), vecs)
         for text, vec in zip(todo, vecs, strict=True):
@@ -266,13 +268,17 @@ def parse_lang_weights(langs: str | None, ratio: str | None) -> dict[str, Fracti
                 raise UserError(f"--lang-ratio {ratio!r} names {lang} twice")
             weights[lang] = _weight(value, ratio)
         if lang_list is not None and set(lang_list) != set(weights):
-            raise UserError(f"--langs {','.join(lang_list)} and --lang-ratio {ratio!r} name different languages")
+            raise UserError(
+                f"--langs {','.join(lang_list)} and --lang-ratio {ratio!r} name different languages"
+            )
     else:
         if lang_list is None:
             raise UserError("--lang-ratio a:b:c needs --langs to say which weight is which language")
         parts = ratio.split(":")
         if len(parts) != len(lang_list):
-            raise UserError(f"--lang-ratio {ratio!r} has {len(parts)} weights for {len(lang_list)} languages in --langs")
+            raise UserError(
+                f"--lang-ratio {ratio!r} has {len(parts)} weights for {len(lang_list)} languages in --langs"
+            )
         weights = {lang: _weight(v, ratio) for lang, v in zip(lang_list, parts, strict=True)}
     weights = {k: v for k, v in weights.items() if v > 0}
     if not weights:
@@ -385,10 +391,14 @@ def pre_query_template(render: Callable[[list[dict[str, str]]], str], system: st
     it is the prefix (any system turn, or a default system prompt the template inserts, included),
     what follows it up to the first newline-free marker is the end of the user turn.
     """
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": _SENTINEL}]
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": _SENTINEL}
+    ]
     rendered = render(messages)
     if rendered.count(_SENTINEL) != 1:
-        raise UserError("cannot derive a Magpie pre-query template: the chat template does not place the user message verbatim")
+        raise UserError(
+            "cannot derive a Magpie pre-query template: the chat template does not place the user message verbatim"
+        )
     prefix, _, after = rendered.partition(_SENTINEL)
     end = after.strip().split("\n", 1)[0].strip() if after.strip() else ""
     return PreQuery(prefix=prefix, end=end)
@@ -421,7 +431,13 @@ def clean_instruction(text: str) -> str:
     text = _TASK_PREFIX.sub("", text, count=1).strip()
     for left, right in _QUOTES:
         inner = text[1:-1]
-        if len(text) >= 2 and text[0] == left and text[-1] == right and left not in inner and right not in inner:
+        if (
+            len(text) >= 2
+            and text[0] == left
+            and text[-1] == right
+            and left not in inner
+            and right not in inner
+        ):
             text = inner.strip()
             break
     return text
@@ -429,8 +445,48 @@ def clean_instruction(text: str) -> str:
 
 # Self-Instruct (bootstrap_instructions.py): tasks a text-only model cannot do, by keyword.
 MODALITY_KEYWORDS = {
-    "latin": ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram"),
-    "cjk": ("画像", "写真", "グラフ", "動画", "音声", "音楽", "地図", "ファイル", "図を描", "图片", "图像", "照片", "图表", "视频", "音频", "音乐", "地图", "文件", "流程图", "画图"),
+    "latin": (
+        "image",
+        "images",
+        "graph",
+        "graphs",
+        "picture",
+        "pictures",
+        "file",
+        "files",
+        "map",
+        "maps",
+        "draw",
+        "plot",
+        "go to",
+        "video",
+        "audio",
+        "music",
+        "flowchart",
+        "diagram",
+    ),
+    "cjk": (
+        "画像",
+        "写真",
+        "グラフ",
+        "動画",
+        "音声",
+        "音楽",
+        "地図",
+        "ファイル",
+        "図を描",
+        "图片",
+        "图像",
+        "照片",
+        "图表",
+        "视频",
+        "音频",
+        "音乐",
+        "地图",
+        "文件",
+        "流程图",
+        "画图",
+    ),
 }
 MIN_TOKENS = 4  # Self-Instruct drops tasks of <= 3 words
 MAX_WORDS = 150  # Self-Instruct drops tasks of > 150 words; a CJK character counts as half a word
@@ -530,7 +586,12 @@ class CriticVerdict:
         return [f for f in CRITIC_FLAGS if getattr(self, f)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"contradiction": self.contradiction, "hallucination": self.hallucination, "invalid": self.invalid, "reason": self.reason}
+        return {
+            "contradiction": self.contradiction,
+            "hallucination": self.hallucination,
+            "invalid": self.invalid,
+            "reason": self.reason,
+        }
 
 
 def parse_critic_verdict(text: str) -> CriticVerdict:
@@ -542,7 +603,9 @@ def parse_critic_verdict(text: str) -> CriticVerdict:
         if flag not in obj:
             raise VerdictError(f"verdict lacks {flag!r}")
         if not isinstance(obj[flag], bool):
-            raise VerdictError(f"{flag!r} must be true or false, got {json.dumps(obj[flag], ensure_ascii=False)[:40]}")
+            raise VerdictError(
+                f"{flag!r} must be true or false, got {json.dumps(obj[flag], ensure_ascii=False)[:40]}"
+            )
     reason = obj.get("reason", "")
     if reason is None:
         reason = ""
@@ -568,7 +631,9 @@ def parse_reread_verdict(text: str) -> RereadVerdict:
     obj = _one_verdict(text, ("verdict",))
     verdict = obj.get("verdict")
     if not isinstance(verdict, str) or verdict.strip().lower() not in REREAD_VERDICTS:
-        raise VerdictError(f"'verdict' must be one of {', '.join(REREAD_VERDICTS)}, got {json.dumps(verdict, ensure_ascii=False)[:40]}")
+        raise VerdictError(
+            f"'verdict' must be one of {', '.join(REREAD_VERDICTS)}, got {json.dumps(verdict, ensure_ascii=False)[:40]}"
+        )
     verdict = verdict.strip().lower()
     reason = obj.get("reason") or ""
     if not isinstance(reason, str):

@@ -40,13 +40,17 @@ class Prompt:
             )
         missing = [f for f in self.required if f not in used]
         if missing:
-            raise UserError(f"prompt {self.name!r} must contain {', '.join('{' + m + '}' for m in missing)}", where)
+            raise UserError(
+                f"prompt {self.name!r} must contain {', '.join('{' + m + '}' for m in missing)}", where
+            )
 
     def render(self, **values: str) -> str:
         absent = [f for f in self.fields if f in _PLACEHOLDER.findall(self.template) and f not in values]
         if absent:
             raise KeyError(f"prompt {self.name!r} needs values for {absent}")
-        return _PLACEHOLDER.sub(lambda m: values[m.group(1)] if m.group(1) in self.fields else m.group(0), self.template)
+        return _PLACEHOLDER.sub(
+            lambda m: values[m.group(1)] if m.group(1) in self.fields else m.group(0), self.template
+        )
 
 
 class PromptSet(Mapping[str, Prompt]):
@@ -78,7 +82,9 @@ class PromptSet(Mapping[str, Prompt]):
             if name not in out:
                 raise UserError(f"unknown prompt {name!r} (known: {', '.join(sorted(out))})", where)
             if not isinstance(template, str):
-                raise UserError(f"prompt {name!r} must be a string template, got {type(template).__name__}", where)
+                raise UserError(
+                    f"prompt {name!r} must be a string template, got {type(template).__name__}", where
+                )
             prompt = replace(out[name], template=template)
             prompt.check(where)
             out[name] = prompt

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import random
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,91 +49,10 @@ from in2x_cli.langs import NATIVE_NAMES, detect_lang, lang_name, normalize_lang
 from in2x_cli.prompts import PromptSet
 from in2x_cli.prompts.synthesize import ANSWER_PROMPT_FOR_STYLE, REWRITE_STYLES
 from in2x_cli.records import InstructionRow
-from in2x_cli.synth.schedule import GENERATING_MODES, QuotaSchedule, blocks_of, parse_id, row_id, slot_id
+from in2x_cli.synth.config import SeedTask, Stats, SynthConfig
+from in2x_cli.synth.schedule import GENERATING_MODES, BlockRunner, row_id, slot_id
 
 STAGES = ("generate", "filter", "dedup", "reread", "answer", "critic")
-_AFTER_DEDUP = {"reread", "answer", "critic"}
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    """Resolved settings of one ``in2x synthesize`` run (recorded in the provenance sidecar)."""
-
-    mode: str
-    model: str
-    backend: str = "transformers"
-    input: str | None = None
-    output: str = "-"
-    rejects: str | None = None
-    resume: bool = False
-    seed: int = 0
-    num: int = 100
-    langs: tuple[tuple[str, str], ...] = (("zh", "1"), ("en", "1"), ("ja", "1"))  # (lang, weight as a fraction)
-    rules: str | None = None
-    prompt_file: str | None = None
-    style: str = "localize"
-    dedup: str = "rouge"  # rouge | embedding | none
-    dedup_threshold: float = 0.7
-    embedder: str = "hashing"
-    embed_model: str | None = None
-    num_demos: int = 8
-    answer: bool = True
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 512
-    answer_temperature: float = 0.0
-    answer_max_tokens: int = 1024
-    judge_max_tokens: int = 512
-    critic_model: str | None = None
-    critic_backend: str | None = None
-    reread: bool = False
-    judge_retries: int = 1
-    max_attempts: float = 4.0
-    batch_size: int = 32
-    trust_remote_code: bool = False
-
-    @property
-    def lang_weights(self) -> dict[str, Any]:
-        from fractions import Fraction
-
-        return {lang: Fraction(w) for lang, w in self.langs}
-
-    def run_key(self, prompts: PromptSet, seeds_digest: str | None) -> str:
-        """8 hex digits naming everything that decides the rows; part of every id, so --resume can
-        refuse an output made with other settings. Output paths and --batch-size are not in it."""
-        settings = {
-            k: v for k, v in self.__dict__.items() if k not in ("output", "rejects", "resume", "batch_size", "prompt_file", "trust_remote_code")
-        }
-        settings["prompts"] = prompts.digest()
-        settings["seeds"] = seeds_digest
-        if settings.get("input") not in (None, "-"):
-            settings["input"] = os.path.realpath(str(settings["input"]))
-        blob = json.dumps(settings, sort_keys=True, ensure_ascii=False, default=str)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:8]
-
-
-@dataclass(frozen=True)
-class SeedTask:
-    id: str
-    lang: str
-    text: str
-
-
-def load_seed_tasks(lines: Iterable[Any]) -> list[SeedTask]:
-    """Seed tasks from InstructionRow-compatible rows (``instruction`` or ``messages``; optional
-    ``input`` appended on its own line; ``lang`` or else detected)."""
-    seeds = []
-    for i, line in enumerate(lines):
-        row = InstructionRow.from_line(line)
-        text = row.instruction.strip() if row.instruction else ""
-        if not text:
-            raise UserError("seed task has an empty instruction", line.where)
-        extra_input = row.extra.get("input")
-        if isinstance(extra_input, str) and extra_input.strip():
-            text = f"{text}\n{extra_input.strip()}"
-        lang = normalize_lang(row.lang, where=line.where) if row.lang else detect_lang(text)
-        seeds.append(SeedTask(str(row.id) if row.id is not None else f"seed{i}", lang, text))
-    return seeds
 
 
 @dataclass
@@ -162,35 +79,6 @@ class Candidate:
 
     def fail(self, stage: str, why: str, /, **detail: Any) -> None:
         self.reject = Reject(stage, why, detail)
-
-
-@dataclass
-class Stats:
-    candidates: int = 0
-    accepted: int = 0
-    resumed_accepted: int = 0
-    resumed_rejected: int = 0
-    rejected: Counter = field(default_factory=Counter)
-    judge_parse_failures: Counter = field(default_factory=Counter)  # first replies without a valid verdict
-    judge_retries: Counter = field(default_factory=Counter)
-    shortfall: dict[str, str] = field(default_factory=dict)
-    backend_requests: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "candidates": self.candidates,
-            "accepted": self.accepted,
-            "resumed_accepted": self.resumed_accepted,
-            "resumed_rejected": self.resumed_rejected,
-            "rejected": dict(sorted(self.rejected.items())),
-            "judge_parse_failures": dict(self.judge_parse_failures),
-            "judge_retries": dict(self.judge_retries),
-            "shortfall": self.shortfall,
-            "backend_requests": self.backend_requests,
-        }
-
-
-Writer = Callable[[dict[str, Any]], None]
 
 
 def _alive(cands: Iterable[Candidate]) -> list[Candidate]:
@@ -220,7 +108,9 @@ class Synthesizer:
         self.stats = Stats()
         seeds_digest = None
         if self.seeds:
-            seeds_digest = hashlib.sha256(json.dumps([s.__dict__ for s in self.seeds], ensure_ascii=False).encode()).hexdigest()
+            seeds_digest = hashlib.sha256(
+                json.dumps([s.__dict__ for s in self.seeds], ensure_ascii=False).encode()
+            ).hexdigest()
         self.run = cfg.run_key(prompts, seeds_digest)
         self.model_name = os.path.basename(os.path.normpath(cfg.model)) or cfg.model
         self._pools: dict[str, Any] = {}
@@ -236,7 +126,9 @@ class Synthesizer:
     def _seed(self, key: str, stage: str, attempt: int = 0) -> int:
         return derive_seed(self.cfg.seed, f"{key}/{stage}", attempt)
 
-    def _call(self, backend: Backend, convs: list[list[dict[str, str]]], params: SamplingParams, seeds: list[int]) -> list[Completion]:
+    def _call(
+        self, backend: Backend, convs: list[list[dict[str, str]]], params: SamplingParams, seeds: list[int]
+    ) -> list[Completion]:
         if not convs:
             return []
         self.stats.backend_requests += len(convs)
@@ -244,7 +136,12 @@ class Synthesizer:
 
     def _gen_params(self, stop: tuple[str, ...] = ()) -> SamplingParams:
         return SamplingParams(
-            n=1, temperature=self.cfg.temperature, top_p=self.cfg.top_p, max_tokens=self.cfg.max_tokens, seed=self.cfg.seed, stop=stop
+            n=1,
+            temperature=self.cfg.temperature,
+            top_p=self.cfg.top_p,
+            max_tokens=self.cfg.max_tokens,
+            seed=self.cfg.seed,
+            stop=stop,
         )
 
     # ----------------------------------------------------------------- stages
@@ -258,7 +155,9 @@ class Synthesizer:
             self._generate_magpie(cands)
             return
         convs = [[{"role": "user", "content": self._generation_prompt(c)}] for c in cands]
-        outs = self._call(self.backend, convs, self._gen_params(), [self._seed(c.key, "generate") for c in cands])
+        outs = self._call(
+            self.backend, convs, self._gen_params(), [self._seed(c.key, "generate") for c in cands]
+        )
         for c, out in zip(cands, outs, strict=True):
             if out.finish_reason == "length":
                 c.fail("generate", "truncated", text=out.text[:500])
@@ -272,12 +171,16 @@ class Synthesizer:
             demos = rng.sample(pool, min(self.cfg.num_demos, len(pool)))
             c.fields["seed_ids"] = [d.id for d in demos]
             text = "\n".join(f"Task {i + 1}: {d.text}" for i, d in enumerate(demos))
-            return self.prompts.render("self_instruct", demos=text, rules=self._rules, **self._lang_fields(c.lang))
+            return self.prompts.render(
+                "self_instruct", demos=text, rules=self._rules, **self._lang_fields(c.lang)
+            )
         source = c.fields["source_instruction"]
         return self.prompts.render(
             REWRITE_STYLES[self.cfg.style],
             instruction=fence(source, "INSTRUCTION"),
-            source_language=lang_name(c.fields["source_lang"]) if c.fields["source_lang"] != "und" else "given",
+            source_language=lang_name(c.fields["source_lang"])
+            if c.fields["source_lang"] != "und"
+            else "given",
             rules=self._rules,
             **self._lang_fields(c.lang),
         )
@@ -285,7 +188,10 @@ class Synthesizer:
     def pre_query(self, lang: str) -> PreQuery:
         """Magpie's pre-query template for ``lang`` (the system turn carries the language)."""
         if lang not in self._pre_query:
-            system = self.prompts.render("magpie_system", rules=self._rules, **self._lang_fields(lang)).strip() or None
+            system = (
+                self.prompts.render("magpie_system", rules=self._rules, **self._lang_fields(lang)).strip()
+                or None
+            )
 
             def render(messages: list[dict[str, str]]) -> str:
                 return self.backend.chat_prompt(messages, add_generation_prompt=False)
@@ -297,7 +203,9 @@ class Synthesizer:
             except Exception:  # noqa: BLE001 - some templates refuse a system turn (e.g. Gemma)
                 from in2x_cli import console
 
-                console.warn("the chat template rejects a system turn: Magpie queries are not steered by language; the language filter does the targeting")
+                console.warn(
+                    "the chat template rejects a system turn: Magpie queries are not steered by language; the language filter does the targeting"
+                )
                 self._pre_query[lang] = pre_query_template(render, None)
         return self._pre_query[lang]
 
@@ -309,7 +217,9 @@ class Synthesizer:
             params = self._gen_params(stop=(end,) if end else ())
             prompts = [self.pre_query(c.lang).prefix for c in group]
             self.stats.backend_requests += len(prompts)
-            outs = self.backend.complete(prompts, params, seeds=[self._seed(c.key, "generate") for c in group])
+            outs = self.backend.complete(
+                prompts, params, seeds=[self._seed(c.key, "generate") for c in group]
+            )
             for c, out in zip(group, outs, strict=True):
                 comp = out[0]
                 if comp.finish_reason == "length":
@@ -362,7 +272,13 @@ class Synthesizer:
             if self.cfg.dedup != "none":
                 match = self._pool(c.lang).nearest(c.instruction or "")
                 if match is not None and match.score >= self.cfg.dedup_threshold:
-                    c.fail("dedup", "near_duplicate", similar_to=match.key, score=round(match.score, 4), method=self.cfg.dedup)
+                    c.fail(
+                        "dedup",
+                        "near_duplicate",
+                        similar_to=match.key,
+                        score=round(match.score, 4),
+                        method=self.cfg.dedup,
+                    )
                     continue
             c.passed_dedup = True
             self.remember(c.lang, c.id, c.instruction or "")
@@ -371,20 +287,32 @@ class Synthesizer:
                 pool.clear_cache()
 
     def _judge(
-        self, backend: Backend, cands: list[Candidate], prompts: list[str], parse: Callable[[str], Any], stage: str
+        self,
+        backend: Backend,
+        cands: list[Candidate],
+        prompts: list[str],
+        parse: Callable[[str], Any],
+        stage: str,
     ) -> list[tuple[Any, str | None, str, int]]:
         """Ask for a JSON verdict; replies without exactly one valid verdict get ``--judge-retries``
         follow-up turns (prompt json_retry). Returns (verdict or None, last error, last reply, attempts)."""
         convs = [[{"role": "user", "content": p}] for p in prompts]
         results: list[tuple[Any, str | None, str, int]] = [(None, None, "", 0)] * len(cands)
         pending = list(range(len(cands)))
-        params = SamplingParams(n=1, temperature=0.0, max_tokens=self.cfg.judge_max_tokens, seed=self.cfg.seed)
+        params = SamplingParams(
+            n=1, temperature=0.0, max_tokens=self.cfg.judge_max_tokens, seed=self.cfg.seed
+        )
         for attempt in range(1 + self.cfg.judge_retries):
             if not pending:
                 break
             if attempt:
                 self.stats.judge_retries[stage] += len(pending)
-            outs = self._call(backend, [convs[i] for i in pending], params, [self._seed(cands[i].key, stage, attempt) for i in pending])
+            outs = self._call(
+                backend,
+                [convs[i] for i in pending],
+                params,
+                [self._seed(cands[i].key, stage, attempt) for i in pending],
+            )
             still = []
             for i, out in zip(pending, outs, strict=True):
                 try:
@@ -406,10 +334,17 @@ class Synthesizer:
         """ReReading: the generating model reviews each task; keep, rewrite (original kept in
         ``reread.original_instruction``) or reject. A rewrite must still be in the target language."""
         prompts = [
-            self.prompts.render("reread", instruction=fence(c.instruction or "", "INSTRUCTION"), rules_to_check=self._rules_check, **self._lang_fields(c.lang))
+            self.prompts.render(
+                "reread",
+                instruction=fence(c.instruction or "", "INSTRUCTION"),
+                rules_to_check=self._rules_check,
+                **self._lang_fields(c.lang),
+            )
             for c in cands
         ]
-        for c, (verdict, error, reply, attempts) in zip(cands, self._judge(self.backend, cands, prompts, parse_reread_verdict, "reread"), strict=True):
+        for c, (verdict, error, reply, attempts) in zip(
+            cands, self._judge(self.backend, cands, prompts, parse_reread_verdict, "reread"), strict=True
+        ):
             if verdict is None:
                 c.fail("reread", "reread_unparseable", error=error, reply=reply[:1000], attempts=attempts)
                 continue
@@ -422,15 +357,29 @@ class Synthesizer:
                 c.instruction = new
                 detected = language_mismatch(new, c.lang) if new else "und"
                 if detected:
-                    c.fail("reread", "wrong_language", field="instruction", expected=c.lang, detected=detected)
+                    c.fail(
+                        "reread", "wrong_language", field="instruction", expected=c.lang, detected=detected
+                    )
 
     def answer(self, cands: list[Candidate]) -> None:
-        name = ANSWER_PROMPT_FOR_STYLE.get(self.cfg.style, "answer_system") if self.cfg.mode == "rewrite" else "answer_system"
+        name = (
+            ANSWER_PROMPT_FOR_STYLE.get(self.cfg.style, "answer_system")
+            if self.cfg.mode == "rewrite"
+            else "answer_system"
+        )
         convs = []
         for c in cands:
             system = self.prompts.render(name, rules=self._rules, **self._lang_fields(c.lang)).strip()
-            convs.append(([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": c.instruction or ""}])
-        params = SamplingParams(n=1, temperature=self.cfg.answer_temperature, max_tokens=self.cfg.answer_max_tokens, seed=self.cfg.seed)
+            convs.append(
+                ([{"role": "system", "content": system}] if system else [])
+                + [{"role": "user", "content": c.instruction or ""}]
+            )
+        params = SamplingParams(
+            n=1,
+            temperature=self.cfg.answer_temperature,
+            max_tokens=self.cfg.answer_max_tokens,
+            seed=self.cfg.seed,
+        )
         outs = self._call(self.backend, convs, params, [self._seed(c.key, "answer") for c in cands])
         for c, out in zip(cands, outs, strict=True):
             c.response = out.text.strip()
@@ -447,13 +396,22 @@ class Synthesizer:
         """The critic answers each task itself (greedy), then judges task + candidate response
         against its answer: flagged rows are rejected with the flags and the critic's reason."""
         assert self.critic_backend is not None
-        params = SamplingParams(n=1, temperature=0.0, max_tokens=self.cfg.answer_max_tokens, seed=self.cfg.seed)
+        params = SamplingParams(
+            n=1, temperature=0.0, max_tokens=self.cfg.answer_max_tokens, seed=self.cfg.seed
+        )
         answers = self._call(
-            self.critic_backend, [[{"role": "user", "content": c.instruction or ""}] for c in cands], params, [self._seed(c.key, "critic_answer") for c in cands]
+            self.critic_backend,
+            [[{"role": "user", "content": c.instruction or ""}] for c in cands],
+            params,
+            [self._seed(c.key, "critic_answer") for c in cands],
         )
         prompts = []
         for c, ans in zip(cands, answers, strict=True):
-            response = fence(c.response, "CANDIDATE RESPONSE") if c.response is not None else self.prompts.render("no_response")
+            response = (
+                fence(c.response, "CANDIDATE RESPONSE")
+                if c.response is not None
+                else self.prompts.render("no_response")
+            )
             prompts.append(
                 self.prompts.render(
                     "critic_judge",
@@ -505,8 +463,20 @@ class Synthesizer:
         if c.response is not None:
             row["response"] = c.response
             if c.reject is None:
-                prefix = [m for m in (c.origin.extra.get("messages") or [])[:1] if isinstance(m, dict) and m.get("role") == "system"] if c.origin else []
-                row["messages"] = [*prefix, {"role": "user", "content": c.instruction}, {"role": "assistant", "content": c.response}]
+                prefix = (
+                    [
+                        m
+                        for m in (c.origin.extra.get("messages") or [])[:1]
+                        if isinstance(m, dict) and m.get("role") == "system"
+                    ]
+                    if c.origin
+                    else []
+                )
+                row["messages"] = [
+                    *prefix,
+                    {"role": "user", "content": c.instruction},
+                    {"role": "assistant", "content": c.response},
+                ]
         row["critic"] = c.critic
         row["reread"] = c.reread
         row.update(c.fields)
@@ -519,12 +489,27 @@ class Synthesizer:
         return row
 
     # ----------------------------------------------------------------- the run
-    def candidates_for(self, members: list[Any], rows: dict[int, Any] | None = None) -> list[Candidate]:
+    def run_blocks(
+        self,
+        *,
+        lines: Iterable[Any] = (),
+        existing: Iterable[tuple[bool, dict[str, Any]]] = (),
+        write: Callable[[Candidate], None],
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> Stats:
+        """Every block through the stages (see ``schedule.BlockRunner``)."""
+        return BlockRunner(self).run_blocks(
+            lines=lines, existing=existing, write=write, on_progress=on_progress
+        )
+
+    def candidates_for(self, members: list[Any]) -> list[Candidate]:
         cands = []
         for m in members:
             if self.cfg.mode in GENERATING_MODES:
                 lang, slot = m
-                cands.append(Candidate(slot_id(self.cfg.mode, self.run, lang, slot), f"{lang}-{slot}", lang, m))
+                cands.append(
+                    Candidate(slot_id(self.cfg.mode, self.run, lang, slot), f"{lang}-{slot}", lang, m)
+                )
             else:
                 index, line, lang = m
                 origin = InstructionRow.from_line(line)
@@ -533,7 +518,11 @@ class Synthesizer:
                     c.fields["origin_id"] = origin.id
                 if self.cfg.mode == "rewrite":
                     src = origin.instruction or ""
-                    c.fields.update(style=self.cfg.style, source_instruction=src, source_lang=_row_lang(origin, line.where))
+                    c.fields.update(
+                        style=self.cfg.style,
+                        source_instruction=src,
+                        source_lang=_row_lang(origin, line.where),
+                    )
                 cands.append(c)
         return cands
 
@@ -548,131 +537,6 @@ class Synthesizer:
                 row = InstructionRow.from_line(line)
                 lang = _row_lang(row, line.where)
             yield index, line, lang
-
-    def run_blocks(
-        self,
-        *,
-        lines: Iterable[Any] = (),
-        existing: Iterable[tuple[bool, dict[str, Any]]] = (),
-        write: Callable[[Candidate], None],
-        on_progress: Callable[[int, int | None], None] | None = None,
-    ) -> Stats:
-        """Process every block; ``existing`` are (accepted?, row) already written (--resume)."""
-        decided = self._index_existing(existing)
-        if self.cfg.mode in GENERATING_MODES:
-            self._run_generating(decided, write, on_progress)
-        else:
-            self._run_inputs(lines, decided, write, on_progress)
-        return self.stats
-
-    def _index_existing(self, existing: Iterable[tuple[bool, dict[str, Any]]]) -> dict[str, tuple[bool, dict[str, Any]]]:
-        decided: dict[str, tuple[bool, dict[str, Any]]] = {}
-        for accepted, row in existing:
-            parsed = parse_id(row.get("id"))
-            if parsed is None or parsed[0] != self.cfg.mode:
-                raise UserError(
-                    f"--resume: the existing output holds a row with id {row.get('id')!r}, not written by 'in2x synthesize {self.cfg.mode}'",
-                    self.cfg.output if accepted else self.cfg.rejects,
-                )
-            if parsed[1] != self.run:
-                raise UserError(
-                    f"--resume: the existing rows come from a run with other settings (run {parsed[1]}, this run {self.run}: "
-                    "seed, model, prompts, rules, langs, --num or generation options differ); write to a new output",
-                    self.cfg.output if accepted else self.cfg.rejects,
-                )
-            decided.setdefault(row["id"], (accepted, row))
-        return decided
-
-    def _replay_row(self, lang: str, row: dict[str, Any]) -> None:
-        accepted = "reason" not in row
-        if accepted or row.get("stage") in _AFTER_DEDUP:
-            reread = row.get("reread") or {}
-            text = reread.get("original_instruction") or row.get("instruction") or ""
-            self.remember(lang, row["id"], text)
-
-    def _run_generating(self, decided: dict[str, tuple[bool, dict[str, Any]]], write: Callable[[Candidate], None], on_progress: Any) -> None:
-        from in2x_cli.core.synthesize import allocate
-
-        quotas = allocate(self.cfg.num, self.weights)
-        caps = {lang: max(q, math.ceil(q * self.cfg.max_attempts)) for lang, q in quotas.items()}
-        sched = QuotaSchedule(quotas, caps, self.cfg.batch_size)
-        total = sum(quotas.values())
-        # Replay: skip blocks whose counted members are all decided.
-        replaying = bool(decided)
-        while True:
-            members = sched.next_block()
-            if not members:
-                break
-            ids = {m: slot_id(self.cfg.mode, self.run, m[0], m[1]) for m in members}
-            if replaying:
-                status = {m: (decided[ids[m]][0] if ids[m] in decided else None) for m in members}
-                counted = sched.counted(members, status)
-                if all(status[m] is not None for m in counted):
-                    for m in counted:
-                        self._replay_row(m[0], decided[ids[m]][1])
-                        if status[m]:
-                            self.stats.resumed_accepted += 1
-                        else:
-                            self.stats.resumed_rejected += 1
-                    sched.commit(members, status)
-                    if on_progress:
-                        on_progress(sum(sched.accepted.values()), total)
-                    continue
-                replaying = False
-            cands = self.candidates_for(members)
-            self.process(cands)
-            status = {c.place: c.reject is None for c in cands}
-            counted = set(sched.counted(members, status))
-            for c in cands:
-                if c.place in counted:
-                    self._emit(c, decided, write)
-            sched.commit(members, status)
-            if on_progress:
-                on_progress(sum(sched.accepted.values()), total)
-        for lang, q in quotas.items():
-            if sched.accepted[lang] < q:
-                self.stats.shortfall[lang] = f"{sched.accepted[lang]} of {q} after {sched.next_slot[lang]} candidates (--max-attempts {self.cfg.max_attempts:g})"
-
-    def _run_inputs(self, lines: Iterable[Any], decided: dict[str, tuple[bool, dict[str, Any]]], write: Callable[[Candidate], None], on_progress: Any) -> None:
-        replaying = bool(decided)
-        done = 0
-        for block in blocks_of(self.input_members(lines), self.cfg.batch_size):
-            ids = [row_id(self.cfg.mode, self.run, index) for index, _, _ in block]
-            if replaying and all(i in decided for i in ids):
-                for (_, _, lang), i in zip(block, ids, strict=True):
-                    accepted, row = decided[i]
-                    self._replay_row(lang, row)
-                    if accepted:
-                        self.stats.resumed_accepted += 1
-                    else:
-                        self.stats.resumed_rejected += 1
-                done += len(block)
-                if on_progress:
-                    on_progress(done, None)
-                continue
-            replaying = False
-            cands = self.candidates_for(block)
-            self.process(cands)
-            for c in cands:
-                self._emit(c, decided, write)
-            done += len(block)
-            if on_progress:
-                on_progress(done, None)
-
-    def _emit(self, c: Candidate, decided: dict[str, tuple[bool, dict[str, Any]]], write: Callable[[Candidate], None]) -> None:
-        if c.id in decided:
-            # Written before the interruption; recomputed only so the block is the same as in an
-            # uninterrupted run.
-            if decided[c.id][0]:
-                self.stats.resumed_accepted += 1
-            else:
-                self.stats.resumed_rejected += 1
-            return
-        if c.reject is None:
-            self.stats.accepted += 1
-        else:
-            self.stats.rejected[c.reject.reason] += 1
-        write(c)
 
 
 def _row_lang(row: InstructionRow, where: str) -> str:

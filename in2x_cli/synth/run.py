@@ -14,7 +14,8 @@ from in2x_cli import console, provenance
 from in2x_cli.errors import UserError
 from in2x_cli.io import JsonlWriter, Line, iter_jsonl, read_text_lines
 from in2x_cli.prompts import PromptSet, synthesize_prompts
-from in2x_cli.synth.pipeline import Candidate, Stats, Synthesizer, SynthConfig, load_seed_tasks
+from in2x_cli.synth.config import Stats, SynthConfig, load_seed_tasks
+from in2x_cli.synth.pipeline import Candidate, Synthesizer
 
 EMBEDDERS: dict[str, str] = {"hashing": "in2x_cli.core.synthesize:hashing_embed"}
 
@@ -58,7 +59,9 @@ def _peeked(path: str) -> Iterator[Line]:
 def synthesize(cfg: SynthConfig, *, rules_file: str | None = None) -> Stats:
     prompts: PromptSet = synthesize_prompts(cfg.prompt_file)
     seeds = load_seed_tasks(iter_jsonl(cfg.input)) if cfg.mode == "self-instruct" else []
-    lines: Iterator[Line] = _peeked(cfg.input) if cfg.mode in ("rewrite", "answer") and cfg.input else iter(())
+    lines: Iterator[Line] = (
+        _peeked(cfg.input) if cfg.mode in ("rewrite", "answer") and cfg.input else iter(())
+    )
     embed = resolve_embedder(cfg.embedder, cfg.embed_model) if cfg.dedup == "embedding" else None
 
     from in2x_cli.backends import load_backend
@@ -83,11 +86,20 @@ def synthesize(cfg: SynthConfig, *, rules_file: str | None = None) -> Stats:
                 config=cfg,
                 inputs=inputs,
                 seed=cfg.seed,
-                extra={"role": role, "run": synth.run, "stats": synth.stats.to_dict(), "prompts_sha256": prompts.digest()},
+                extra={
+                    "role": role,
+                    "run": synth.run,
+                    "stats": synth.stats.to_dict(),
+                    "prompts_sha256": prompts.digest(),
+                },
             )
 
         out = stack.enter_context(JsonlWriter(cfg.output, meta=meta("output"), resume=cfg.resume))
-        rejects = stack.enter_context(JsonlWriter(cfg.rejects, meta=meta("rejects"), resume=cfg.resume)) if cfg.rejects else None
+        rejects = (
+            stack.enter_context(JsonlWriter(cfg.rejects, meta=meta("rejects"), resume=cfg.resume))
+            if cfg.rejects
+            else None
+        )
         existing = [(True, r) for r in out.existing()]
         if rejects is not None:
             existing += [(False, r) for r in rejects.existing()]
@@ -113,7 +125,11 @@ def _report(cfg: SynthConfig, stats: Stats) -> None:
     rejected = sum(stats.rejected.values())
     reasons = ", ".join(f"{k} {v}" for k, v in stats.rejected.most_common())
     where = cfg.rejects if cfg.rejects else "not kept: pass --rejects FILE to keep them"
-    resumed = f" (+{stats.resumed_accepted} already written)" if stats.resumed_accepted or stats.resumed_rejected else ""
+    resumed = (
+        f" (+{stats.resumed_accepted} already written)"
+        if stats.resumed_accepted or stats.resumed_rejected
+        else ""
+    )
     console.info(
         f"synthesize {cfg.mode}: {stats.accepted} rows written{resumed}, {rejected} rejected"
         + (f" ({reasons})" if reasons else "")

@@ -23,11 +23,21 @@ are not written again.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from in2x_cli.core.synthesize import allocate
+from in2x_cli.errors import UserError
+
+if TYPE_CHECKING:
+    from in2x_cli.synth.config import Stats
+    from in2x_cli.synth.pipeline import Candidate, Synthesizer
+
+# Rejected at these stages = passed the near-duplicate check (its text is in the pool).
+AFTER_DEDUP = {"reread", "answer", "critic"}
 
 GENERATING_MODES = ("self-instruct", "magpie")
 INPUT_MODES = ("rewrite", "answer")
@@ -76,7 +86,9 @@ class QuotaSchedule:
 
     def active(self) -> list[str]:
         return [
-            lang for lang, q in self.quotas.items() if self.accepted[lang] < q and self.next_slot[lang] < self.caps[lang]
+            lang
+            for lang, q in self.quotas.items()
+            if self.accepted[lang] < q and self.next_slot[lang] < self.caps[lang]
         ]
 
     def next_block(self) -> list[tuple[str, int]]:
@@ -93,7 +105,9 @@ class QuotaSchedule:
             members.extend((lang, s) for s in range(start, start + n))
         return members
 
-    def counted(self, members: list[tuple[str, int]], accepted: dict[tuple[str, int], bool | None]) -> list[tuple[str, int]]:
+    def counted(
+        self, members: list[tuple[str, int]], accepted: dict[tuple[str, int], bool | None]
+    ) -> list[tuple[str, int]]:
         """Members whose decision counts: those up to the one that fills their language's quota.
         ``accepted[m]`` is True/False, or None for an undecided member, treated as not accepted:
         the cut then falls at or after the true one, so an undecided member that matters is
@@ -126,3 +140,154 @@ def blocks_of(items: Iterator, size: int) -> Iterator[list]:
             block = []
     if block:
         yield block
+
+
+class BlockRunner:
+    """Runs a ``Synthesizer`` block by block, replaying rows already written on --resume."""
+
+    def __init__(self, synth: Synthesizer) -> None:
+        self.synth = synth
+
+    def run_blocks(
+        self,
+        *,
+        lines: Iterable[Any] = (),
+        existing: Iterable[tuple[bool, dict[str, Any]]] = (),
+        write: Callable[[Candidate], None],
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> Stats:
+        """Process every block; ``existing`` are (accepted?, row) already written (--resume).
+        ``write`` gets every candidate to write (accepted or rejected) in the documented order."""
+        decided = self._index_existing(existing)
+        if self.synth.cfg.mode in GENERATING_MODES:
+            self._run_generating(decided, write, on_progress)
+        else:
+            self._run_inputs(lines, decided, write, on_progress)
+        return self.synth.stats
+
+    def _index_existing(
+        self, existing: Iterable[tuple[bool, dict[str, Any]]]
+    ) -> dict[str, tuple[bool, dict[str, Any]]]:
+        decided: dict[str, tuple[bool, dict[str, Any]]] = {}
+        for accepted, row in existing:
+            parsed = parse_id(row.get("id"))
+            if parsed is None or parsed[0] != self.synth.cfg.mode:
+                raise UserError(
+                    f"--resume: the existing output holds a row with id {row.get('id')!r}, not written by 'in2x synthesize {self.synth.cfg.mode}'",
+                    self.synth.cfg.output if accepted else self.synth.cfg.rejects,
+                )
+            if parsed[1] != self.synth.run:
+                raise UserError(
+                    f"--resume: the existing rows come from a run with other settings (run {parsed[1]}, this run {self.synth.run}: "
+                    "seed, model, prompts, rules, langs, --num or generation options differ); write to a new output",
+                    self.synth.cfg.output if accepted else self.synth.cfg.rejects,
+                )
+            decided.setdefault(row["id"], (accepted, row))
+        return decided
+
+    def _replay_row(self, lang: str, row: dict[str, Any]) -> None:
+        accepted = "reason" not in row
+        if accepted or row.get("stage") in AFTER_DEDUP:
+            reread = row.get("reread") or {}
+            text = reread.get("original_instruction") or row.get("instruction") or ""
+            self.synth.remember(lang, row["id"], text)
+
+    def _run_generating(
+        self,
+        decided: dict[str, tuple[bool, dict[str, Any]]],
+        write: Callable[[Candidate], None],
+        on_progress: Any,
+    ) -> None:
+        quotas = allocate(self.synth.cfg.num, self.synth.weights)
+        caps = {lang: max(q, math.ceil(q * self.synth.cfg.max_attempts)) for lang, q in quotas.items()}
+        sched = QuotaSchedule(quotas, caps, self.synth.cfg.batch_size)
+        total = sum(quotas.values())
+        # Replay: skip blocks whose counted members are all decided.
+        replaying = bool(decided)
+        while True:
+            members = sched.next_block()
+            if not members:
+                break
+            ids = {m: slot_id(self.synth.cfg.mode, self.synth.run, m[0], m[1]) for m in members}
+            if replaying:
+                status = {m: (decided[ids[m]][0] if ids[m] in decided else None) for m in members}
+                counted = sched.counted(members, status)
+                if all(status[m] is not None for m in counted):
+                    for m in counted:
+                        self._replay_row(m[0], decided[ids[m]][1])
+                        if status[m]:
+                            self.synth.stats.resumed_accepted += 1
+                        else:
+                            self.synth.stats.resumed_rejected += 1
+                    sched.commit(members, status)
+                    if on_progress:
+                        on_progress(sum(sched.accepted.values()), total)
+                    continue
+                replaying = False
+            cands = self.synth.candidates_for(members)
+            self.synth.process(cands)
+            status = {c.place: c.reject is None for c in cands}
+            counted = set(sched.counted(members, status))
+            for c in cands:
+                if c.place in counted:
+                    self._emit(c, decided, write)
+            sched.commit(members, status)
+            if on_progress:
+                on_progress(sum(sched.accepted.values()), total)
+        for lang, q in quotas.items():
+            if sched.accepted[lang] < q:
+                self.synth.stats.shortfall[lang] = (
+                    f"{sched.accepted[lang]} of {q} after {sched.next_slot[lang]} candidates (--max-attempts {self.synth.cfg.max_attempts:g})"
+                )
+
+    def _run_inputs(
+        self,
+        lines: Iterable[Any],
+        decided: dict[str, tuple[bool, dict[str, Any]]],
+        write: Callable[[Candidate], None],
+        on_progress: Any,
+    ) -> None:
+        replaying = bool(decided)
+        done = 0
+        for block in blocks_of(self.synth.input_members(lines), self.synth.cfg.batch_size):
+            ids = [row_id(self.synth.cfg.mode, self.synth.run, index) for index, _, _ in block]
+            if replaying and all(i in decided for i in ids):
+                for (_, _, lang), i in zip(block, ids, strict=True):
+                    accepted, row = decided[i]
+                    self._replay_row(lang, row)
+                    if accepted:
+                        self.synth.stats.resumed_accepted += 1
+                    else:
+                        self.synth.stats.resumed_rejected += 1
+                done += len(block)
+                if on_progress:
+                    on_progress(done, None)
+                continue
+            replaying = False
+            cands = self.synth.candidates_for(block)
+            self.synth.process(cands)
+            for c in cands:
+                self._emit(c, decided, write)
+            done += len(block)
+            if on_progress:
+                on_progress(done, None)
+
+    def _emit(
+        self,
+        c: Candidate,
+        decided: dict[str, tuple[bool, dict[str, Any]]],
+        write: Callable[[Candidate], None],
+    ) -> None:
+        if c.id in decided:
+            # Written before the interruption; recomputed only so the block is the same as in an
+            # uninterrupted run.
+            if decided[c.id][0]:
+                self.synth.stats.resumed_accepted += 1
+            else:
+                self.synth.stats.resumed_rejected += 1
+            return
+        if c.reject is None:
+            self.synth.stats.accepted += 1
+        else:
+            self.synth.stats.rejected[c.reject.reason] += 1
+        write(c)

@@ -18,10 +18,20 @@ def test_builtin_prompts_are_valid_and_documented():
 
 
 def test_render_substitutes_only_known_placeholders():
-    p = Prompt("p", "test prompt for rendering", 'Say {language}. JSON: {"verdict": "keep"} {other}', fields=("language",))
+    p = Prompt(
+        "p",
+        "test prompt for rendering",
+        'Say {language}. JSON: {"verdict": "keep"} {other}',
+        fields=("language",),
+    )
     with pytest.raises(UserError, match=r"unknown placeholder\(s\) \{other\}"):
         p.check()
-    p = Prompt("p", "test prompt for rendering", 'Say {language}. JSON: {"verdict": "{language}"}', fields=("language",))
+    p = Prompt(
+        "p",
+        "test prompt for rendering",
+        'Say {language}. JSON: {"verdict": "{language}"}',
+        fields=("language",),
+    )
     p.check()
     assert p.render(language="日本語") == 'Say 日本語. JSON: {"verdict": "日本語"}'
     # A value containing braces is inserted as is (never re-expanded).
@@ -30,14 +40,25 @@ def test_render_substitutes_only_known_placeholders():
 
 def test_judge_prompts_render_with_fenced_text():
     prompts = synthesize_prompts()
-    text = prompts.render("critic_judge", instruction="<<<INSTRUCTION>>>\nx\n<<<END INSTRUCTION>>>", reference_answer="A", response="R", rules_to_check="")
+    text = prompts.render(
+        "critic_judge",
+        instruction="<<<INSTRUCTION>>>\nx\n<<<END INSTRUCTION>>>",
+        reference_answer="A",
+        response="R",
+        rules_to_check="",
+    )
     assert "<<<INSTRUCTION>>>" in text and '"contradiction": true or false' in text
 
 
 def test_prompt_file_yaml_and_json(tmp_path):
     y = tmp_path / "p.yaml"
     y.write_text("answer_system: |\n  Reply in {language}, briefly.{rules}\n", encoding="utf-8")
-    assert synthesize_prompts(y).render("answer_system", language="Japanese", native_language="日本語", rules="").strip() == "Reply in Japanese, briefly."
+    assert (
+        synthesize_prompts(y)
+        .render("answer_system", language="Japanese", native_language="日本語", rules="")
+        .strip()
+        == "Reply in Japanese, briefly."
+    )
     j = tmp_path / "p.json"
     j.write_text(json.dumps({"json_retry": "Bad: {error}. JSON only."}), encoding="utf-8")
     prompts = synthesize_prompts(j)

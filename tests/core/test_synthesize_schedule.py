@@ -37,7 +37,11 @@ def test_attempt_cap_ends_a_language():
 
 
 def test_ids_round_trip():
-    assert parse_id(slot_id("self-instruct", "0a1b2c3d", "ja", 17)) == ("self-instruct", "0a1b2c3d", ("ja", 17))
+    assert parse_id(slot_id("self-instruct", "0a1b2c3d", "ja", 17)) == (
+        "self-instruct",
+        "0a1b2c3d",
+        ("ja", 17),
+    )
     assert parse_id(row_id("answer", "0a1b2c3d", 1234567)) == ("answer", "0a1b2c3d", 1234567)
     assert parse_id("i0001") is None and parse_id(5) is None
 
