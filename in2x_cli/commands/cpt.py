@@ -58,16 +58,18 @@ def cpt(
 ) -> int | None:
     """Continued pretraining: sources are interleaved by token share, streamed, packed into
     --seq-len rows (attention stays inside each document) and trained with the transformers Trainer.
-    The paper's three phases are three calls (see recipes/): constant LR at 8k; length-filtered data
-    at 32k with --rope-theta; then --ppl-filter + --lr 3e-5 --lr-schedule linear.
+    The paper's three phases are three calls, each from the previous output: constant LR at 8k;
+    --min-tokens-filtered data at 32k with --rope-theta; then --ppl-filter + --lr 3e-5 --lr-schedule linear.
 
-    Example: in2x cpt --model Qwen/Qwen2.5-7B --data zh.jsonl:0.4 --data en.jsonl:0.3 --data ja.jsonl:0.3 --max-tokens 2B --output runs/cpt1
+    Example: in2x cpt --model runs/cpt2 --data web.jsonl --ppl-filter runs/cpt2 --keep 0.3 --ppl-only -o runs/cpt3 && jq -c '{ppl, text}' runs/cpt3/ppl/0-web.kept.jsonl | head
     """
     from in2x_cli.train.launch import maybe_launch
 
-    if lr_schedule not in ("constant", "linear", "cosine"):
-        from in2x_cli.errors import UserError
+    from in2x_cli.errors import UserError
 
+    if any(d == "-" or d.startswith("-:") for d in data):
+        raise UserError("cpt re-reads its sources (validation, restarts when a source runs out): pass files, not stdin")
+    if lr_schedule not in ("constant", "linear", "cosine"):
         raise UserError(f"unknown --lr-schedule {lr_schedule!r} (expected constant, linear or cosine)")
     spec = opts.launch_spec(launcher, launch_config, num_processes, num_machines, machine_rank, main_process_ip, main_process_port, print_launch)
     rc = maybe_launch(spec, ctx, "cpt")

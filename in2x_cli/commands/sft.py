@@ -66,14 +66,16 @@ def sft(
     Paper defaults: 2 epochs (one sampling round each with --rounds), LR 2e-5 cosine. Writes
     checkpoints, metrics.jsonl and TensorBoard logs to --output, then the final HF model there.
 
-    Example: in2x sample-difficulty pool.jsonl --total 2000 --rounds 2 > sft.jsonl && in2x sft sft.jsonl --model runs/cpt --rounds --output runs/sft
+    Example: in2x sample-difficulty pool.jsonl --total 2000 --rounds 2 | in2x sft - --model runs/cpt --rounds --output runs/sft
     """
     from in2x_cli.train.launch import maybe_launch
 
-    if merge_lora and not lora:
-        from in2x_cli.errors import UserError
+    from in2x_cli.errors import UserError
 
+    if merge_lora and not lora:
         raise UserError("--merge-lora needs --lora")
+    if launcher != "none" and "-" in data:
+        raise UserError("reading data from stdin ('-') needs --launcher none: every launched process reads the data itself")
     spec = opts.launch_spec(launcher, launch_config, num_processes, num_machines, machine_rank, main_process_ip, main_process_port, print_launch)
     rc = maybe_launch(spec, ctx, "sft")
     if rc is not None:

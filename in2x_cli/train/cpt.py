@@ -2,15 +2,22 @@
 files, streamed, tokenized lazily and packed into ``seq_len`` rows, trained with transformers'
 ``Trainer`` (accelerate / FSDP2 / ZeRO-3 through the launcher).
 
-The paper's three phases are three ``in2x cpt`` calls, each starting from the previous output:
+The paper's three phases are three ``in2x cpt`` calls, each starting from the previous output::
 
-1. knowledge + creative data, constant LR (``--lr-schedule constant``), 8,192-token rows;
-2. length-filtered data (``--min-tokens``), context grown towards 32k (``--seq-len 32768
-   --rope-theta 1000000`` or ``--rope-scaling yarn:4``, see ``data.apply_context_extension``);
-3. fast annealing on a perplexity-filtered subset (``--ppl-filter MODEL --keep 0.3``), LR decaying
-   linearly from 3e-5 (``--lr 3e-5 --lr-schedule linear``).
-The paper gives no phase-1/2 learning rate, warmup, batch size or keep fraction; our defaults
-(1e-5, no warmup, ``--keep 0.5``) are stated in the help text as ours.
+    # 1. knowledge + creative data, constant LR, 8,192-token rows
+    in2x cpt --model Qwen/Qwen2.5-7B --data knowledge.jsonl:0.8 --data creative.jsonl:0.2 \
+        --seq-len 8192 --lr-schedule constant --max-tokens 20B -o runs/cpt1
+    # 2. length-filtered data, context grown towards 32k (ABF: a larger RoPE base)
+    in2x cpt --model runs/cpt1 --data long.jsonl --min-tokens 8192 --seq-len 32768 \
+        --rope-theta 1000000 --lr-schedule constant --max-tokens 5B -o runs/cpt2
+    # 3. anneal on the lowest-perplexity share, LR decaying linearly from 3e-5 (paper)
+    in2x cpt --model runs/cpt2 --data hq.jsonl --ppl-filter runs/cpt2 --keep 0.3 \
+        --seq-len 32768 --lr 3e-5 --lr-schedule linear --max-tokens 1B -o runs/cpt3
+
+The paper gives the phase-3 schedule (3e-5, linear decay) but no phase-1/2 learning rate, warmup,
+batch size, token budgets or keep fraction: the token budgets above are placeholders, and our
+defaults (1e-5, no warmup, ``--keep 0.5``) are stated in the help text as ours. Instead of
+``--rope-theta``, ``--rope-scaling yarn:4`` extends with YaRN (see ``data.apply_context_extension``).
 
 Perplexity filter (``ppl.py``): every document is scored by the filter model, written with a
 ``ppl`` field to ``<out>/ppl/<n>-<name>.jsonl`` (inspectable, resumable), and the lowest-perplexity

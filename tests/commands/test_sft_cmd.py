@@ -144,8 +144,9 @@ def test_sft_refuses_to_mix_runs(tiny_model, chat, tmp_path):
 
 
 @pytest.mark.slow
-def test_sft_resume_after_sigkill_is_bit_identical(tiny_model, chat, sft_ref, tmp_path):
-    """Uninterrupted run vs. a subprocess killed with SIGKILL after its first checkpoint, resumed."""
+def test_sft_resume_after_sigkill_is_bit_identical(tiny_model, chat, sft_ref, tmp_path, monkeypatch):
+    """Uninterrupted run vs. a subprocess killed with SIGKILL after its first checkpoint, resumed.
+    The resume reads optimizer / scheduler / RNG state with torch.load(weights_only=True) only."""
     args = ref_args(chat, tiny_model)
     ref = sft_ref
 
@@ -163,9 +164,22 @@ def test_sft_resume_after_sigkill_is_bit_identical(tiny_model, chat, sft_ref, tm
     assert proc.returncode == -signal.SIGKILL
     assert not (run / "in2x_provenance.json").exists()  # really interrupted before the end
 
+    import torch
+
+    loads: list[tuple[str, object]] = []
+    real_load = torch.load
+
+    def recording_load(f, *a, **kw):
+        loads.append((str(f), kw.get("weights_only")))
+        return real_load(f, *a, **kw)
+
+    monkeypatch.setattr(torch, "load", recording_load)
     res = invoke([*args, "-o", str(run), "--resume"])
     assert res.code == 0, res.stderr
     assert "resume: continuing from" in res.stderr
+    names = {Path(f).name for f, _ in loads}
+    assert {"optimizer.pt", "scheduler.pt", "rng_state.pth"} <= names, loads
+    assert all(wo is True for _, wo in loads), loads
     a, b = weights(ref), weights(run)
     assert a.keys() == b.keys()
     for k in a:
