@@ -237,6 +237,8 @@ def synthesize(
             raise UserError(f"--output is the same file as {other}")
     if same_file(rejects_path, input):
         raise UserError(f"--rejects is the same file as {input}")
+    if rejects_path == "-" and output == "-":
+        raise UserError("--rejects - needs --output FILE (stdout cannot carry both)")
     gen_t, gen_p = GEN_DEFAULTS[m]
     cfg = SynthConfig(
         mode=m, model=model, backend=backend, input=input, output=output, rejects=rejects_path, resume=resume, seed=seed, num=num,

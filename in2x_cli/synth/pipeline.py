@@ -75,7 +75,6 @@ class Candidate:
     critic: dict[str, Any] | None = None
     reread: dict[str, Any] | None = None
     reject: Reject | None = None
-    passed_dedup: bool = False
 
     def fail(self, stage: str, why: str, /, **detail: Any) -> None:
         self.reject = Reject(stage, why, detail)
@@ -280,7 +279,6 @@ class Synthesizer:
                         method=self.cfg.dedup,
                     )
                     continue
-            c.passed_dedup = True
             self.remember(c.lang, c.id, c.instruction or "")
         for pool in self._pools.values():
             if isinstance(pool, EmbeddingIndex):
@@ -362,6 +360,8 @@ class Synthesizer:
                     )
 
     def answer(self, cands: list[Candidate]) -> None:
+        """Responses with the answer_system prompt (answer_reasoning_system for rewrite --style
+        exam); cut-off, empty and wrong-language responses are rejected."""
         name = (
             ANSWER_PROMPT_FOR_STYLE.get(self.cfg.style, "answer_system")
             if self.cfg.mode == "rewrite"
@@ -370,6 +370,9 @@ class Synthesizer:
         convs = []
         for c in cands:
             system = self.prompts.render(name, rules=self._rules, **self._lang_fields(c.lang)).strip()
+            own = _system_turn(c.origin)
+            if own:  # the input's own system turn comes first; it is kept in the output messages
+                system = f"{own[0]['content']}\n\n{system}".strip()
             convs.append(
                 ([{"role": "system", "content": system}] if system else [])
                 + [{"role": "user", "content": c.instruction or ""}]
@@ -463,17 +466,8 @@ class Synthesizer:
         if c.response is not None:
             row["response"] = c.response
             if c.reject is None:
-                prefix = (
-                    [
-                        m
-                        for m in (c.origin.extra.get("messages") or [])[:1]
-                        if isinstance(m, dict) and m.get("role") == "system"
-                    ]
-                    if c.origin
-                    else []
-                )
                 row["messages"] = [
-                    *prefix,
+                    *_system_turn(c.origin),
                     {"role": "user", "content": c.instruction},
                     {"role": "assistant", "content": c.response},
                 ]
@@ -537,6 +531,19 @@ class Synthesizer:
                 row = InstructionRow.from_line(line)
                 lang = _row_lang(row, line.where)
             yield index, line, lang
+
+
+def _system_turn(origin: InstructionRow | None) -> list[dict[str, Any]]:
+    """An input row's leading system message (kept in the output ``messages``), if any."""
+    messages = origin.extra.get("messages") if origin is not None else None
+    if (
+        isinstance(messages, list)
+        and messages
+        and isinstance(messages[0], dict)
+        and messages[0].get("role") == "system"
+    ):
+        return [messages[0]]
+    return []
 
 
 def _row_lang(row: InstructionRow, where: str) -> str:

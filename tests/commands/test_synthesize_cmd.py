@@ -745,6 +745,32 @@ def test_stdout_output_and_stdin_input(tasks):
     assert "not kept: pass --rejects FILE" in res.stderr and res.rows()[0]["source"] == "stdin"
 
 
+def test_answer_keeps_an_input_system_turn(tmp_path):
+    world = World("system-world")
+    src = write_jsonl(
+        tmp_path / "chat.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "system", "content": "You are a pirate."},
+                    {"role": "user", "content": "Say hello to the crew."},
+                ]
+            }
+        ],
+    )
+    res = synth("answer", str(src), "-m", world.name, "--backend", SCRIPTED, "-o", str(tmp_path / "o.jsonl"))
+    assert res.code == 0, res.stderr
+    (row,) = read(tmp_path / "o.jsonl")
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+    assert (
+        row["messages"][0]["content"] == "You are a pirate."
+        and row["instruction"] == "Say hello to the crew."
+    )
+    assert any(
+        p.startswith("<|im_start|>system\nYou are a pirate.\n\nYou are a helpful") for p in world.calls
+    )
+
+
 # --------------------------------------------------------------------------- bad input
 
 
