@@ -195,3 +195,25 @@ def test_a_reward_for_a_fixed_token_goes_up(tiny_model_warm, tmp_path) -> None:
     assert len(curve) == 4, curve
     assert curve[0] < 0.3 and curve[-1] > 0.8, curve
     assert curve[-1] - curve[0] > 0.5, curve
+
+
+def test_num_iterations_reuse_and_kl_to_the_reference(tiny_model_warm, prompts, tmp_path) -> None:
+    """--num-iterations 2: the same rollouts are optimised twice, the second pass off-policy; with
+    --kl-coef the reference model is scored at each round's temperature too."""
+    out = tmp_path / "out"
+    res = invoke(
+        [
+            "grpo", str(prompts), "--model", str(tiny_model_warm), "--output", str(out), "--reward", "language_match",
+            "-G", "4", "--rollout-batch", "2", "--minibatch", "2", "--batch-size", "4", "--num-iterations", "2",
+            "--max-steps", "4", "--max-completion-tokens", MAX_TOKENS, "--lr", "1e-3", "--report-to", "none",
+            "--kl-coef", "0.1", "--temperature-end", "0.5",
+        ]
+    )  # fmt: skip
+    assert res.code == 0, res.stderr[-3000:]
+    rows = train_rows(out)
+    assert [r.get("sampling/temperature") for r in rows] == [1.0, None, 0.5, None]
+    for first, second in (rows[0:2], rows[2:4]):
+        assert "completions/mean_length" in first and "completions/mean_length" not in second  # no new rollouts
+        assert first["ratio/log_abs_mean"] == 0.0 and second["ratio/log_abs_mean"] > 1e-3
+    assert rows[0]["kl"] == 0.0  # policy = reference before the first update
+    assert rows[2]["kl"] > 0.0 and rows[3]["kl"] > 0.0
