@@ -90,6 +90,8 @@ def grpo(
     """
     from in2x_cli.train.launch import maybe_launch
 
+    if launcher != "none" and prompts == "-":
+        raise UserError("reading prompts from stdin ('-') needs --launcher none: every launched process reads the prompts itself")
     spec = opts.launch_spec(launcher, launch_config, num_processes, num_machines, machine_rank, main_process_ip, main_process_port, print_launch)
     rc = maybe_launch(spec, ctx, "grpo")
     if rc is not None:

@@ -92,6 +92,11 @@ def test_print_launch(tmp_path, good_prompts, tiny_model) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_stdin_prompts_need_an_in_process_run(tmp_path) -> None:
+    res = invoke(["grpo", "-", "--model", "m", "-o", str(tmp_path / "o"), "--reward", "math_exact", "--launcher", "torchrun", "--print-launch"], stdin="{}\n")
+    assert_user_error(res, "--launcher none")
+
+
 def test_help_documents_the_paper_knobs() -> None:
     res = invoke(["grpo", "--help"])
     assert res.code == 0
