@@ -63,9 +63,8 @@ def cpt(
 
     Example: in2x cpt --model runs/cpt2 --data web.jsonl --ppl-filter runs/cpt2 --keep 0.3 --ppl-only -o runs/cpt3 && jq -c '{ppl, text}' runs/cpt3/ppl/0-web.kept.jsonl | head
     """
-    from in2x_cli.train.launch import maybe_launch
-
     from in2x_cli.errors import UserError
+    from in2x_cli.train.launch import maybe_launch
 
     if any(d == "-" or d.startswith("-:") for d in data):
         raise UserError("cpt re-reads its sources (validation, restarts when a source runs out): pass files, not stdin")

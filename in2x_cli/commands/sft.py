@@ -68,9 +68,8 @@ def sft(
 
     Example: in2x sample-difficulty pool.jsonl --total 2000 --rounds 2 | in2x sft - --model runs/cpt --rounds --output runs/sft
     """
-    from in2x_cli.train.launch import maybe_launch
-
     from in2x_cli.errors import UserError
+    from in2x_cli.train.launch import maybe_launch
 
     if merge_lora and not lora:
         raise UserError("--merge-lora needs --lora")

@@ -219,6 +219,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         if cfg.ppl_only:
             console.info(f"cpt: perplexity filter written to {Path(cfg.train.output_dir) / 'ppl'} (--ppl-only: no training)")
             return {"ppl_filter": ppl_report}
+        counts = [s["kept"] for s in ppl_report["sources"]]
 
     def tokenize(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"] + [sep]
@@ -263,7 +264,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         trainer, cfg.train.output_dir, description="cpt", flops_per_token_value=common.flops_per_token(model, cfg.seq_len)
     )
     console.info(
-        f"cpt: {len(sources)} source(s) ({', '.join(f'{s.path} w={w:.3g} rows={n}' for s, w, n in zip(sources, normalize_weights(sources), counts))}), "
+        f"cpt: {len(sources)} source(s) ({', '.join(f'{s.path} w={w:.3g} rows={n}' for s, w, n in zip(sources, normalize_weights(sources), counts, strict=True))}), "
         f"{max_steps} steps x {cfg.seq_len * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * world} tokens"
     )
     common.run_training(trainer, resume_from)
@@ -275,7 +276,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         "context_extension": context_changes,
         "sources": [
             {"path": s.path, "weight": w, "rows": n, **({"tokens": mixture.tokens[i], "documents": mixture.docs[i], "passes": mixture.passes[i]} if mixture else {})}
-            for i, (s, w, n) in enumerate(zip(sources, normalize_weights(sources), counts))
+            for i, (s, w, n) in enumerate(zip(sources, normalize_weights(sources), counts, strict=True))
         ],
         **({"ppl_filter": ppl_report} if ppl_report else {}),
     }

@@ -28,7 +28,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -286,7 +286,6 @@ class ChatFormatter:
     template: str
     inference_template: str
     eot: str | None = None
-    _warned: set[str] = field(default_factory=set)
 
     def tokenize(self, messages: list[dict[str, str]], where: str = "") -> dict[str, list[int]]:
         if self.mode in ("markers", "trl"):

@@ -126,8 +126,11 @@ def build_epochs(examples: list[Example], plan: EpochPlan, *, packing: bool, max
     for e, order in enumerate(plan.epochs):
         items = [{"input_ids": examples[i].input_ids, "labels": examples[i].labels} for i in order]
         if packing:
+            import datasets
             from datasets import Dataset
             from trl.data_utils import pack_dataset
+
+            datasets.disable_progress_bars()  # our own progress/logging is on stderr already
 
             packed = pack_dataset(Dataset.from_list(items), max_length, strategy="bfd")
             items = [

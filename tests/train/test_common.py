@@ -11,7 +11,6 @@ import yaml
 
 from in2x_cli.errors import UserError
 from in2x_cli.train import common
-
 from in2x_cli.train.launch import LaunchSpec, build_launch_command, distributed_training_args, recipes_dir
 
 
