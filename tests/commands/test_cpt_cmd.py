@@ -39,7 +39,7 @@ def ref_args(sources, model) -> list[str]:
     return [
         "cpt", "--data", f"{know}:0.75", "--data", f"{creative}:0.25", "--model", str(model),
         "--seq-len", "64", "--batch-size", "2", "--max-steps", "6", "--save-steps", "2", "--logging-steps", "1",
-        "--lr", "3e-3", "--lr-schedule", "linear", "--rope-theta", "20000", "--report-to", "none", "--seed", "0",
+        "--lr", "3e-3", "--lr-schedule", "linear", "--rope-theta", "20000", "--seed", "0",
     ]  # fmt: skip
 
 
@@ -68,6 +68,8 @@ def test_cpt_golden_losses_linear_anneal_and_output(cpt_ref):
     assert abs(src[0]["tokens"] - 0.75 * total) <= 120 and abs(src[1]["tokens"] - 0.25 * total) <= 120
     assert prov["summary"]["context_extension"]["rope_theta"] == 20000.0
     assert (cpt_ref / "model.safetensors").exists() and (cpt_ref / "tokenizer.json").exists()
+    assert list((cpt_ref / "runs").rglob("events.out.tfevents.*"))  # TensorBoard (the default --report-to)
+    assert "mfu" not in rows[1]  # MFU is reported only on a GPU of known peak
 
 
 def test_cpt_perplexity_filter_is_real_and_inspectable(tiny_model, sources, tmp_path):
