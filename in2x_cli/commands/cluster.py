@@ -73,7 +73,14 @@ def _parse_thresholds(text: str | None) -> tuple[float, ...]:
 
 def _embeddings(run: ClusterRun, src: Any, n: int, digest: str, sample: list[str], progress: Any, workdir: str) -> tuple[Any, dict[str, Any]]:
     """The (n, dim) embeddings, from the cache or computed into it (resumable)."""
-    from in2x_cli.core.embed import EncoderConfig, HashingConfig, cache_key, embed_stream, make_embedder, row_text
+    from in2x_cli.core.embed import (
+        EncoderConfig,
+        HashingConfig,
+        cache_key,
+        embed_stream,
+        make_embedder,
+        row_text,
+    )
     from in2x_cli.io.arrays import NpyBuilder, open_npy
 
     encoder = EncoderConfig(model=run.embed_model, batch_size=run.batch_size, device=run.device) if run.embed_model else None
@@ -165,7 +172,9 @@ def cluster(
         def alloc(shape: tuple[int, ...], dtype: str) -> Any:
             return scratch_array(shape, dtype, dir=workdir)
 
-        meta = lambda extra: (lambda: provenance.collect(command="cluster", config=run, inputs=[input], seed=seed, extra=extra))  # noqa: E731
+        def meta(extra: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+            return lambda: provenance.collect(command="cluster", config=run, inputs=[input], seed=seed, extra=extra)
+
         try:
             if sweep:
                 reports = core.sweep(X, sweep, config, tag_ids=tag_ids if tags else None, alloc=alloc, progress=progress)

@@ -195,7 +195,9 @@ def sample_difficulty(
     grades_path = grades or (f"{output}.grades.jsonl" if output != "-" else None)
     run = SampleRun(input, output, total, ratio, lang_ratio, rounds, shortfall, grade_only, field, judge_model, solve_model, backend, k,
                     batch_size, judge_max_tokens, solve_max_tokens, solve_temperature, cuts, grades_path, resume, trust_remote_code, seed)
-    meta = lambda **extra: (lambda: provenance.collect(command="sample-difficulty", config=run, inputs=[input], seed=seed, extra=extra))  # noqa: E731
+
+    def meta(**extra: Any) -> Callable[[], dict[str, Any]]:
+        return lambda: provenance.collect(command="sample-difficulty", config=run, inputs=[input], seed=seed, extra=extra)
 
     with tempfile.TemporaryDirectory(prefix="in2x-sample-") as tmp, MultiPassInput(input, tmp_dir=tmp) as src, console.progress() as bar:
         progress = _Progress(bar)
@@ -226,7 +228,7 @@ def sample_difficulty(
         if grading:
             rep["grading"] = grading
         invalid_rows: list[dict[str, Any]] = []
-        with JsonlWriter(output, meta=meta(report=rep)) as out, (JsonlWriter(rejects) if rejects else _Null()) as rej:
+        with JsonlWriter(output, meta=meta(report=rep)) as out, (JsonlWriter(rejects, meta=meta(kind="rejects")) if rejects else _Null()) as rej:
             for r, rows in enumerate(passes):
                 member = np.zeros(n, dtype=bool)
                 member[rows] = True
@@ -240,8 +242,8 @@ def sample_difficulty(
                         rej.write({**line.data, "grade_error": rec.get("error"), "grade_raw": rec.get("raw")})
                     if member[i]:
                         out.write(_decorate(line.data, i, None if grade_only else r, pool, arrays, grade_map))
-        if invalid_rows:
-            rep["grading"]["invalid_rows"] = invalid_rows
+            if invalid_rows:
+                rep["grading"]["invalid_rows"] = invalid_rows  # before the writers close: the provenance holds the report
     _emit_report(rep, report)
 
 

@@ -14,7 +14,7 @@ per-row outputs go to arrays the caller allocates (``alloc``, e.g. memory-mapped
                and threshold-blind in hundreds of dimensions; see ../shared/ENVIRONMENT.md).
                One global step at the end: with ``k`` the subcluster centres are merged into
                ``k`` clusters (Ward agglomeration, sklearn Birch's own global step, up to
-               20,000 subclusters; size-weighted k-means above that); without ``k`` every Birch
+               5,000 subclusters; size-weighted k-means above that); without ``k`` every Birch
                subcluster is a cluster. Rows are then assigned to their nearest subcluster.
 ``kmeans``   — faiss spherical k-means (``faiss.Kmeans(spherical=True)``; on the GPU when faiss
                sees one), trained on a seeded sample of at most 256·k rows (faiss's own cap),
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 ALGORITHMS = ("birch", "kmeans", "two-level")
-AGGLOMERATIVE_MAX = 20_000  # above this many subclusters the global step is weighted k-means
+AGGLOMERATIVE_MAX = 5_000  # Ward needs m²/2 distances: above this many subclusters, weighted k-means
 PLUSPLUS_MAX_K = 256  # k-means++ seeding up to this k (see faiss_kmeans)
 PARTITION_ROWS = 200_000  # two-level: default rows per coarse cell (Birch is fast at this size)
 
@@ -472,14 +472,15 @@ def run(prep: Prepared, *, threshold: float | None = None) -> Clustering:
         gpu = use_gpu(c)
         sample = np.asarray(X[sample_rows(n, c.max_points_per_centroid * c.k, c.seed)], dtype=np.float32)
         cents = faiss_kmeans(sample, c.k, seed=c.seed, niter=c.niter, spherical=True, gpu=gpu)
+        info.update(gpu=gpu, train_rows=len(sample), train_seconds=round(time.perf_counter() - t0, 3))
         assign_nearest(X, flat_index(cents, metric="ip", gpu=gpu), labels, chunk_size=c.chunk_size, advance=prep.progress("assign", n))
-        info.update(gpu=gpu, train_rows=len(sample))
     else:
         t = c.threshold if threshold is None else threshold
         build = _birch_labels if c.algorithm == "birch" else _two_level_labels
         centres, sizes, extra = build(prep, t, labels)
         mapping, how = global_step(centres, sizes, c.k, seed=c.seed, niter=c.niter, gpu=use_gpu(c))
         info.update(extra, threshold=t, reduced_dim=prep.reducer.dim, subclusters=int(len(centres)), global_step=how)
+    info["labels_seconds"] = round(time.perf_counter() - t0, 3)
     centroids, sizes = finalize(X, labels, mapping, labels, distances, chunk_size=c.chunk_size, progress=prep.progress)
     info["n_clusters"] = int(len(sizes))
     info["seconds"] = round(time.perf_counter() - t0, 3)

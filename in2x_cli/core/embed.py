@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,10 +108,9 @@ class HashingEmbedder:
         self.dim = config.dim
 
     def fit(self, sample: Sequence[str]) -> None:
+        import numpy as np
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfTransformer
-
-        import numpy as np
 
         counts = self._vectorizer.transform(list(sample))
         # keep the vocabulary_size hash columns present in most sample texts: the SVD's dense
@@ -127,7 +127,9 @@ class HashingEmbedder:
         # TruncatedSVD needs n_components < n_features and, to be meaningful, < n_samples.
         self.dim = max(1, min(self.config.dim, weighted.shape[0] - 1, weighted.shape[1] - 1))
         self._svd = TruncatedSVD(n_components=self.dim, algorithm="randomized", n_iter=self.config.svd_iter, random_state=self.config.seed)
-        self._svd.fit(weighted)
+        with warnings.catch_warnings():  # degenerate samples (one distinct text) divide 0 by 0 in explained_variance_ratio_
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self._svd.fit(weighted)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self._svd is None:

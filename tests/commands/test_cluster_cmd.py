@@ -25,7 +25,7 @@ def test_cluster_file_adds_fields_and_reuses_cache(tmp_path):
     rows = _rows(out)
     source = _rows(INSTRUCTIONS)
     assert len(rows) == 180 and [r["id"] for r in rows] == [r["id"] for r in source]
-    assert all({k: v for k, v in r.items() if k not in ("cluster", "centroid_distance")} == s for r, s in zip(rows, source))
+    assert all({k: v for k, v in r.items() if k not in ("cluster", "centroid_distance")} == s for r, s in zip(rows, source, strict=True))
     sizes = Counter(r["cluster"] for r in rows)
     assert set(sizes) == set(range(12))
     assert [sizes[c] for c in range(12)] == sorted(sizes.values(), reverse=True)  # 0 = largest

@@ -167,7 +167,7 @@ def test_select_rounds_disjoint_and_deterministic():
     kw = dict(langs=["zh", "en", "ja"], lang_weights=[1, 1, 1], level_weights=PAPER, total=30, rounds=2, seed=5)
     a = select(lang, level, clusters, tags, **kw)
     b = select(lang, level, clusters, tags, **kw)
-    assert all(np.array_equal(x, y) for x, y in zip(a.rounds, b.rounds))
+    assert all(np.array_equal(x, y) for x, y in zip(a.rounds, b.rounds, strict=True))
     assert [len(r) for r in a.rounds] == [30, 30]
     assert not set(a.rounds[0]) & set(a.rounds[1]) and not a.reused
     # each round's strata follow the quotas: 3 per (lang, hard level), 1 per (lang, easy)
