@@ -117,6 +117,8 @@ class HashingEmbedder:
         # components are dim × columns, so 2**20 columns would cost gigabytes
         df = counts.getnnz(axis=0)
         present = np.flatnonzero(df)
+        if len(present) == 0:
+            raise UserError("nothing to embed: every sampled text is empty")
         if len(present) > self.config.vocabulary_size:
             top = np.argsort(-df[present], kind="stable")[: self.config.vocabulary_size]
             present = np.sort(present[top])
@@ -255,6 +257,8 @@ class EncoderEmbedder:
         root = resolve_model(config.model, what="embedding model")
         self.layout = read_sentence_transformers_layout(root)
         self.device = pick_device(config.device)
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {config.device}: torch sees no CUDA device")
         dtype = config.dtype if config.dtype != "auto" else ("bfloat16" if self.device.startswith("cuda") else "float32")
         src = str(self.layout["transformer_dir"])
         try:
