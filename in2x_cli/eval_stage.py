@@ -29,8 +29,8 @@ JSON on stdout (schema "in2x.eval/1"):
       "metrics": {"bleu": {"name": "bleu", "signature": "nrefs:1|case:mixed|eff:no|tok:ja-mecab-...",
                            "segment_signature": "...", "higher_is_better": true}, ...},
       "baseline": "<first system>",
-      "significance": null | {"test": "bs"|"ar", "samples": 1000, "confidence_samples": 1000,
-                              "seed": 12345, "level": 0.95},
+      "significance": null | {"test": "bs"|"ar"|"bootstrap-ci" (one system), "samples": 1000,
+                              "confidence_samples": 1000 (ar), "seed": 12345, "level": 0.95},
       "systems": [
         {"system": "A", "segments": 997,
          "scores": {"bleu": 26.76, "chrf": 31.98, ...},          corpus (system) scores
@@ -264,6 +264,8 @@ def load_test_sets(cfg: EvalConfig) -> list[TestSet]:
         raise UserError("give exactly one of: a JSONL input, --hyp files, --wmt24 DIR")
     if cfg.systems and not cfg.wmt24:
         raise UserError("--systems selects systems of a --wmt24 directory")
+    if (cfg.src or cfg.ref) and not cfg.hyps:
+        raise UserError("--src and --ref go with line-aligned --hyp files (JSONL rows carry src and ref themselves)")
     if cfg.input is not None:
         sets = read_jsonl_inputs(cfg.input, cfg.lang_pair)
     elif cfg.wmt24 is not None:
@@ -325,7 +327,7 @@ def evaluate(
         scored[key] = []
         for name in names:
             step(f"{key} {name}")
-            scored[key].append(score_system(metric, ts.systems[name], refs, srcs))
+            scored[key].append(score_system(metric, ts.systems[name], refs, srcs, segments=bool(cfg.segments)))
 
     systems: list[dict[str, Any]] = [{"system": n, "segments": len(ts.segments), "scores": {}} for n in names]
     for key, metric in metrics.items():
@@ -337,22 +339,24 @@ def evaluate(
 
     significance = None
     if cfg.paired:
-        n = cfg.paired_n or (1000 if cfg.paired == "bs" else 10000)
-        significance = {"test": cfg.paired, "samples": n, "seed": cfg.seed, "level": 0.95}
-        if cfg.paired == "ar":
+        single = len(names) == 1  # nothing to compare with: the system's bootstrap interval only
+        n = cfg.paired_n or (1000 if cfg.paired == "bs" or single else 10000)
+        test = "bootstrap-ci" if single else cfg.paired
+        significance = {"test": test, "samples": n, "seed": cfg.seed, "level": 0.95}
+        if test == "ar":
             significance["confidence_samples"] = cfg.paired_ar_confidence
         for key, metric in metrics.items():
-            step(f"{cfg.paired} {key}")
+            step(f"{test} {key}")
             stats = [r.stats for r in scored[key]]
             scores = [r.score for r in scored[key]]
-            if len(names) == 1:
-                estimates = [bootstrap_ci(stats[0], scores[0], metric.score_from_stats, n_samples=n, seed=cfg.seed, dtype=metric.resample_dtype)]
-            elif cfg.paired == "bs":
-                estimates = paired_bootstrap(stats, scores, metric.score_from_stats, n_samples=n, seed=cfg.seed, dtype=metric.resample_dtype)
+            kw = {"seed": cfg.seed, "dtype": metric.resample_dtype}
+            if single:
+                estimates = [bootstrap_ci(stats[0], scores[0], metric.score_from_stats, n_samples=n, **kw)]
+            elif test == "bs":
+                estimates = paired_bootstrap(stats, scores, metric.score_from_stats, n_samples=n, **kw)
             else:
                 estimates = paired_approximate_randomization(
-                    stats, scores, metric.score_from_stats, n_trials=n, n_confidence=cfg.paired_ar_confidence,
-                    seed=cfg.seed, dtype=metric.resample_dtype,
+                    stats, scores, metric.score_from_stats, n_trials=n, n_confidence=cfg.paired_ar_confidence, **kw
                 )
             for entry, est in zip(systems, estimates, strict=True):
                 entry.setdefault("significance", {})[key] = est.to_dict()
@@ -448,7 +452,8 @@ def render_tables(result: dict[str, Any]) -> None:
         table.add_column("AutoRank", justify="right")
         ranks = {r["system"]: r["autorank"] for r in result["autorank"]}
     for i, entry in enumerate(result["systems"]):
-        cells = [("Baseline: " if i == 0 and result["significance"] else "") + entry["system"]]
+        paired = result["significance"] and result["significance"]["test"] in ("bs", "ar")
+        cells = [("Baseline: " if i == 0 and paired else "") + entry["system"]]
         for k in keys:
             text = _fmt(entry["scores"][k], digits[k])
             est = entry.get("significance", {}).get(k)
@@ -478,8 +483,10 @@ def render_tables(result: dict[str, Any]) -> None:
         print_wide_table(sub)
     for k, info in result["metrics"].items():
         console.info(f"{k}: {info['signature']}")
-    if result["significance"]:
-        s = result["significance"]
+    s = result["significance"]
+    if s and s["test"] == "bootstrap-ci":
+        console.info(f"95% intervals from {s['samples']} bootstrap samples, seed {s['seed']}: score ±half-width")
+    elif s:
         extra = f", {s['confidence_samples']} bootstrap samples for the intervals" if s["test"] == "ar" else ""
         console.info(
             f"significance: paired {'bootstrap' if s['test'] == 'bs' else 'approximate randomisation'} vs {result['baseline']!r}, "

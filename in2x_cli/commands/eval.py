@@ -41,7 +41,14 @@ def _csv(values: list[str] | None) -> tuple[str, ...]:
     return tuple(v.strip() for item in values or [] for v in item.split(",") if v.strip())
 
 
-@eval_app.command("score")
+@eval_app.command(
+    "score",
+    epilog=(
+        'Output: {"schema": "in2x.eval/1", "results": [{"pair", "metrics": {NAME: {"signature", "higher_is_better"}}, '
+        '"systems": [{"system", "scores", "significance", "by"}], "autorank"}], "provenance"}; '
+        "the full schema is in docs/eval.md."
+    ),
+)
 def score(
     input: str | None = typer.Argument(None, metavar="INPUT", help="Translation rows JSONL (src, ref, hyp; optional id, doc_id, domain, system, src_lang, tgt_lang); - = stdin."),
     src: str | None = typer.Option(None, "--src", metavar="FILE", help="Line-aligned sources (text mode; COMET needs them)."),
@@ -92,7 +99,10 @@ def score(
     write_json(output, doc)
 
 
-@eval_app.command("autorank")
+@eval_app.command(
+    "autorank",
+    epilog='Output: {"schema": "in2x.autorank/1", "pairs": [{"pair", "metrics", "systems": [{"system", "autorank", "mean_z", "scores", "z"}]}]}.',
+)
 def autorank(
     inputs: list[str] = typer.Argument(..., metavar="INPUTS", help="WMT25 automatic-score files or their directory, in2x eval JSON outputs, or --segments JSONL files."),
     pair: list[str] | None = typer.Option(None, "--pair", metavar="PAIR", help="Language pairs to rank (comma list, e.g. en-ja_JP); one pair also labels inputs without languages. Default: every pair found."),

@@ -429,7 +429,9 @@ class SystemScores:
     segments: list[float] = field(default_factory=list)
 
 
-def score_system(metric: Metric, hyps: Sequence[str], refs: Sequence[str] | None, srcs: Sequence[str]) -> SystemScores:
-    """Statistics, corpus score and segment scores of one system."""
+def score_system(
+    metric: Metric, hyps: Sequence[str], refs: Sequence[str] | None, srcs: Sequence[str], *, segments: bool = True
+) -> SystemScores:
+    """Statistics, corpus score and (unless ``segments=False``) segment scores of one system."""
     stats = metric.segment_stats(hyps, refs, srcs)
-    return SystemScores(stats=stats, score=metric.corpus_score(stats), segments=metric.segment_scores(stats))
+    return SystemScores(stats=stats, score=metric.corpus_score(stats), segments=metric.segment_scores(stats) if segments else [])

@@ -119,6 +119,11 @@ def test_target_language_is_detected_when_not_given(shared_data, tmp_path):
     r = doc(res)["results"][0]
     assert r["tgt_lang"] == "ja" and "tok:ja-mecab" in r["metrics"]["bleu"]["signature"]
     assert "detected 'ja'" in res.stderr
+    # one system with --paired: its bootstrap 95% interval, no p-value
+    r = doc(invoke(["eval", "--ref", str(ref), "--hyp", str(hyps[0]), "-l", "en-ja", "--paired", "ar", "--seed", "3"]))["results"][0]
+    assert r["significance"]["test"] == "bootstrap-ci" and r["significance"]["samples"] == 1000
+    est = r["systems"][0]["significance"]["bleu"]
+    assert est["p_value"] is None and est["low"] < r["systems"][0]["scores"]["bleu"] < est["high"]
 
 
 # --------------------------------------------------------------------------- JSONL
@@ -246,6 +251,7 @@ def test_bad_inputs_exit_2_with_precise_messages(tmp_path):
     assert_user_error(invoke([*base, "--hyp", str(tmp_path / "missing.txt")]), "missing.txt", "no such file")
     assert_user_error(invoke(["eval", "--src", str(src), "--hyp", str(src), "-l", "en-de"]), "bleu, chrf compare with references", "--ref")
     assert_user_error(invoke(["eval", "--systems", "x", "--hyp", str(src), "--ref", str(src)]), "--systems")
+    assert_user_error(invoke(["eval", "--ref", str(src)], stdin=""), "--src and --ref go with line-aligned --hyp")
     rows = rows_for()
     del rows[4]["ref"]
     path = write_jsonl(tmp_path / "noref.jsonl", rows)
