@@ -133,6 +133,7 @@ def cluster(
     Tune the Birch threshold the way the paper did: in2x cluster pool.jsonl --sweep-threshold 0.3,0.5,0.7
     """
     import tempfile
+    from array import array
 
     from in2x_cli import provenance
     from in2x_cli.core import cluster as core
@@ -156,7 +157,7 @@ def cluster(
         raise UserError("--representatives must be >= 1")
     with tempfile.TemporaryDirectory(prefix="in2x-cluster-") as tmp, MultiPassInput(input, tmp_dir=tmp) as src, _progress_factory() as progress:
         workdir = str(ensure_dir(run.cache_dir)) if run.cache_dir else tmp
-        digest, sample, tags, tag_ids = TextDigest(), Reservoir(HashingConfig().fit_rows, seed), {}, []
+        digest, sample, tags, tag_ids = TextDigest(), Reservoir(HashingConfig().fit_rows, seed), {}, array("i")  # tag ids: sweep only
         overwritten = 0
         for line in src.first():
             text = row_text(line.data, field, line.where)
