@@ -1,0 +1,240 @@
+"""Pictures of a run: training curves from ``metrics.jsonl`` and eval / AutoRank results.
+
+``find_artefacts`` walks a run directory for the files in2x stages write: ``metrics.jsonl``
+(cpt / sft / grpo, see train/common.py), ``in2x.eval/1`` JSON (``in2x eval``) and
+``in2x.autorank/1`` JSON (``in2x eval autorank``). Each renderer draws one PNG with matplotlib's
+headless Agg backend; panels appear only for the series a file actually has.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Training panels: title, then the metric keys (regex, full match) that go on it.
+TRAIN_PANELS: list[tuple[str, str]] = [
+    ("loss", r"loss|policy_loss|train_loss"),
+    ("learning rate", r"learning_rate"),
+    ("gradient norm", r"grad_norm"),
+    ("reward per function", r"rewards?/[^/]+/mean|reward|reward_shaped/mean"),
+    ("clip fraction", r"clip/.*fraction|clip_ratio(/.*)?|reward_clip/fraction"),
+    ("entropy", r"entropy"),
+    ("completion length", r"completions?/mean_length|completion_length"),
+    ("tokens / s", r"tokens_per_second"),
+]
+MAX_WALK_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class Artefact:
+    kind: str  # "train" | "eval" | "autorank"
+    path: Path
+    name: str
+
+
+def _name(path: Path, root: Path) -> str:
+    rel = path.relative_to(root)
+    parts = list(rel.parts[:-1]) if path.name == "metrics.jsonl" else [*rel.parts[:-1], path.stem]
+    return "-".join(parts) or path.stem
+
+
+def find_artefacts(root: Path) -> list[Artefact]:
+    found: list[Artefact] = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if len(rel.parts) > MAX_WALK_DEPTH or any(p.startswith((".", "checkpoint-")) or p == "plots" for p in rel.parts):
+            continue
+        if path.name == "metrics.jsonl" and path.is_file():
+            found.append(Artefact("train", path, _name(path, root)))
+        elif path.suffix == ".json" and path.is_file() and not path.name.endswith(".meta.json"):
+            schema = _schema(path)
+            if schema == "in2x.eval/1":
+                found.append(Artefact("eval", path, _name(path, root)))
+            elif schema == "in2x.autorank/1":
+                found.append(Artefact("autorank", path, _name(path, root)))
+    return found
+
+
+def _schema(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            head = fh.read(4096)
+        if '"schema"' not in head:
+            return None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc.get("schema") if isinstance(doc, dict) else None
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a torn last line of a killed run
+        if isinstance(row, dict) and "step" in row:
+            rows.append(row)
+    return rows
+
+
+def train_series(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+    """Panel title → {metric key → (steps, values)} for the keys present (finite values only)."""
+    keys = sorted({k for r in rows for k in r if k not in ("step", "epoch", "time")})
+    panels: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    taken: set[str] = set()
+    for title, pattern in TRAIN_PANELS:
+        rx = re.compile(pattern)
+        for key in keys:
+            if key in taken or not rx.fullmatch(key):
+                continue
+            xs, ys = [], []
+            for r in rows:
+                v = r.get(key)
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    xs.append(float(r["step"]))
+                    ys.append(float(v))
+            if xs:
+                panels.setdefault(title, {})[key] = (xs, ys)
+                taken.add(key)
+    return panels
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(3, max(1, n))
+    return (n + cols - 1) // cols, cols
+
+
+def render_train(art: Artefact, out: Path) -> Path | None:
+    panels = train_series(read_metrics(art.path))
+    if not panels:
+        return None
+    plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
+    rows, cols = _grid(len(panels))
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
+    for ax, (title, series) in zip(axes.flat, panels.items(), strict=False):
+        for key, (xs, ys) in series.items():
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=key)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if len(series) > 1 or title in ("reward per function", "clip fraction"):
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(f"training: {art.name}")
+    fig.tight_layout()
+    path = out / f"train-{art.name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def render_eval(art: Artefact, out: Path) -> list[Path]:
+    """One PNG per language pair: system scores per metric, per-domain breakdown, AutoRank."""
+    doc = json.loads(art.path.read_text(encoding="utf-8"))
+    plt = _plt()
+    paths = []
+    for res in doc.get("results", []):
+        systems = res.get("systems", [])
+        metrics = list(res.get("metrics", {}))
+        names = [s["system"] for s in systems]
+        domains = sorted({d for s in systems for d in s.get("by", {}).get("domain", {})})
+        has_rank = bool(res.get("autorank"))
+        n_panels = len(metrics) + (1 if domains and metrics else 0) + (1 if has_rank else 0)
+        if not n_panels or not names:
+            continue
+        rows, cols = _grid(n_panels)
+        fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+        flat = list(axes.flat)
+        i = 0
+        for m in metrics:
+            ax = flat[i]
+            i += 1
+            vals = [s["scores"].get(m) for s in systems]
+            ax.bar(range(len(names)), [v if v is not None else 0 for v in vals], color="tab:blue")
+            for j, s in enumerate(systems):
+                sig = s.get("significance", {}).get(m)
+                if sig and sig.get("low") is not None and sig.get("high") is not None and vals[j] is not None:
+                    ax.errorbar(j, vals[j], yerr=[[vals[j] - sig["low"]], [sig["high"] - vals[j]]], color="black", capsize=3)
+            ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+            ax.set_title(m)
+            ax.grid(axis="y", alpha=0.3)
+        if domains and metrics:
+            m = metrics[0]
+            ax = flat[i]
+            i += 1
+            width = 0.8 / max(1, len(names))
+            for j, s in enumerate(systems):
+                vals = [s.get("by", {}).get("domain", {}).get(d, {}).get("scores", {}).get(m) or 0 for d in domains]
+                ax.bar([k + j * width for k in range(len(domains))], vals, width=width, label=s["system"])
+            ax.set_xticks([k + 0.4 - width / 2 for k in range(len(domains))], domains, fontsize=8)
+            ax.set_title(f"{m} by domain")
+            ax.legend(fontsize=7)
+            ax.grid(axis="y", alpha=0.3)
+        if has_rank:
+            _rank_bars(flat[i], res["autorank"], "AutoRank (1 = best)")
+            i += 1
+        for ax in flat[i:]:
+            ax.axis("off")
+        fig.suptitle(f"eval {res.get('pair', '')}: {art.name}")
+        fig.tight_layout()
+        path = out / f"eval-{art.name}-{res.get('pair', 'pair')}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _rank_bars(ax: Any, ranked: list[dict[str, Any]], title: str, highlight: Sequence[str] = ()) -> None:
+    ranked = sorted(ranked, key=lambda r: r["autorank"])
+    names = [r["system"] for r in ranked]
+    vals = [r["autorank"] for r in ranked]
+    colors = ["tab:orange" if n in highlight else "tab:green" for n in names]
+    ax.barh(range(len(names)), vals, color=colors)
+    for y, v in enumerate(vals):
+        ax.text(v, y, f" {v:.2f}", va="center", fontsize=6 if len(names) > 20 else 7)
+    ax.set_yticks(range(len(names)), names, fontsize=7 if len(names) > 20 else 8)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel("AutoRank (1 = best, lower is better)")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def render_autorank(art: Artefact, out: Path, highlight: Sequence[str] = ()) -> list[Path]:
+    doc = json.loads(art.path.read_text(encoding="utf-8"))
+    plt = _plt()
+    paths = []
+    for pair in doc.get("pairs", []):
+        systems = pair.get("systems", [])
+        if not systems:
+            continue
+        fig, ax = plt.subplots(figsize=(7, max(3.0, 0.22 * len(systems) + 1)))
+        metrics = pair.get("metrics", [])
+        _rank_bars(ax, systems, f"AutoRank {pair.get('pair', '')} ({len(systems)} systems, {len(metrics)} metrics)", highlight)
+        fig.text(0.5, 0.005, "metrics: " + ", ".join(metrics), ha="center", va="bottom", fontsize=6, wrap=True)
+        fig.tight_layout(rect=(0, 0.02, 1, 1))
+        label = re.sub(r"[^\w.-]+", "_", str(pair.get("pair", "pair")))
+        path = out / f"autorank-{art.name}-{label}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
