@@ -51,21 +51,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from in2x_cli.core.sparsify import Bernoulli, Chunks, Magnitude, RescaleMode, Sparsifier, TopK, chunk_slices
+
 if TYPE_CHECKING:
     import torch
 
 FISHER_FLOOR = 1e-6
-RescaleMode = Literal["l1", "inverse_density", "none"]
 
 
 # --------------------------------------------------------------------------------------------
 # building blocks
-
-# Above this many entries a trim selects by threshold (kthvalue, ~1 float copy of the tensor)
-# instead of mergekit's full argsort (~3 copies: float values + int64 indices). The kept set is
-# the same except among entries tied at the threshold, which the threshold path breaks by position
-# (mergekit: by whatever its argsort returns), which only matters for low-precision dtypes.
-ARGSORT_MAX_ENTRIES = 1 << 26
 
 
 def compute_dtype(tensor: torch.Tensor) -> torch.dtype:
@@ -75,111 +70,73 @@ def compute_dtype(tensor: torch.Tensor) -> torch.dtype:
     return torch.float64 if tensor.dtype == torch.float64 else torch.float32
 
 
-def top_fraction_mask(scores: torch.Tensor, density: float, *, positive_only: bool = False) -> torch.Tensor:
-    """Boolean mask of the ``k = max(1, ⌊density·n⌋)`` largest scores (all for density ≥ 1, none
-    for density ≤ 0), selected exactly as mergekit's ``sparsify.magnitude`` does (descending
-    argsort of the float32 scores, first k), so equal scores at the cut are resolved the same way.
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(-1)
 
-    ``positive_only`` additionally drops entries whose score is 0, so a zero delta never claims a
-    position (OBIM).
-    """
-    import torch
 
-    n = scores.numel()
-    if density >= 1:
-        mask = torch.ones_like(scores, dtype=torch.bool)
-    elif density <= 0 or n == 0:
-        return torch.zeros_like(scores, dtype=torch.bool)
-    else:
-        k = max(1, int(density * n))
-        flat = scores.reshape(-1)
-        if flat.device.type == "cpu":
-            flat = flat.float()
-        mask = torch.zeros(n, dtype=torch.bool, device=scores.device)
-        if n <= ARGSORT_MAX_ENTRIES:
-            mask[torch.argsort(flat, descending=True)[:k]] = True
-        else:
-            threshold = torch.kthvalue(flat.float().cpu(), n - k + 1).values.to(flat.device)
-            torch.gt(flat, threshold, out=mask)
-            room = k - int(mask.sum())
-            if room > 0:
-                tied = torch.nonzero(flat == threshold).flatten()[:room]
-                mask[tied] = True
-        mask = mask.reshape(scores.shape)
-    if positive_only:
-        mask &= scores > 0
-    return mask
+def _delta_chunks(t: torch.Tensor, base: torch.Tensor, dtype: torch.dtype, parts: list[slice]) -> Chunks:
+    """δ = θ − θ₀ chunk by chunk in ``dtype`` (recomputed on every pass rather than stored)."""
+    ft, fb = _flat(t), _flat(base)
+    return lambda: (ft[p].to(dtype) - fb[p].to(dtype) for p in parts)
 
 
 def magnitude_trim(delta: torch.Tensor, density: float, rescale: RescaleMode = "none") -> torch.Tensor:
-    """TIES trim: keep the ``density`` fraction of entries with the largest |δ|, zero the rest."""
-    if density >= 1:
-        return delta
-    mask = top_fraction_mask(delta.abs(), density).to(delta.dtype)
-    return _rescale(delta, delta * mask, density, rescale)
+    """TIES trim of a whole delta: keep the ``density`` fraction with the largest |δ|."""
+    import torch
+
+    parts = chunk_slices(tuple(delta.shape))
+    fd = _flat(delta)
+    sp = Magnitude(lambda: (fd[p] for p in parts), fd.numel(), density, rescale)
+    return torch.cat([sp.apply(i, fd[p]) for i, p in enumerate(parts)]).reshape(delta.shape)
 
 
 def dare_drop(
     delta: torch.Tensor, density: float, generator: torch.Generator | None, rescale: RescaleMode = "l1"
 ) -> torch.Tensor:
-    """DARE: keep each entry independently with probability ``density`` (drop rate p = 1 − d).
-
-    The mask is one ``torch.bernoulli`` draw over a tensor filled with ``density`` (float32 on
-    CPU, bfloat16 for bfloat16 deltas and on accelerators the delta's dtype) from ``generator``:
-    mergekit's ``sparsify.bernoulli`` exactly, so the same generator state gives the same mask.
-    ``rescale``: ``l1`` (default, as mergekit) multiplies the kept delta by ‖δ‖₁ / ‖m⊙δ‖₁, which
-    equals the paper's 1/(1−p) in expectation; ``inverse_density`` by 1/d exactly; ``none`` not.
-    """
+    """DARE drop of a whole delta: keep each entry with probability ``density`` (drop rate
+    p = 1 − d) and rescale (``l1``: ‖δ‖₁/‖m⊙δ‖₁ as mergekit, which is 1/(1−p) in expectation;
+    ``inverse_density``: the paper's 1/(1−p) exactly; ``none``)."""
     import torch
 
-    if density >= 1:
-        return delta
-    work = delta.dtype if delta.device.type != "cpu" or delta.dtype == torch.bfloat16 else torch.float32
-    probs = torch.full_like(delta, density, dtype=work)
-    mask = torch.bernoulli(probs, generator=generator)
-    del probs
-    d = delta.to(work)
-    return _rescale(d, d * mask, density, rescale).to(delta.dtype)
-
-
-def _rescale(delta: torch.Tensor, kept: torch.Tensor, density: float, mode: RescaleMode) -> torch.Tensor:
-    if mode == "none":
-        return kept
-    if mode == "inverse_density":
-        return kept / density if density > 0 else kept
-    before = delta.abs().sum()
-    after = kept.abs().sum()
-    if before < 1e-7 or after < 1e-7:  # mergekit's eps: nothing to rescale
-        return kept
-    return kept * (before / after)
+    parts = chunk_slices(tuple(delta.shape))
+    fd = _flat(delta)
+    sp = Bernoulli(lambda: (fd[p] for p in parts), fd.numel(), density, generator, rescale)
+    return torch.cat([sp.apply(i, fd[p]) for i, p in enumerate(parts)]).reshape(delta.shape)
 
 
 def elect_sign_mask(weighted: torch.Tensor) -> torch.Tensor:
-    """TIES sign election by summed mass over the stacked weighted deltas ``[K, ...]``:
+    """TIES sign election by summed mass over stacked weighted deltas ``[K, ...]``:
     m_i = [sign(δ̂_i) = γ] with γ = +1 where Σ_j δ̂_j ≥ 0, else −1 (a zero δ̂_i never agrees)."""
     elected = (weighted.sum(dim=0) >= 0).to(weighted.dtype) * 2 - 1
     return weighted.sign() == elected
 
 
 # --------------------------------------------------------------------------------------------
-# the methods
+# the methods (each streams over row chunks of the tensor: see core/sparsify.py)
 
 
-def linear(tensors: Sequence[torch.Tensor], weights: Sequence[float], *, normalize: bool = True) -> torch.Tensor:
+def linear(
+    tensors: Sequence[torch.Tensor], weights: Sequence[float], *, normalize: bool = True, out_dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Weighted average θ = Σ w_i θ_i / Σ w_i (or the plain weighted sum without ``normalize``),
     computed in float32 (float64 for float64 inputs) as mergekit's linear."""
     import torch
 
     dtype = compute_dtype(tensors[0])
     w = torch.tensor(list(weights), dtype=dtype)
-    out = torch.zeros(tensors[0].shape, dtype=dtype, device=tensors[0].device)
-    for t, c in zip(tensors, w.unbind(0), strict=True):
-        out.addcmul_(t.to(dtype), c.to(t.device))
-    if normalize:
-        total = w.sum()
-        if total == 0:
-            raise ValueError("linear: the weights sum to 0, cannot normalise (set normalize: false)")
-        out.div_(total.to(out.device))
+    total = w.sum()
+    if normalize and total == 0:
+        raise ValueError("linear: the weights sum to 0, cannot normalise (set normalize: false)")
+    first = tensors[0]
+    out = torch.empty(first.shape, dtype=out_dtype or dtype, device=first.device)
+    flats, fo = [_flat(t) for t in tensors], _flat(out)
+    for p in chunk_slices(tuple(first.shape)):
+        acc = torch.zeros(p.stop - p.start, dtype=dtype, device=first.device)
+        for ft, c in zip(flats, w.unbind(0), strict=True):
+            acc.addcmul_(ft[p].to(dtype), c.to(first.device))
+        if normalize:
+            acc.div_(total.to(first.device))
+        fo[p] = acc
     return out
 
 
@@ -188,55 +145,66 @@ def generalized_task_arithmetic(
     tensors: Sequence[torch.Tensor],
     weights: Sequence[float],
     *,
-    sparsify: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    sparsifiers: Sequence[Callable[[Chunks, int], Sparsifier]] | None = None,
     consensus: bool = False,
     lambda_: float = 1.0,
     normalize: bool = False,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """θ₀ + λ · combine(w_i · sparsify(δ_i)): the shared core of task_arithmetic / ties / dare.
+    """θ₀ + λ · combine(w_i · sparsify_i(δ_i)): the shared core of task_arithmetic / ties / dare,
+    mergekit's ``GeneralizedTaskArithmeticMerge.merge_group`` operation for operation.
 
-    ``sparsify(delta, i)`` trims or drops model i's delta; ``consensus`` applies the TIES sign
-    election and disjoint mean; ``normalize`` divides by the (agreeing) weights' sum. As in
-    mergekit, the arithmetic runs in the inputs' dtype (weights rounded to it): cast the inputs
-    to float32 (``dtype: float32``) for float32 arithmetic on bfloat16 checkpoints.
+    ``sparsifiers[i](delta_chunks, n)`` builds model i's trim/drop; ``consensus`` applies the TIES
+    sign election and disjoint mean; ``normalize`` divides by the (agreeing) weights' sum. As in
+    mergekit the arithmetic runs in the inputs' dtype (weights rounded to it): cast the inputs to
+    float32 (``dtype: float32``) for float32 arithmetic on bfloat16 checkpoints.
     """
     import torch
 
     dtype = base.dtype
-    deltas = torch.empty((len(tensors), *base.shape), dtype=dtype, device=base.device)
-    for i, t in enumerate(tensors):
-        delta = t.to(dtype) - base
-        if sparsify is not None:
-            delta = sparsify(delta, i)
-        deltas[i] = delta
-        del delta
-    w = torch.tensor(list(weights), dtype=dtype, device=base.device)
-    w = w.reshape((len(tensors),) + (1,) * base.ndim)
-    deltas.mul_(w)
-    if consensus:
-        mask = elect_sign_mask(deltas)
-        deltas.mul_(mask)  # in place: the weighted deltas are not needed afterwards
-        mixed = deltas.sum(dim=0)
-        divisor = (w * mask).sum(dim=0)
-        del mask
-        divisor[divisor == 0] = 1
-    else:
-        mixed = deltas.sum(dim=0)
-        divisor = w.sum(dim=0)
-        divisor[divisor.abs() < 1e-8] = 1
-    del deltas
-    if normalize:
-        mixed /= divisor
-    if lambda_ != 1:
-        mixed *= lambda_
-    return (base + mixed).to(base.dtype)
+    n = base.numel()
+    parts = chunk_slices(tuple(base.shape))
+    chunks = [_delta_chunks(t, base, dtype, parts) for t in tensors]
+    sps = [make(ch, n) for make, ch in zip(sparsifiers, chunks, strict=True)] if sparsifiers else None
+    w = torch.tensor(list(weights), dtype=dtype, device=base.device).reshape(len(tensors), 1)
+    out = torch.empty(base.shape, dtype=out_dtype or dtype, device=base.device)
+    fb, fo, flats = _flat(base), _flat(out), [_flat(t) for t in tensors]
+    for ci, p in enumerate(parts):
+        b = fb[p]
+        deltas = torch.empty((len(tensors), p.stop - p.start), dtype=dtype, device=base.device)
+        for i, ft in enumerate(flats):
+            d = ft[p].to(dtype) - b
+            deltas[i] = sps[i].apply(ci, d) if sps else d
+        deltas.mul_(w)
+        if consensus:
+            mask = elect_sign_mask(deltas)
+            deltas.mul_(mask)  # in place: the weighted deltas are not needed afterwards
+            mixed = deltas.sum(dim=0)
+            divisor = (w * mask).sum(dim=0)
+            divisor[divisor == 0] = 1
+        else:
+            mixed = deltas.sum(dim=0)
+            divisor = w.sum(dim=0)
+            divisor[divisor.abs() < 1e-8] = 1
+        if normalize:
+            mixed /= divisor
+        if lambda_ != 1:
+            mixed *= lambda_
+        fo[p] = (b + mixed).to(dtype)
+    return out
 
 
 def task_arithmetic(
-    base: torch.Tensor, tensors: Sequence[torch.Tensor], weights: Sequence[float], *, lambda_: float = 1.0, normalize: bool = False
+    base: torch.Tensor,
+    tensors: Sequence[torch.Tensor],
+    weights: Sequence[float],
+    *,
+    lambda_: float = 1.0,
+    normalize: bool = False,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """θ = θ₀ + λ Σ w_i (θ_i − θ₀)."""
-    return generalized_task_arithmetic(base, tensors, weights, lambda_=lambda_, normalize=normalize)
+    return generalized_task_arithmetic(base, tensors, weights, lambda_=lambda_, normalize=normalize, out_dtype=out_dtype)
 
 
 def ties(
@@ -248,17 +216,15 @@ def ties(
     lambda_: float = 1.0,
     normalize: bool = True,
     rescale: RescaleMode = "none",
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """TIES: trim each δ_i to density d_i by magnitude, elect signs by summed weighted mass,
     average the agreeing entries (disjoint mean), scale by λ."""
+    makers = [
+        (lambda ch, n, d=d: Magnitude(ch, n, d, rescale)) for d in densities
+    ]
     return generalized_task_arithmetic(
-        base,
-        tensors,
-        weights,
-        sparsify=lambda d, i: magnitude_trim(d, densities[i], rescale),
-        consensus=True,
-        lambda_=lambda_,
-        normalize=normalize,
+        base, tensors, weights, sparsifiers=makers, consensus=True, lambda_=lambda_, normalize=normalize, out_dtype=out_dtype
     )
 
 
@@ -273,18 +239,16 @@ def dare(
     lambda_: float = 1.0,
     normalize: bool = False,
     rescale: RescaleMode = "l1",
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """DARE: drop each delta entry with probability 1 − d_i and rescale, then merge with the
     TIES consensus (``consensus=True``, dare_ties) or the plain weighted sum (dare_linear).
-    Masks are drawn from ``generator`` in model order."""
+    Masks are drawn from ``generator`` in model order (one whole-tensor stream per model)."""
+    makers = [
+        (lambda ch, n, d=d: Bernoulli(ch, n, d, generator, rescale)) for d in densities
+    ]
     return generalized_task_arithmetic(
-        base,
-        tensors,
-        weights,
-        sparsify=lambda d, i: dare_drop(d, densities[i], generator, rescale),
-        consensus=consensus,
-        lambda_=lambda_,
-        normalize=normalize,
+        base, tensors, weights, sparsifiers=makers, consensus=consensus, lambda_=lambda_, normalize=normalize, out_dtype=out_dtype
     )
 
 
@@ -294,21 +258,28 @@ def fisher(
     weights: Sequence[float],
     *,
     floor: float = FISHER_FLOOR,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Fisher-weighted average θ = Σ w_i F_i θ_i / Σ w_i F_i with F_i floored at ``floor``
     (entries no calibration example touched fall back to the weighted average)."""
     import torch
 
-    dtype = compute_dtype(tensors[0])
-    num = torch.zeros(tensors[0].shape, dtype=dtype, device=tensors[0].device)
-    den = torch.zeros_like(num)
-    for t, f, w in zip(tensors, fishers, weights, strict=True):
-        if f.shape != t.shape:
-            raise ValueError(f"Fisher statistics have shape {tuple(f.shape)}, the parameter {tuple(t.shape)}")
-        fw = f.to(dtype).clamp(min=floor).mul_(w)
-        num += fw * t.to(dtype)
-        den += fw
-    return num / den
+    first = tensors[0]
+    for f in fishers:
+        if f.shape != first.shape:
+            raise ValueError(f"Fisher statistics have shape {tuple(f.shape)}, the parameter {tuple(first.shape)}")
+    dtype = compute_dtype(first)
+    out = torch.empty(first.shape, dtype=out_dtype or dtype, device=first.device)
+    flats, ffs, fo = [_flat(t) for t in tensors], [_flat(f) for f in fishers], _flat(out)
+    for p in chunk_slices(tuple(first.shape)):
+        num = torch.zeros(p.stop - p.start, dtype=dtype, device=first.device)
+        den = torch.zeros_like(num)
+        for ft, ff, w in zip(flats, ffs, weights, strict=True):
+            fw = ff[p].to(dtype).clamp(min=floor).mul_(w)
+            num.addcmul_(fw, ft[p].to(dtype))
+            den += fw
+        fo[p] = num / den
+    return out
 
 
 def obim_saliency(delta: torch.Tensor, input_sq_norm: torch.Tensor | None) -> torch.Tensor:
@@ -322,33 +293,50 @@ def obim_saliency(delta: torch.Tensor, input_sq_norm: torch.Tensor | None) -> to
     """
     sal = delta.square()
     if input_sq_norm is not None:
-        if delta.ndim != 2 or input_sq_norm.shape != (delta.shape[1],):
+        if input_sq_norm.ndim != 1 or delta.shape[-1] != input_sq_norm.shape[0] or sal.numel() % input_sq_norm.shape[0]:
             raise ValueError(
                 f"activation statistics of length {tuple(input_sq_norm.shape)} do not match a linear weight of shape {tuple(delta.shape)}"
             )
-        sal.mul_(input_sq_norm.to(sal.dtype).unsqueeze(0))
+        sal = sal.reshape(-1, input_sq_norm.shape[0]).mul_(input_sq_norm.to(sal.dtype)).reshape(delta.shape)
     return sal
 
 
-def _obim_steps(
+def _obim_chunks(
     base: torch.Tensor,
     tensors: Sequence[torch.Tensor],
     densities: Sequence[float],
     input_sq_norms: Sequence[torch.Tensor | None] | None,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (δ_i, m_i) in model order, m_i = TopP(s_i) ∧ ¬M_{i−1} (M = positions claimed so far)."""
+) -> Iterator[tuple[slice, list[torch.Tensor], list[torch.Tensor]]]:
+    """Per row chunk: (slice, δ_i chunks, m_i chunks) with m_i = TopP(s_i) ∧ ¬M_{i−1}."""
     import torch
 
     dtype = compute_dtype(base)
-    base_c = base.to(dtype)
-    claimed = torch.zeros(base.shape, dtype=torch.bool, device=base.device)
-    for i, t in enumerate(tensors):
-        delta = t.to(dtype) - base_c
-        sq = input_sq_norms[i] if input_sq_norms is not None else None
-        take = top_fraction_mask(obim_saliency(delta, sq), densities[i], positive_only=True)
-        take &= ~claimed
-        claimed |= take
-        yield delta, take
+    n = base.numel()
+    parts = chunk_slices(tuple(base.shape))
+    sqs = list(input_sq_norms) if input_sq_norms is not None else [None] * len(tensors)
+    if len(tensors) == 0:
+        return
+    if any(sq is not None for sq in sqs) and base.ndim != 2:
+        raise ValueError(f"activation statistics given for a tensor of shape {tuple(base.shape)}, not a linear weight")
+
+    def saliency_chunks(t: torch.Tensor, sq: torch.Tensor | None) -> Chunks:
+        deltas = _delta_chunks(t, base, dtype, parts)
+        return lambda: (obim_saliency(d.reshape(-1, base.shape[-1]) if sq is not None else d, sq).reshape(-1) for d in deltas())
+
+    tops = [TopK(saliency_chunks(t, sq), n, d) for t, sq, d in zip(tensors, sqs, densities, strict=True)]
+    fb, flats = _flat(base), [_flat(t) for t in tensors]
+    for ci, p in enumerate(parts):
+        b = fb[p].to(dtype)
+        claimed = torch.zeros(p.stop - p.start, dtype=torch.bool, device=base.device)
+        deltas, masks = [], []
+        for ft, sq, top in zip(flats, sqs, tops, strict=True):
+            d = ft[p].to(dtype) - b
+            s = obim_saliency(d.reshape(-1, base.shape[-1]) if sq is not None else d, sq).reshape(-1)
+            take = top.mask(ci, s) & (s > 0) & ~claimed
+            claimed |= take
+            deltas.append(d)
+            masks.append(take)
+        yield p, deltas, masks
 
 
 def obim(
@@ -358,6 +346,7 @@ def obim(
     *,
     input_sq_norms: Sequence[torch.Tensor | None] | None = None,
     weights: Sequence[float] | None = None,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Optimal Brain Iterative Merging: saliency top-p per model, then mutually exclusive
     iterative merging in the given model order (earlier models win contested positions).
@@ -373,13 +362,19 @@ def obim(
       * Tensors that are not the weight of a linear layer with calibration inputs (norms,
         biases, embeddings, or any model without calibration data) use the magnitude δ².
     """
+    import torch
+
     dtype = compute_dtype(base)
-    out = base.to(dtype).clone()
-    for i, (delta, take) in enumerate(_obim_steps(base, tensors, densities, input_sq_norms)):
-        delta.mul_(take)
-        if weights is not None and weights[i] != 1:
-            delta.mul_(weights[i])
-        out += delta
+    out = torch.empty(base.shape, dtype=out_dtype or dtype, device=base.device)
+    fb, fo = _flat(base), _flat(out)
+    for p, deltas, masks in _obim_chunks(base, tensors, densities, input_sq_norms):
+        acc = fb[p].to(dtype).clone()
+        for i, (d, m) in enumerate(zip(deltas, masks, strict=True)):
+            d.mul_(m)
+            if weights is not None and weights[i] != 1:
+                d.mul_(weights[i])
+            acc += d
+        fo[p] = acc
     return out
 
 
@@ -390,7 +385,13 @@ def obim_masks(
     input_sq_norms: Sequence[torch.Tensor | None] | None = None,
 ) -> list[torch.Tensor]:
     """The per-model masks m_i = M_i ∧ ¬M_{i−1} that OBIM applies (for inspection and tests)."""
-    return [take for _, take in _obim_steps(base, tensors, densities, input_sq_norms)]
+    import torch
+
+    parts: list[list[torch.Tensor]] = [[] for _ in tensors]
+    for _, _, masks in _obim_chunks(base, tensors, densities, input_sq_norms):
+        for i, m in enumerate(masks):
+            parts[i].append(m)
+    return [torch.cat(p).reshape(base.shape) for p in parts]
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,6 +409,7 @@ class TensorJob:
     params: dict[str, Any]  # resolved global parameters (lambda, normalize, ...)
     stats: list[torch.Tensor | None] = field(default_factory=list)  # Fisher / activation stats per model
     generator: torch.Generator | None = None
+    out_dtype: torch.dtype | None = None  # dtype of the returned tensor (default: the method's)
 
 
 @dataclass(frozen=True)
@@ -422,7 +424,6 @@ class MergeMethod:
     params: Mapping[str, Any] = field(default_factory=dict)  # name → default
     stats: Literal["fisher", "activations"] | None = None
     random: bool = False
-    min_models: int = 1
 
 
 def _weights(job: TensorJob) -> list[float]:
@@ -455,6 +456,7 @@ def _apply_ties(job: TensorJob) -> torch.Tensor:
     return ties(
         job.base, job.tensors, _weights(job), _densities(job),
         lambda_=float(job.params["lambda"]), normalize=bool(job.params["normalize"]), rescale=rescale_mode(job.params["rescale"]),
+        out_dtype=job.out_dtype,
     )
 
 
@@ -464,6 +466,7 @@ def _apply_dare(consensus: bool) -> Callable[[TensorJob], torch.Tensor]:
         return dare(
             job.base, job.tensors, _weights(job), _densities(job), generator=job.generator, consensus=consensus,
             lambda_=float(job.params["lambda"]), normalize=bool(job.params["normalize"]), rescale=rescale_mode(job.params["rescale"]),
+            out_dtype=job.out_dtype,
         )
 
     return apply
@@ -472,7 +475,10 @@ def _apply_dare(consensus: bool) -> Callable[[TensorJob], torch.Tensor]:
 def _apply_task_arithmetic(job: TensorJob) -> torch.Tensor:
     assert job.base is not None
     # ``rescale`` is accepted (mergekit lists it) but task arithmetic sparsifies nothing.
-    return task_arithmetic(job.base, job.tensors, _weights(job), lambda_=float(job.params["lambda"]), normalize=bool(job.params["normalize"]))
+    return task_arithmetic(
+        job.base, job.tensors, _weights(job), lambda_=float(job.params["lambda"]), normalize=bool(job.params["normalize"]),
+        out_dtype=job.out_dtype,
+    )
 
 
 def _apply_fisher(job: TensorJob) -> torch.Tensor:
@@ -481,12 +487,14 @@ def _apply_fisher(job: TensorJob) -> torch.Tensor:
         if f is None:
             raise ValueError(f"no Fisher statistics for model {i + 1}")
         fishers.append(f)
-    return fisher(job.tensors, fishers, _weights(job), floor=float(job.params["floor"]))
+    return fisher(job.tensors, fishers, _weights(job), floor=float(job.params["floor"]), out_dtype=job.out_dtype)
 
 
 def _apply_obim(job: TensorJob) -> torch.Tensor:
     assert job.base is not None
-    return obim(job.base, job.tensors, _densities(job), input_sq_norms=job.stats or None, weights=_weights(job))
+    return obim(
+        job.base, job.tensors, _densities(job), input_sq_norms=job.stats or None, weights=_weights(job), out_dtype=job.out_dtype
+    )
 
 
 _PAPERS = {
@@ -503,7 +511,7 @@ OBIM_DEFAULT_DENSITY = 0.2
 
 METHODS: dict[str, MergeMethod] = {
     "linear": MergeMethod(
-        apply=lambda job: linear(job.tensors, _weights(job), normalize=bool(job.params["normalize"])),
+        apply=lambda job: linear(job.tensors, _weights(job), normalize=bool(job.params["normalize"]), out_dtype=job.out_dtype),
         paper=_PAPERS["linear"],
         summary="weighted average Σ w_i θ_i / Σ w_i; no base model",
         base="none",

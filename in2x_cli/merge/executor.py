@@ -1,10 +1,13 @@
 """The streaming merge: one tensor name at a time, bounded memory, sharded safetensors out.
 
-For every tensor name the executor reads that tensor from each input lazily (``safe_open`` via
-``CheckpointReader``), hands them to the method's pure function, casts the result and passes it
-to ``ShardedWriter``, then drops everything. Peak memory is about one tensor per input (plus the
-method's float32 working copies of that one tensor) plus one output shard (``--shard-size``), so
-models larger than RAM merge fine. Fisher / activation statistics are streamed the same way.
+For every tensor name the executor maps that tensor from each input (``safe_open`` via
+``CheckpointReader``: memory-mapped, paged in as read), hands them to the method's pure
+function, which works through them in row chunks (core/sparsify.py) and returns the output
+tensor, passes that to ``ShardedWriter``, then drops everything — file handles included, since
+pages of a mapped file stay resident while it is open. Peak memory is therefore about one tensor
+per input (mapped pages) + the output tensor + a few chunks + one output shard
+(``--shard-size``), whatever the model size, so models larger than RAM merge fine. Fisher /
+activation statistics are streamed the same way.
 
 Before any tensor is read the inputs are checked against the reference model (the one whose
 config/tokenizer the output gets): same architecture and model type, same vocabulary size, same
@@ -71,6 +74,7 @@ class Inputs:
         self.num_layers = ref_cfg.get("num_hidden_layers")
         self.names = self.reference.names()
         self._check()
+        self.release()
 
     def all_readers(self) -> list[CheckpointReader]:
         return ([self.base] if self.base else []) + self.models
@@ -125,9 +129,30 @@ class Inputs:
     def _vocab_axis_only(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
         return len(a) == len(b) and len(a) >= 1 and a[1:] == b[1:] and a[0] != b[0]
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Drop every open file handle (and with it the mapped pages); readers reopen lazily."""
         for r in self.all_readers() + [s for s in self.stats if s is not None]:
             r.close()
+
+    close = release
+
+
+def _return_freed_memory() -> None:
+    """Give freed heap memory back to the OS (glibc keeps large freed blocks otherwise, so RSS
+    would creep up to the sum of past working sets instead of the largest one)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 
 def _torch_dtype(name: str | None) -> torch.dtype | None:
@@ -178,6 +203,7 @@ def merge_checkpoints(
                 src = inputs.base.get(name) if inputs.base is not None else ref_t
                 writer.add(name, src)
                 copied += 1
+                inputs.release()
                 if on_tensor:
                     on_tensor(name)
                 continue
@@ -206,17 +232,23 @@ def merge_checkpoints(
             if spec.random:
                 generator = torch.Generator(device=device)
                 generator.manual_seed(tensor_seed(config.seed, name))
+            target = out_dtype or ref_t.dtype
             job = TensorJob(
-                name=name, tensors=tensors, base=base, model_params=per_model, params=global_params, stats=stats, generator=generator
+                name=name, tensors=tensors, base=base, model_params=per_model, params=global_params, stats=stats,
+                generator=generator, out_dtype=target,
             )
             try:
                 result = spec.apply(job)
             except ValueError as exc:  # a parameter the method cannot use for this tensor
                 raise UserError(f"{config.method}: tensor {name!r}: {exc}") from None
-            target = out_dtype or ref_t.dtype
             writer.add(name, result.to(dtype=target, device="cpu"))
             merged += 1
-            del tensors, base, stats, result, job
+            del tensors, base, stats, result, job, ref_t
+            # safetensors maps whole files: pages read stay resident while a handle is open, so
+            # drop the handles after every tensor (reopening only re-reads the header); memory then
+            # holds just the tensors still alive, not every page read so far.
+            inputs.release()
+            _return_freed_memory()
             if on_tensor:
                 on_tensor(name)
         files = writer.close()

@@ -79,17 +79,6 @@ def test_trim_edge_densities_and_minimum_one() -> None:
     assert torch.equal(M.magnitude_trim(A6, 0.1), t(0.0, 0.0, 0.0, -4.0, 0.0, 0.0))
 
 
-def test_threshold_selection_matches_argsort_and_keeps_exactly_k(monkeypatch: pytest.MonkeyPatch) -> None:
-    g = torch.Generator().manual_seed(0)
-    scores = torch.rand(1000, generator=g)
-    by_argsort = M.top_fraction_mask(scores, 0.37)
-    monkeypatch.setattr(M, "ARGSORT_MAX_ENTRIES", 0)
-    assert torch.equal(M.top_fraction_mask(scores, 0.37), by_argsort)
-    tied = torch.tensor([5.0, 1.0, 1.0, 1.0, 1.0, 0.0])
-    mask = M.top_fraction_mask(tied, 0.5)  # k = 3: the 5 and the first two of the tied 1s
-    assert mask.tolist() == [True, True, True, False, False, False]
-
-
 # --- dare ------------------------------------------------------------------------------------
 
 
