@@ -75,7 +75,7 @@ def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None
             raise InputError("expected a segment row with 'scores' {metric: score} (in2x eval --segments)", line.where)
         if domain is not None and d.get("domain") != domain:
             continue
-        label = pair or (f"{d['src_lang']}-{d['tgt_lang']}" if d.get("src_lang") and d.get("tgt_lang") else None)
+        label = (f"{d['src_lang']}-{d['tgt_lang']}" if d.get("src_lang") and d.get("tgt_lang") else None) or pair
         _pair_key(label, line.where)
         system = str(d.get("system") or path.name.split(".")[0])
         metrics = acc.setdefault((label or "", system), {})
@@ -102,12 +102,13 @@ def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, p
                 if group is None:
                     raise InputError(f"no --by domain breakdown for domain {domain!r} (run in2x eval with --by domain)", str(path))
                 scores = group["scores"]
-            _add_ranked(out, pair or result.get("pair") or "", entry["system"], dict(scores), str(path), lower)
+            _add_ranked(out, result.get("pair") or pair or "", entry["system"], dict(scores), str(path), lower)
 
 
 def load_rank_inputs(paths: Sequence[str], *, domain: str | None = None, pair: str | None = None) -> dict[str, RankInput]:
     """AutoRank inputs: WMT25 automatic-score files (or a directory of them; system = file
-    name), ``in2x eval`` JSON outputs, or ``in2x eval --segments`` JSONL files."""
+    name), ``in2x eval`` JSON outputs, or ``in2x eval --segments`` JSONL files. ``pair`` labels
+    the inputs that carry no languages."""
     out: dict[str, RankInput] = {}
     files: list[tuple[Path, bool]] = []  # (file, found in a directory)
     for p in paths:
@@ -156,6 +157,8 @@ def run_autorank(
         if missing:
             raise UserError(f"no scores for language pair {sorted(missing)[0]!r} (found: {', '.join(r.label for r in data.values()) or 'none'})")
         data = {k: v for k, v in data.items() if k in wanted}
+        for p in pairs:  # show the pairs as the user wrote them
+            data[_pair_key(p, "--pair")].label = p
     if not data:
         raise UserError("no system scores found in the inputs")
     out = []

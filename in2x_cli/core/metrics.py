@@ -117,7 +117,9 @@ class SacreMetric(Metric):
     every system: exactly what ``sacrebleu -i sys1 sys2 ...`` does, minus the re-reading.
 
     Lines are right-stripped like the sacreBLEU command line does (``line.rstrip()``), so scores
-    equal ``sacrebleu REF -i HYP`` on the same files."""
+    equal ``sacrebleu REF -i HYP`` on the same files. The statistics hooks are sacreBLEU's own
+    ``_extract_corpus_statistics`` / ``_compute_score_from_stats`` (what its significance module
+    uses): private API, hence the ``sacrebleu<3`` pin; tests/core/test_metrics.py checks them."""
 
     resample_dtype = "float32"
     _segment_metric: Any = None
