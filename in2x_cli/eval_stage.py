@@ -72,7 +72,7 @@ class EvalConfig:
 
 @dataclass
 class Segment:
-    id: str
+    id: str | int  # the row's own id (type kept), else its 1-based position
     src: str
     ref: str | None
     doc_id: str | None = None
@@ -133,7 +133,7 @@ def read_text_inputs(src: str | None, ref: str | None, hyps: Sequence[str]) -> T
         raise InputError(f"{_lines(len(ref_lines))}, but the source {src} has {len(src_lines)}", ref)
     n = len(base_lines)
     segments = [
-        Segment(id=str(i + 1), src=src_lines[i] if src_lines else "", ref=ref_lines[i] if ref_lines else None, where=f"{base_name}:{i + 1}")
+        Segment(id=i + 1, src=src_lines[i] if src_lines else "", ref=ref_lines[i] if ref_lines else None, where=f"{base_name}:{i + 1}")
         for i in range(n)
     ]
     ts = TestSet(source=base_name, segments=segments)
@@ -205,7 +205,7 @@ def read_jsonl_inputs(path: str, lang_pair: str | None = None) -> list[TestSet]:
         system = row.system or default_system
         per_sys = pairs.setdefault(langs, {}).setdefault(system, [])
         key = str(row.id) if row.id is not None else f"#{len(per_sys) + 1}"
-        seg = Segment(id=key, src=row.src or "", ref=row.ref, doc_id=row.doc_id, domain=row.domain, where=line.where)
+        seg = Segment(id=row.id if row.id is not None else len(per_sys) + 1, src=row.src or "", ref=row.ref, doc_id=row.doc_id, domain=row.domain, where=line.where)
         per_sys.append((key, seg, row.hyp))
     out = []
     for (src_lang, tgt_lang), systems in pairs.items():
