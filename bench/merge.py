@@ -10,6 +10,10 @@ Linux carries the pre-exec RSS of a forked child into its ru_maxrss, so a fat pa
 inflate every measurement (generation and comparison run in subprocesses too). Prints JSON.
 
     .venv/bin/python bench/merge.py [--layers 8] [--hidden 1024] [--vocab 32000]
+
+in2x's peak is about the process baseline (python + torch) + the largest tensor of every input
+(memory-mapped pages, reclaimable page cache) + the output tensor + a few chunks + one shard;
+the naive merge holds every input and the whole output.
 """
 
 from __future__ import annotations
@@ -133,7 +137,7 @@ def main() -> None:
         base = tmp / "base"
         models = [tmp / f"model{k}" for k in range(1, args.models + 1)]
         ckpt_bytes = (base / "model.safetensors").stat().st_size
-        runs = {}
+        runs = {"import_only": run_measured([py, "-c", "import torch, safetensors.torch, in2x_cli.core.merge"])}
         naive_out = tmp / "naive.safetensors"
         runs["naive"] = run_measured([py, "-c", NAIVE, str(base), str(naive_out), str(args.density), *map(str, models)])
         streaming = [py, "-m", "in2x_cli", "-q", "merge", "--method", "ties", "--base", str(base),
@@ -153,6 +157,7 @@ def main() -> None:
             "checkpoint_mb": round(ckpt_bytes / mb, 1),
             "inputs_total_mb": round(ckpt_bytes * (args.models + 1) / mb, 1),
             "largest_tensor_mb": round(biggest / mb, 1),
+            "process_baseline_rss_mb": round(runs["import_only"][1] / mb, 1),
             "naive_seconds": round(runs["naive"][0], 2),
             "naive_peak_rss_mb": round(runs["naive"][1] / mb, 1),
             "in2x_seconds": round(runs["in2x"][0], 2),
