@@ -108,7 +108,11 @@ def merge(
     )
 
 
+STATS_COMMANDS = {"fisher": "fisher-stats", "activations": "activation-stats"}
+
+
 def _stats_command(kind: str):  # noqa: ANN202 - typer reads the signature
+    name = STATS_COMMANDS[kind]
     def command(
         model: str = typer.Argument(..., help="Model directory (safetensors + tokenizer)."),
         calibration: str = typer.Option(..., "--calibration", help="Calibration JSONL ('-' = stdin): text, messages or instruction+response rows."),
@@ -140,8 +144,8 @@ def _stats_command(kind: str):  # noqa: ANN202 - typer reads the signature
                 return lambda: bar.advance(task[0])  # type: ignore[arg-type]
 
             meta = calibrate(model_dir, calibration, tmp, cfg, shard_bytes=parse_size(shard_size), progress=start)
-            write_provenance(tmp, provenance.collect(command=f"merge {kind}-stats", config=cfg, inputs=[model_dir, calibration], extra={"stats": meta}))
-        console.info(f"merge {kind}-stats: {meta['examples']} examples, {meta['tokens']} tokens → {output} ({meta['tensors']} tensors)")
+            write_provenance(tmp, provenance.collect(command=f"merge {name}", config=cfg, inputs=[model_dir, calibration], extra={"stats": meta}))
+        console.info(f"merge {name}: {meta['examples']} examples, {meta['tokens']} tokens → {output} ({meta['tensors']} tensors)")
 
     return command
 
@@ -166,8 +170,8 @@ _fisher_cmd = _stats_command("fisher")
 _fisher_cmd.__doc__ = FISHER_DOC
 _act_cmd = _stats_command("activations")
 _act_cmd.__doc__ = ACT_DOC
-merge_app.command("fisher-stats")(_fisher_cmd)
-merge_app.command("activation-stats")(_act_cmd)
+merge_app.command(STATS_COMMANDS["fisher"])(_fisher_cmd)
+merge_app.command(STATS_COMMANDS["activations"])(_act_cmd)
 
 
 def register(app: typer.Typer) -> None:

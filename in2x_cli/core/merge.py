@@ -2,10 +2,13 @@
 
 Every function takes the input tensors of a single parameter (same shape), returns the merged
 tensor and never touches files; the streaming executor in ``in2x_cli/merge/`` feeds it one
-tensor name at a time. linear, fisher and obim compute in float32 (float64 for float64 inputs);
-the task-arithmetic family computes in the inputs' dtype, as mergekit does (``dtype: float32``
-gets float32 arithmetic for bfloat16 checkpoints). ``METHODS`` is the registry
-(a plain dict): name → ``MergeMethod`` with its paper URL, its parameters and their defaults.
+tensor name at a time, and the function itself works through the tensor in row chunks
+(``core/sparsify.py``: exact streaming top-k, chunked trim/drop), so its extra memory is a few
+chunks rather than many copies of the tensor. linear, fisher and obim compute in float32
+(float64 for float64 inputs); the task-arithmetic family computes in the inputs' dtype, as
+mergekit does (``dtype: float32`` gets float32 arithmetic for bfloat16 checkpoints). ``METHODS``
+is the registry (a plain dict): name → ``MergeMethod`` with its paper URL, its parameters and
+their defaults.
 
 Notation: base θ₀, models θ₁..θ_K (in the order given), task vectors δ_i = θ_i − θ₀, per-model
 weights w_i and densities d_i, global λ.
@@ -32,7 +35,7 @@ obim              s_i = δ_i² · ‖X_j‖² (linear layers with calibration in
 
 The generalized task-arithmetic family (task_arithmetic, ties, dare_*) follows mergekit's
 ``GeneralizedTaskArithmeticMerge`` exactly, defaults included, so a mergekit YAML gives the same
-tensors (checked against mergekit 0.1.5, see tests/merge/test_mergekit_parity.py):
+tensors (mergekit 0.1.5):
   * weights multiply the (sparsified) deltas *before* the sign election, so a negative weight
     flips a delta's vote;
   * ties' normaliser is the sum of the weights of the models that agree with the elected sign
@@ -40,8 +43,13 @@ tensors (checked against mergekit 0.1.5, see tests/merge/test_mergekit_parity.py
   * ``rescale`` (DARE default on) rescales the kept delta so its L1 norm equals the full delta's:
     the deterministic form of the paper's 1/(1−p), which it equals in expectation; pass
     ``rescale: inverse_density`` for the paper's exact factor 1/d;
-  * a trim keeps exactly max(1, ⌊d·n⌋) entries (ties at the cut resolved as mergekit's argsort);
-    density ≥ 1 keeps everything, ≤ 0 nothing; weights are rounded to the working dtype.
+  * a trim keeps exactly max(1, ⌊d·n⌋) entries; density ≥ 1 keeps everything, ≤ 0 nothing;
+    weights are rounded to the working dtype;
+  * where entries tied in magnitude straddle the cut (bfloat16 deltas), which of them are kept is
+    arbitrary; mergekit's choice (its argsort) is reproduced for tensors up to 4M entries, larger
+    ones keep the first by position (core/sparsify.py). The L1 rescale of a tensor larger than
+    one chunk (1M entries) sums in float64, so it may differ from mergekit's in the last bit.
+Tested bit-for-bit against mergekit's outputs in tests/merge/test_mergekit_parity.py.
 """
 
 from __future__ import annotations
