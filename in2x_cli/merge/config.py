@@ -163,8 +163,9 @@ def build_config(
     if method not in METHODS:
         raise UserError(f"unknown merge method {method!r} (available: {', '.join(METHODS)})", where)
     spec = METHODS[method]
-    # mergekit lists the base among `models` (usually without parameters): it is the base.
-    if base_model is not None:
+    # mergekit lists the base among `models` (usually without parameters): it is the base. For
+    # methods without a base (linear, fisher) a listed base is an ordinary input, as in mergekit.
+    if base_model is not None and spec.base == "required":
         models = [m for m in models if m.path != base_model]
     if spec.base == "required" and base_model is None:
         raise UserError(f"{method} needs a base model (base_model: / --base)", where)
@@ -410,6 +411,8 @@ def config_from_flags(
         raise UserError(f"--stats given {len(stats)} times for {n} models: give it once per --model")
     w = _per_model(weights, n, "--weight")
     d = _per_model(densities, n, "--density")
+    if n > 1 and calibration == ["-"]:
+        raise UserError("--calibration - (stdin) can be read only once: give one calibration file per --model")
     c = _per_model(calibration, n, "--calibration")
     s = stats or [None] * n
     entries = []

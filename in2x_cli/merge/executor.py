@@ -217,7 +217,7 @@ def merge_checkpoints(
                 return t.to(device)
 
             tensors = [load(r) for r in inputs.models]
-            base = load(inputs.base) if inputs.base is not None else None
+            base = load(inputs.base) if inputs.base is not None and spec.base == "required" else None
             stats: list[torch.Tensor | None] = []
             for st in inputs.stats:
                 if st is None or name not in st:

@@ -109,3 +109,10 @@ def test_flags_align_per_model_values() -> None:
             method="ties", models=["a", "b"], base_model="base", weights=[1, 2, 3], densities=[], lambda_=None,
             normalize=None, rescale=None, calibration=[], stats=[], dtype=None, tokenizer_source=None, seed=0, resize_vocab=False,
         )
+
+
+def test_a_listed_base_is_an_input_for_methods_without_a_base(tmp_path: Path) -> None:
+    path = _yaml(tmp_path, "merge_method: linear\nbase_model: base\nmodels: [base, a]\n")
+    assert [m.path for m in load_yaml_config(path).models] == ["base", "a"]
+    path = _yaml(tmp_path, "merge_method: task_arithmetic\nbase_model: base\nmodels: [base, a]\n")
+    assert [m.path for m in load_yaml_config(path).models] == ["a"]
