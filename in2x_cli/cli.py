@@ -10,6 +10,7 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 from typing import Any
 
 import typer
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Library deprecation notices (transformers/TRL FutureWarnings) are for their developers.
+    warnings.filterwarnings("ignore", category=FutureWarning)
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:

@@ -197,7 +197,7 @@ def render_eval(art: Artefact, out: Path) -> list[Path]:
             ax.axis("off")
         fig.suptitle(f"eval {res.get('pair', '')}: {art.name}")
         fig.tight_layout()
-        path = out / f"eval-{art.name}-{res.get('pair', 'pair')}.png"
+        path = out / f"eval-{art.name}-{res.get('pair') or 'pair'}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
