@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The whole In2x recipe on the bundled tiny model and corpus: CPU, offline, a few minutes.
+#
+#   bash recipes/demo.sh [RUN_DIR]          (make demo runs it with RUN_DIR=runs/demo)
+#
+# Every stage does its real work on tiny inputs; the tiny model's translations are not the point.
+# Each step prints one line; every artefact lands in RUN_DIR with its provenance; the last step
+# prints the AutoRank table and draws the pictures (RUN_DIR/plots).
+# DEMO_SCALE=small shrinks every budget (the test suite runs the demo that way).
+set -euo pipefail
+
+RUN=${1:-runs/demo}
+SCALE=${DEMO_SCALE:-full}
+export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false IN2X_NO_PROGRESS=${IN2X_NO_PROGRESS:-1}
+export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::FutureWarning}
+IN2X=${IN2X:-in2x}
+PY=${PYTHON:-python}
+
+if [[ $SCALE == small ]]; then
+  WARM=40 CPT_STEPS=2 SFT_STEPS=4 GRPO_STEPS=2 G=2 MBR=2 NDOCS=2 TOTAL=12 SYN=3 MAXTOK=24
+else
+  WARM=300 CPT_STEPS=10 SFT_STEPS=40 GRPO_STEPS=6 G=4 MBR=4 NDOCS=12 TOTAL=60 SYN=12 MAXTOK=64
+fi
+
+rm -rf "$RUN"
+mkdir -p "$RUN/data"
+DATA=$($PY -c 'from in2x_cli.tiny import corpus_dir; print(corpus_dir())')
+T0=$SECONDS
+step() { printf '[demo %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
+count() { if [[ -f $1 ]]; then grep -c . "$1" || true; else echo 0; fi; }
+q() { "$IN2X" -q "$@"; }
+
+# 0. A base model: the tiny Qwen2 chat model, warmed up on the corpus (stands in for Qwen2.5).
+q tiny-model "$RUN/base" --train-steps "$WARM"
+step "tiny-model: $RUN/base (Qwen2-shaped, ${WARM} warm-up steps on the bundled en/ja/zh corpus)"
+
+# Data preparation (plain Python on the bundled corpus): a pool where the Chinese rows lost their
+# difficulty labels (the judge grades them), CPT sources split into knowledge and creative,
+# translation chats for SFT, and GRPO prompts with references and answers.
+$PY - "$DATA" "$RUN/data" "$NDOCS" <<'PYEOF'
+import json, sys
+from pathlib import Path
+src, out, ndocs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+rows = lambda name: [json.loads(l) for l in open(src / f"{name}.jsonl", encoding="utf-8") if l.strip()]
+def write(name, items):
+    with open(out / name, "w", encoding="utf-8") as fh:
+        for r in items:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+pool = []
+for r in rows("instructions"):
+    if r["lang"] == "zh":
+        r = {k: v for k, v in r.items() if k != "difficulty"}
+    pool.append(r)
+write("pool.jsonl", pool)
+pre = rows("pretrain")
+write("knowledge.jsonl", [r for r in pre if r.get("kind") != "creative"])
+write("creative.jsonl", [r for r in pre if r.get("kind") == "creative"])
+par = rows("parallel")
+chats = []
+for r in par[:120]:
+    chats.append({"id": f"tr-enja-{r['id']}", "lang": "ja", "messages": [
+        {"role": "user", "content": f"次の英語を日本語に翻訳してください。\n\n{r['en']}"}, {"role": "assistant", "content": r["ja"]}]})
+    chats.append({"id": f"tr-jazh-{r['id']}", "lang": "zh", "messages": [
+        {"role": "user", "content": f"请将以下日语翻译成中文。\n\n{r['ja']}"}, {"role": "assistant", "content": r["zh"]}]})
+write("translation_chats.jsonl", chats)
+grpo = [{"id": f"g-{r['id']}", "src": r["en"], "ref": r["ja"], "src_lang": "en", "tgt_lang": "ja", "lang": "ja"} for r in par[120:160]]
+grpo += [{"id": f"g-{r['id']}", "instruction": r["instruction"], "answer": r["answer"], "lang": r["lang"]} for r in rows("instructions") if r.get("answer")][:24]
+write("grpo_prompts.jsonl", grpo)
+write("documents.jsonl", rows("documents")[:ndocs])
+PYEOF
+step "data: $(count "$RUN/data/pool.jsonl") pool rows, $(count "$RUN/data/knowledge.jsonl")+$(count "$RUN/data/creative.jsonl") CPT documents, $(count "$RUN/data/translation_chats.jsonl") translation chats, $(count "$RUN/data/grpo_prompts.jsonl") RL prompts"
+
+# 1. cluster: Birch over hashing embeddings, merged to 12 clusters (paper: Birch over 40M).
+q cluster "$RUN/data/pool.jsonl" --algorithm birch --k 12 --threshold 0.5 --cache-dir "$RUN/cache" -o "$RUN/clustered.jsonl"
+q cluster "$RUN/data/pool.jsonl" --sweep-threshold 0.3,0.5,0.7 --cache-dir "$RUN/cache" > "$RUN/cluster_sweep.jsonl"
+step "cluster: $(count "$RUN/clustered.jsonl") rows in 12 Birch clusters; threshold sweep -> $RUN/cluster_sweep.jsonl"
+
+# 2. sample-difficulty: the tiny model judges the unlabelled rows (its verdicts are invalid JSON,
+#    which are reported, never guessed), then 3:3:3:1:0 over levels, 1:1:1 over zh/en/ja, 2 rounds.
+q sample-difficulty "$RUN/clustered.jsonl" --judge-model "$RUN/base" --judge-max-tokens 32 --total "$TOTAL" --rounds 2 \
+  --report "$RUN/sample_report.json" --rejects "$RUN/grade_rejects.jsonl" -o "$RUN/selected.jsonl"
+step "sample-difficulty: $(count "$RUN/selected.jsonl") rows over 2 rounds; $(count "$RUN/grade_rejects.jsonl") judge verdicts rejected (report: $RUN/sample_report.json)"
+
+# 3. synthesize: Self-Instruct from the seed tasks under the rules, with ReReading and a critic.
+printf '%s\n' "Write tasks a native speaker would ask." "Keep each task self-contained and answerable." > "$RUN/data/rules.txt"
+q synthesize self-instruct "$DATA/seed_tasks.jsonl" -m "$RUN/base" --num "$SYN" --langs zh,en,ja --lang-ratio 1:1:1 \
+  --rules "$RUN/data/rules.txt" --reread --critic-model "$RUN/base" --max-tokens "$MAXTOK" -o "$RUN/synth.jsonl"
+step "synthesize: $(count "$RUN/synth.jsonl") accepted, $(count "$RUN/synth.rejects.jsonl") rejected with reasons (critic, ReReading, language, dedup)"
+
+# 4. cpt: the paper's three phases, shortened.
+q cpt -m "$RUN/base" --data "$RUN/data/knowledge.jsonl:0.8" --data "$RUN/data/creative.jsonl:0.2" --seq-len 128 \
+  --max-steps "$CPT_STEPS" --lr 1e-4 --lr-schedule constant --batch-size 4 --report-to none -o "$RUN/cpt1"
+q cpt -m "$RUN/cpt1" --data "$RUN/data/knowledge.jsonl" --min-tokens 64 --seq-len 256 --rope-theta 20000 \
+  --max-steps "$CPT_STEPS" --lr 1e-4 --lr-schedule constant --batch-size 2 --report-to none -o "$RUN/cpt2"
+q cpt -m "$RUN/cpt2" --data "$RUN/data/knowledge.jsonl" --data "$RUN/data/creative.jsonl" --ppl-filter "$RUN/cpt2" --keep 0.5 \
+  --seq-len 128 --max-steps "$CPT_STEPS" --lr 3e-5 --lr-schedule linear --batch-size 4 --report-to none -o "$RUN/cpt3"
+step "cpt: phase 1 (knowledge 0.8 + creative 0.2, constant LR) -> phase 2 (long docs, seq 256, RoPE theta 20000) -> phase 3 (lowest-perplexity half, LR 3e-5 linear decay): $RUN/cpt3"
+
+# 5. sft: the sampled rows (round r in epoch r) plus synthesized data and translation chats.
+cat "$RUN/selected.jsonl" "$RUN/synth.jsonl" > "$RUN/data/sft_rounds.jsonl"
+$PY - "$RUN/data/sft_rounds.jsonl" "$RUN/data/translation_chats.jsonl" "$RUN/data/sft.jsonl" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+rows = [r for r in rows if r.get("response") or r.get("messages")]
+chats = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8") if l.strip()]
+for i, c in enumerate(chats):
+    c["round"] = i % 2   # translation chats are split over both rounds (0 and 1, as sample-difficulty numbers them)
+with open(sys.argv[3], "w", encoding="utf-8") as fh:
+    for r in rows + chats:
+        r.setdefault("round", 0)
+        fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+PYEOF
+q sft "$RUN/data/sft.jsonl" -m "$RUN/cpt3" --rounds --max-steps "$SFT_STEPS" --lr 1e-3 --max-length 256 --batch-size 8 --report-to none -o "$RUN/sft"
+q sft "$RUN/data/sft.jsonl" -m "$RUN/cpt3" --rounds --max-steps "$SFT_STEPS" --lr 1e-3 --max-length 256 --batch-size 8 \
+  --language-temperature 2.0 --seed 1 --report-to none -o "$RUN/sft_t2"
+step "sft: $(count "$RUN/data/sft.jsonl") conversations, assistant-only loss, packed, 2 rounds -> $RUN/sft and a language-temperature-2 variant $RUN/sft_t2"
+
+# 6. grpo: Trajectory-Corrected GRPO with rule rewards (chrF vs the reference, exact answers, language).
+q grpo "$RUN/data/grpo_prompts.jsonl" -m "$RUN/sft" --reward translation_chrf --reward math_exact --reward language_match:0.5 \
+  -G "$G" --rollout-batch 4 --minibatch 2 --batch-size "$G" --max-steps "$GRPO_STEPS" --max-completion-tokens 24 --lr 1e-4 \
+  --temperature-start 1.0 --temperature-end 0.7 --report-to none -o "$RUN/grpo"
+step "grpo: $GRPO_STEPS TIC-GRPO updates, $G rollouts per prompt, rewards chrF + math_exact + language_match -> $RUN/grpo"
+
+# 7. merge: fuse the two fine-tuned variants over the CPT base, with TIES and with OBIM.
+q merge --method ties --base "$RUN/cpt3" -m "$RUN/grpo" -m "$RUN/sft_t2" -w 0.5 -d 0.5 -o "$RUN/merged_ties"
+head -40 "$RUN/data/translation_chats.jsonl" > "$RUN/data/calibration.jsonl"
+q merge --method obim --base "$RUN/cpt3" -m "$RUN/grpo" -m "$RUN/sft_t2" -d 0.3 --calibration "$RUN/data/calibration.jsonl" -o "$RUN/merged_obim"
+step "merge: TIES (density 0.5) and OBIM (saliency from calibration activations, top 30%, mutually exclusive) of grpo + sft_t2 -> $RUN/merged_ties, $RUN/merged_obim"
+
+# 8. translate: WMT25-style documents, paragraph fallback, MBR over greedy + samples (chrF utility).
+: > "$RUN/translations.jsonl"
+for sys in base sft grpo merged_ties merged_obim; do
+  q translate "$RUN/data/documents.jsonl" -m "$RUN/$sys" --granularity document --mbr "$MBR" --max-tokens "$MAXTOK" \
+    -o "$RUN/translate_$sys.jsonl"
+  $PY -c 'import json,sys
+for l in open(sys.argv[1], encoding="utf-8"):
+    r = json.loads(l); r["system"] = sys.argv[2]; r["ref"] = r.pop("ref_text", r.get("ref")); print(json.dumps(r, ensure_ascii=False))' \
+    "$RUN/translate_$sys.jsonl" "$sys" >> "$RUN/translations.jsonl"
+done
+step "translate: $NDOCS documents x 5 systems, document mode + MBR over $((MBR + 1)) candidates -> $RUN/translations.jsonl"
+
+# 9. eval: BLEU / chrF++ (and COMET with a tiny local checkpoint when the COMET environment exists).
+METRICS=bleu,chrf
+if $PY -c 'from in2x_cli.comet import comet_available; raise SystemExit(0 if comet_available() else 1)'; then
+  $PY -c 'import sys; from in2x_cli.comet import build_tiny_checkpoint; build_tiny_checkpoint(sys.argv[1])' "$RUN/tiny_comet" >/dev/null
+  METRICS="$METRICS,comet=$RUN/tiny_comet"
+fi
+q eval "$RUN/translations.jsonl" -m "$METRICS" --by domain --autorank -o "$RUN/eval.json"
+step "eval: $METRICS per system and domain -> $RUN/eval.json"
+
+# 10. AutoRank over the demo's systems (the WMT25 ranking method), then the pictures.
+"$IN2X" eval autorank "$RUN/eval.json" > "$RUN/autorank.json"
+q plot "$RUN" > "$RUN/plots.jsonl"
+step "plot: $(count "$RUN/plots.jsonl") pictures in $RUN/plots; done in $((SECONDS - T0)) s"
