@@ -68,6 +68,7 @@ class EvalConfig:
     output: str = "-"
     autorank: bool = False
     comet_batch_size: int = 16
+    split_paragraphs: bool = False
 
 
 @dataclass
@@ -148,9 +149,11 @@ def read_text_inputs(src: str | None, ref: str | None, hyps: Sequence[str]) -> T
     return ts
 
 
-def read_wmt24_inputs(directory: str, systems: Sequence[str] = ()) -> TestSet:
+def read_wmt24_inputs(directory: str, systems: Sequence[str] = (), extra: Sequence[str] = ()) -> TestSet:
     """A WMT24 pair directory: sources, refA, .docs (domain, doc_id) and system-outputs/*.txt.
-    The canary line is excluded from the segments and from every system's output."""
+    The canary line is excluded from the segments and from every system's output. ``extra``
+    adds your own systems (``NAME=path``), line-aligned with the WMT24 source like the published
+    outputs (``in2x translate --wmt24 DIR --segments-out FILE`` writes such a file)."""
     from in2x_cli.wmt import canary_lines, open_wmt24, wmt24_segments
 
     ws = open_wmt24(directory)
@@ -177,15 +180,43 @@ def read_wmt24_inputs(directory: str, systems: Sequence[str] = ()) -> TestSet:
         if len(lines) != n_lines:
             raise InputError(f"{_lines(len(lines))}, but the source has {n_lines}", str(path))
         _add_system(ts.systems, name, [t for i, t in enumerate(lines) if i not in canary], str(path))
+    for spec in extra:
+        name, xpath = _split_named(spec)
+        lines = read_text_lines(xpath)
+        if not lines:
+            raise InputError("empty hypothesis file", xpath)
+        if len(lines) != n_lines:
+            raise InputError(f"{_lines(len(lines))}, but the WMT24 source has {n_lines} (canary line included)", xpath)
+        _add_system(ts.systems, name, [t for i, t in enumerate(lines) if i not in canary], xpath)
     return ts
 
 
-def read_jsonl_inputs(path: str, lang_pair: str | None = None) -> list[TestSet]:
+def _paragraph_rows(row: Any, hyp_paragraphs: Any, where: str) -> list[tuple[str, str, str | None, str]]:
+    """A document row → (suffix, src, ref, hyp) per paragraph (WMT25 scores paragraphs).
+
+    Source and reference paragraphs are blank-line separated; the hypothesis paragraphs come
+    from ``hyp_paragraphs`` (what ``in2x translate`` writes, aligned by construction) or else
+    from splitting ``hyp``. Counts must agree."""
+    from in2x_cli.wmt import split_paragraphs
+
+    src = split_paragraphs(row.src or "")
+    hyp = hyp_paragraphs if hyp_paragraphs is not None else split_paragraphs(row.hyp or "")
+    if not isinstance(hyp, list) or not all(isinstance(h, str) for h in hyp):
+        raise InputError("field 'hyp_paragraphs' must be a list of strings", where)
+    ref = split_paragraphs(row.ref) if row.ref is not None else None
+    if len(hyp) != len(src) or (ref is not None and len(ref) != len(src)):
+        counts = f"source {len(src)}, hypothesis {len(hyp)}" + (f", reference {len(ref)}" if ref is not None else "")
+        raise InputError(f"--split-paragraphs: paragraph counts differ ({counts})", where)
+    return [(f"#p{k + 1}", src[k], None if ref is None else ref[k], hyp[k]) for k in range(len(src))]
+
+
+def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs: bool = False) -> list[TestSet]:
     """Translation rows (src, ref, hyp; optional id, doc_id, domain, system, src_lang, tgt_lang).
 
     Rows are grouped by language pair, then by ``system`` (default: the file name). Systems are
     aligned by ``id`` (else by their order); every system must cover the same segments, with
-    the same reference."""
+    the same reference. ``split_paragraphs`` scores document rows paragraph by paragraph (ids
+    ``<id>#p<k>``, ``doc_id`` = the row's id), the unit WMT25 scores and ranks."""
     from in2x_cli.records import TranslationRow
 
     default_system = "system" if path == "-" else Path(path).name.split(".")[0]
@@ -204,6 +235,12 @@ def read_jsonl_inputs(path: str, lang_pair: str | None = None) -> list[TestSet]:
             )
         system = row.system or default_system
         per_sys = pairs.setdefault(langs, {}).setdefault(system, [])
+        if split_paragraphs:
+            doc_key = str(row.id if row.id is not None else row.doc_id if row.doc_id is not None else f"#{len(per_sys) + 1}")
+            for suffix, p_src, p_ref, p_hyp in _paragraph_rows(row, row.extra.get("hyp_paragraphs"), line.where):
+                seg = Segment(id=doc_key + suffix, src=p_src, ref=p_ref, doc_id=row.doc_id or doc_key, domain=row.domain, where=line.where)
+                per_sys.append((doc_key + suffix, seg, p_hyp))
+            continue
         key = str(row.id) if row.id is not None else f"#{len(per_sys) + 1}"
         seg = Segment(id=row.id if row.id is not None else len(per_sys) + 1, src=row.src or "", ref=row.ref, doc_id=row.doc_id, domain=row.domain, where=line.where)
         per_sys.append((key, seg, row.hyp))
@@ -257,19 +294,21 @@ def resolve_languages(ts: TestSet, lang_pair: str | None) -> None:
 
 
 def load_test_sets(cfg: EvalConfig) -> list[TestSet]:
-    modes = sum(x is not None for x in (cfg.input, cfg.wmt24)) + (1 if cfg.hyps else 0)
+    modes = sum(x is not None for x in (cfg.input, cfg.wmt24)) + (1 if cfg.hyps and cfg.wmt24 is None else 0)
     if modes == 0:
         raise UserError("nothing to score: give a JSONL file (or - for stdin), --hyp FILE with --ref/--src, or --wmt24 DIR")
     if modes > 1:
-        raise UserError("give exactly one of: a JSONL input, --hyp files, --wmt24 DIR")
+        raise UserError("give exactly one of: a JSONL input, --hyp files, --wmt24 DIR (with optional --hyp of your own)")
+    if cfg.split_paragraphs and cfg.input is None:
+        raise UserError("--split-paragraphs applies to JSONL document rows")
     if cfg.systems and not cfg.wmt24:
         raise UserError("--systems selects systems of a --wmt24 directory")
     if (cfg.src or cfg.ref) and not cfg.hyps:
         raise UserError("--src and --ref go with line-aligned --hyp files (JSONL rows carry src and ref themselves)")
     if cfg.input is not None:
-        sets = read_jsonl_inputs(cfg.input, cfg.lang_pair)
+        sets = read_jsonl_inputs(cfg.input, cfg.lang_pair, cfg.split_paragraphs)
     elif cfg.wmt24 is not None:
-        sets = [read_wmt24_inputs(cfg.wmt24, cfg.systems)]
+        sets = [read_wmt24_inputs(cfg.wmt24, cfg.systems, cfg.hyps)]
     else:
         sets = [read_text_inputs(cfg.src, cfg.ref, cfg.hyps)]
     for ts in sets:
@@ -530,7 +569,7 @@ def run_eval(cfg: EvalConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     sacre = [s.key for s in specs if s.name in ("bleu", "chrf", "ter")]  # known before any worker starts
     results, rows = [], []
     for ts in test_sets:
-        if sacre and cfg.hyps and cfg.ref is None:
+        if sacre and cfg.hyps and cfg.ref is None and cfg.wmt24 is None:
             raise UserError(f"{', '.join(sacre)} compare with references: pass --ref FILE (or use a reference-free metric: cometkiwi)")
         check_references(ts, sacre)
         ctx = MetricContext(tgt_lang=ts.tgt_lang, tokenize=cfg.tokenize, comet=_comet_opener(cfg.comet_batch_size))
@@ -539,7 +578,7 @@ def run_eval(cfg: EvalConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         except MetricError as exc:
             raise UserError(str(exc)) from None
         check_references(ts, [k for k, m in metrics.items() if m.needs_reference])
-        check_sources(ts, metrics, text_mode_without_src=bool(cfg.hyps) and cfg.src is None)
+        check_sources(ts, metrics, text_mode_without_src=bool(cfg.hyps) and cfg.src is None and cfg.wmt24 is None)
         total = len(metrics) * len(ts.systems) + (len(metrics) if cfg.paired else 0)
         with console.progress() as bar:
             task = bar.add_task(f"eval {ts.pair or ts.source}", total=total)

@@ -53,7 +53,7 @@ def score(
     input: str | None = typer.Argument(None, metavar="INPUT", help="Translation rows JSONL (src, ref, hyp; optional id, doc_id, domain, system, src_lang, tgt_lang); - = stdin."),
     src: str | None = typer.Option(None, "--src", metavar="FILE", help="Line-aligned sources (text mode; COMET needs them)."),
     ref: str | None = typer.Option(None, "--ref", metavar="FILE", help="Line-aligned references (text mode)."),
-    hyp: list[str] | None = typer.Option(None, "--hyp", metavar="[NAME=]FILE", help="Line-aligned system output, repeatable; NAME=path names the system (default: file name). The first is the baseline."),
+    hyp: list[str] | None = typer.Option(None, "--hyp", metavar="[NAME=]FILE", help="Line-aligned system output, repeatable; NAME=path names the system (default: file name). The first is the baseline. With --wmt24: your own systems, aligned with the WMT24 source lines (canary included), scored beside the published ones."),
     wmt24: str | None = typer.Option(None, "--wmt24", metavar="DIR", help="A WMT24 pair directory (en-ja/: sources, refA, .docs, system-outputs/); the canary line is not scored."),
     systems: list[str] | None = typer.Option(None, "--systems", metavar="A,B", help="With --wmt24: which systems, in order (comma list; default all, by name)."),
     lang_pair: str | None = typer.Option(None, "--lang-pair", "-l", metavar="SRC-TGT", help="SRC-TGT (en-ja); default: the rows' src_lang/tgt_lang, else detected from the references."),
@@ -68,6 +68,7 @@ def score(
     output: str = typer.Option("-", "--output", "-o", metavar="FILE", help="Where to write the JSON document (- = stdout)."),
     autorank: bool = typer.Option(False, "--autorank", help="Also rank the scored systems with AutoRank over the chosen metrics."),
     comet_batch_size: int = typer.Option(16, "--comet-batch-size", metavar="N", help="Batch size of the COMET worker."),
+    split_paragraphs: bool = typer.Option(False, "--split-paragraphs", help="JSONL document rows: score each paragraph as a segment (blank-line separated src/ref; hypothesis from hyp_paragraphs, as in2x translate writes), the unit WMT25 scores."),
 ) -> None:
     """Score systems: system and segment scores with sacreBLEU signatures, per-domain/document
     breakdowns, paired significance, JSON on stdout and a table on stderr.
@@ -83,7 +84,7 @@ def score(
         input=input, src=src, ref=ref, hyps=tuple(hyp or ()), wmt24=wmt24, systems=_csv(systems), lang_pair=lang_pair,
         metrics=_csv(metrics) or ("bleu", "chrf"), tokenize=tokenize, by=_csv(by), paired=paired, paired_n=paired_n,
         paired_ar_confidence=paired_ar_confidence, seed=seed, segments=segments, output=output, autorank=autorank,
-        comet_batch_size=comet_batch_size,
+        comet_batch_size=comet_batch_size, split_paragraphs=split_paragraphs,
     )
     check_output_path(output)
     if segments:

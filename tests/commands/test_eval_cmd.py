@@ -281,3 +281,34 @@ def test_bad_wmt24_and_autorank_inputs(shared_data, tmp_path):
     dup = tmp_path / "In2x.jsonl"
     dup.write_text((wmt25 / "In2x.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
     assert_user_error(invoke(["eval", "autorank", str(wmt25), str(dup)]), "system 'In2x'", "also in")
+
+
+def test_wmt24_with_our_own_system_beside_the_published_ones(shared_data, tmp_path):
+    import shutil
+
+    d = shared_data / "wmt24" / "en-ja"
+    ours = tmp_path / "ours.txt"
+    shutil.copy(d / "system-outputs" / "GPT-4.txt", ours)  # 998 lines, canary included
+    res = invoke(["eval", "--wmt24", str(d), "--systems", "Aya23,GPT-4", "--hyp", f"mine={ours}", "-m", "bleu"])
+    assert res.code == 0, res.stderr
+    systems = {s["system"]: s["scores"]["bleu"] for s in json.loads(res.stdout)["results"][0]["systems"]}
+    assert list(systems) == ["Aya23", "GPT-4", "mine"] and systems["mine"] == systems["GPT-4"]
+    short = tmp_path / "short.txt"
+    short.write_text("a\n" * 997, encoding="utf-8")  # canary line missing: misaligned
+    assert_user_error(invoke(["eval", "--wmt24", str(d), "--systems", "Aya23", "--hyp", str(short)]), "short.txt", "canary line included")
+
+
+def test_split_paragraphs_scores_each_paragraph_of_a_document(tmp_path):
+    rows = [
+        {"id": "d1", "src": "A b.\n\nC d.", "ref": "x y\n\nz w", "hyp": "ignored", "hyp_paragraphs": ["x y", "z"], "src_lang": "en", "tgt_lang": "de", "system": "s"},
+        {"id": "d2", "src": "E.", "ref": "q", "hyp": "q", "src_lang": "en", "tgt_lang": "de", "system": "s"},
+    ]
+    path = write_jsonl(tmp_path / "docs.jsonl", rows)
+    seg_path = tmp_path / "seg.jsonl"
+    res = invoke(["eval", str(path), "--split-paragraphs", "-m", "chrf", "--segments", str(seg_path)])
+    assert res.code == 0, res.stderr
+    segs = [json.loads(x) for x in seg_path.read_text().splitlines()]
+    assert [s["id"] for s in segs] == ["d1#p1", "d1#p2", "d2#p1"]
+    assert [s["hyp"] for s in segs] == ["x y", "z", "q"] and segs[0]["doc_id"] == "d1"
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{**rows[0], "hyp_paragraphs": ["only one"]}])
+    assert_user_error(invoke(["eval", str(bad), "--split-paragraphs"]), "bad.jsonl:1", "paragraph counts differ")
