@@ -65,8 +65,9 @@ def print_table(table: Any) -> None:
 def progress(enabled: bool | None = None) -> Iterator[Progress]:
     """A rich Progress on stderr that never touches stdout.
 
-    Disabled (but still usable: ``add_task``/``advance`` are no-ops on screen) under --quiet or
-    when ``IN2X_NO_PROGRESS`` is set.
+    Shown only when stderr is a terminal (logs and CI get the one-line summaries instead), and
+    disabled (but still usable: ``add_task``/``advance`` are no-ops on screen) under --quiet or
+    when ``IN2X_NO_PROGRESS`` is set. Bars disappear when done, leaving the summaries.
     """
     from rich.progress import (
         BarColumn,
@@ -78,7 +79,7 @@ def progress(enabled: bool | None = None) -> Iterator[Progress]:
     )
 
     if enabled is None:
-        enabled = _verbosity >= 1 and not os.environ.get("IN2X_NO_PROGRESS")
+        enabled = _verbosity >= 1 and not os.environ.get("IN2X_NO_PROGRESS") and sys.stderr.isatty()
     bar = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -88,7 +89,7 @@ def progress(enabled: bool | None = None) -> Iterator[Progress]:
         console=stderr_console(),
         redirect_stdout=False,
         redirect_stderr=False,
-        transient=not sys.stderr.isatty(),
+        transient=True,
         disable=not enabled,
     )
     with bar:
