@@ -31,27 +31,42 @@ def _commands() -> dict[tuple[str, ...], set[str]]:
     return out
 
 
-def _calls(script: Path) -> list[tuple[int, str, str, str]]:
-    text = script.read_text(encoding="utf-8").replace("\\\n", " ")
+def _calls(script: Path | str) -> list[tuple[int, str, str, str]]:
+    text = (script.read_text(encoding="utf-8") if isinstance(script, Path) else script).replace("\\\n", " ")
     calls = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         code = line.split(" #", 1)[0]
         if code.lstrip().startswith("#"):
             continue
-        for m in CALL.finditer(code):
-            calls.append((lineno, m.group(1), m.group(2).strip(), m.group(3)))
+        for part in re.split(r"\||&&|;", code):  # one command per pipeline element
+            for m in CALL.finditer(part):
+                calls.append((lineno, m.group(1), m.group(2).strip(), m.group(3)))
     return calls
 
 
 @pytest.mark.parametrize("script", RECIPES, ids=lambda p: p.name)
 def test_recipe_parses_and_uses_real_options(script):
     subprocess.run(["bash", "-n", str(script)], check=True)
+    _check_calls(_calls(script), script.name)
+
+
+def test_readme_commands_use_real_options():
+    """Every in2x command the README shows (code blocks and the stage table) is checked the same way."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.S)
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("|"))
+    cells = [c.replace("\\|", "|") for c in re.findall(r"`([^`]*\bin2x [^`]*)`", table)]
+    calls = _calls("\n".join(blocks + cells))
+    assert len(calls) >= 25
+    _check_calls(calls, "README.md")
+
+
+def _check_calls(calls: list[tuple[int, str, str, str]], name: str) -> None:
     commands = _commands()
-    calls = _calls(script)
-    assert calls, f"no in2x calls found in {script.name}"
+    assert calls, f"no in2x calls found in {name}"
     for lineno, cmd, sub, rest in calls:
         path = (cmd, sub) if sub and (cmd, sub) in commands else (cmd,)
-        assert path in commands, f"{script.name}:{lineno}: unknown command in2x {cmd}"
+        assert path in commands, f"{name}:{lineno}: unknown command in2x {cmd}"
         if not sub or path == (cmd,):
             rest = f" {sub} {rest}"
             if cmd in DEFAULT_SUBCOMMAND:
@@ -60,4 +75,4 @@ def test_recipe_parses_and_uses_real_options(script):
         for flag in re.findall(r"(?<![\w$-])(--?[a-zA-Z][\w-]*)", rest):
             if flag in ("-", "--"):
                 continue
-            assert flag in allowed, f"{script.name}:{lineno}: in2x {' '.join(path)} has no option {flag}"
+            assert flag in allowed, f"{name}:{lineno}: in2x {' '.join(path)} has no option {flag}"
