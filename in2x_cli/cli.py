@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 try:  # typer >= 0.20 vendors click as typer._click; older typer uses click itself
     from typer._click import exceptions as _cx
@@ -38,8 +39,17 @@ COMMAND_MODULES: list[str] = [
     "tiny_model",
 ]
 
+class _StageOrder(TyperGroup):
+    """List subcommands in pipeline order (typer would put command groups last)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        order = [m.replace("_", "-") for m in COMMAND_MODULES]
+        return sorted(self.commands, key=lambda n: order.index(n) if n in order else len(order))
+
+
 app = typer.Typer(
     name="in2x",
+    cls=_StageOrder,
     help=(
         "The In2x WMT25 recipe as composable commands. Each reads and writes JSONL ('-' is "
         "stdin/stdout) or a model directory, so a recipe is a shell pipeline.\n\n"
@@ -72,14 +82,7 @@ def _global(
 
 def _register_all() -> None:
     for name in COMMAND_MODULES:
-        qualified = f"in2x_cli.commands.{name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name == qualified:  # stage not built yet: not listed  # noqa: ERA001
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(f"in2x_cli.commands.{name}").register(app)
 
 
 _register_all()
