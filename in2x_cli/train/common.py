@@ -124,16 +124,10 @@ def last_checkpoint(output_dir: str | Path) -> Path | None:
     return None
 
 
-def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool) -> Path | None:
-    """Create or validate the run directory; return the checkpoint to resume from (or None).
-
-    - missing directory: created (its parent must exist);
-    - ``overwrite``: an existing directory is emptied;
-    - ``resume``: continue from the newest complete checkpoint; incomplete checkpoints (killed
-      while saving) are removed; no checkpoint yet → start from scratch (with a note);
-    - otherwise an existing non-empty directory is an error (never silently mix two runs).
-    Call it before loading any model so a bad path fails fast.
-    """
+def check_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
+    """The checks of ``prepare_output_dir`` without its side effects (nothing is created or
+    deleted): call it first, validate the data, then ``prepare_output_dir``, so that bad input
+    neither leaves an empty run directory behind nor lets ``--overwrite`` delete the old run."""
     out = Path(output_dir)
     if resume and overwrite:
         raise UserError("--resume and --overwrite are mutually exclusive")
@@ -142,6 +136,27 @@ def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool)
     parent = out.absolute().parent
     if not parent.is_dir():
         raise UserError(f"parent directory {parent} does not exist", str(out))
+    if out.is_dir() and not resume and not overwrite and any(not p.name.startswith(".") for p in out.iterdir()):
+        raise UserError(
+            "output directory exists and is not empty: pass --resume to continue from its last checkpoint "
+            "or --overwrite to start over",
+            str(out),
+        )
+
+
+def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool) -> Path | None:
+    """Create or validate the run directory; return the checkpoint to resume from (or None).
+
+    - missing directory: created (its parent must exist);
+    - ``overwrite``: an existing directory is emptied;
+    - ``resume``: continue from the newest complete checkpoint; incomplete checkpoints (killed
+      while saving) are removed; no checkpoint yet → start from scratch (with a note);
+    - otherwise an existing non-empty directory is an error (never silently mix two runs).
+    Call ``check_output_dir`` first (a bad path fails fast), this one after the data has been
+    validated and before loading any model.
+    """
+    out = Path(output_dir)
+    check_output_dir(out, resume=resume, overwrite=overwrite)
     if out.exists() and overwrite:
         shutil.rmtree(out)
     if not out.exists():
@@ -149,14 +164,7 @@ def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool)
             console.info(f"resume: {out} does not exist yet; starting a new run")
         out.mkdir()
         return None
-    entries = [p for p in out.iterdir() if not p.name.startswith(".")]
     if not resume:
-        if entries:
-            raise UserError(
-                "output directory exists and is not empty: pass --resume to continue from its last checkpoint "
-                "or --overwrite to start over",
-                str(out),
-            )
         return None
     for p in out.iterdir():
         if p.is_dir() and checkpoint_step(p) is not None and not is_complete_checkpoint(p):

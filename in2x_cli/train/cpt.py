@@ -188,10 +188,14 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         raise UserError(f"--keep must be in (0, 1], got {cfg.keep}")
     if cfg.seq_len < 2:
         raise UserError("--seq-len must be at least 2")
-    resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    common.check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     model_path = resolve_model(cfg.model)
     sources = list(cfg.data)
     counts = validate_sources(sources, cfg.text_field)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    max_steps = None if cfg.ppl_only else resolve_max_steps(cfg, world)  # a missing budget fails before any loading
+    # only now (input valid) is the run directory created, or emptied by --overwrite
+    resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
 
     import torch
     import transformers
@@ -238,8 +242,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     from in2x_cli.train.launch import distributed_training_args
 
     base_args = common.common_training_args(cfg.train)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    max_steps = resolve_max_steps(cfg, world)
+    assert max_steps is not None
     args = TrainingArguments(
         **base_args,
         **distributed_training_args(cfg.extra.get("launch_config", "single")),

@@ -179,7 +179,7 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         raise UserError(f"unknown --lr-schedule {cfg.lr_schedule!r} (expected {', '.join(LR_SCHEDULES)})")
     if cfg.max_length < 2:
         raise UserError("--max-length must be at least 2")
-    resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    common.check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     model_path = resolve_model(cfg.model)
 
     import torch
@@ -194,6 +194,8 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         tokenizer.pad_token = tokenizer.eos_token
     formatter = make_chat_formatter(tokenizer, cfg.mask_mode)
     examples = load_examples(cfg, formatter)
+    # only now (data valid) is the run directory created, or emptied by --overwrite
+    resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     langs = [ex.lang for ex in examples]
     plan = plan_epochs([ex.round for ex in examples], langs, epochs=cfg.epochs, use_rounds=cfg.rounds, temperature=cfg.language_temperature, seed=cfg.train.seed)
     rows, sizes = build_epochs(examples, plan, packing=cfg.packing, max_length=cfg.max_length, seed=cfg.train.seed)
