@@ -11,7 +11,7 @@ from typing import Any
 
 from in2x_cli import console
 from in2x_cli.errors import InputError, UserError
-from in2x_cli.eval_stage import SCHEMA, print_wide_table
+from in2x_cli.eval_stage import print_wide_table
 from in2x_cli.io import iter_jsonl
 from in2x_cli.langs import parse_pair
 
@@ -88,11 +88,10 @@ def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None
 
 
 def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
+    from in2x_cli.eval_stage import check_eval_doc
     from in2x_cli.io.jsonl import read_json
 
-    doc = read_json(path)
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise InputError(f"not an in2x eval output (schema {SCHEMA!r})", str(path))
+    doc = check_eval_doc(read_json(path), str(path))
     for result in doc.get("results", []):
         lower = {k for k, m in result.get("metrics", {}).items() if not m.get("higher_is_better", True)}
         for entry in result.get("systems", []):
@@ -187,7 +186,7 @@ def run_autorank(
             }
         )
     config = {"inputs": list(paths), "pairs": list(pairs), "metrics": list(metrics), "lower_is_better": list(lower_is_better), "aliases": aliases, "domain": domain}
-    return {"schema": "in2x.autorank/1", "pairs": out, "provenance": provenance.collect(command="eval autorank", config=config, inputs=paths)}
+    return {"schema": AUTORANK_SCHEMA, "pairs": out, "provenance": provenance.collect(command="eval autorank", config=config, inputs=paths)}
 
 
 def render_autorank(doc: dict[str, Any], top: int | None = None) -> None:
@@ -204,3 +203,26 @@ def render_autorank(doc: dict[str, Any], top: int | None = None) -> None:
         for i, r in enumerate(entry["systems"][: top or n], start=1):
             table.add_row(str(i), r["system"], f"{r['autorank']:.2f}", *(f"{r['scores'][m]:.4g}" for m in entry["metrics"]))
         print_wide_table(table)
+
+
+AUTORANK_SCHEMA = "in2x.autorank/1"
+
+
+def check_autorank_doc(doc: Any, where: str) -> dict[str, Any]:
+    """An ``in2x.autorank/1`` document read back (``plot``): pairs → metrics and ranked systems
+    with the types ``run_autorank`` writes, else an InputError naming the file and JSON path."""
+    from in2x_cli.eval_stage import _want
+
+    if not isinstance(doc, dict) or doc.get("schema") != AUTORANK_SCHEMA:
+        raise InputError(f"not an in2x AutoRank output (schema {AUTORANK_SCHEMA!r})", where)
+    for i, pair in enumerate(_want(doc.get("pairs"), "list", where, "pairs")):
+        p = f"pairs[{i}]"
+        _want(pair, "object", where, p)
+        _want(pair.get("pair"), "string?", where, f"{p}.pair")
+        for j, m in enumerate(_want(pair.get("metrics", []), "list", where, f"{p}.metrics")):
+            _want(m, "string", where, f"{p}.metrics[{j}]")
+        for j, r in enumerate(_want(pair.get("systems"), "list", where, f"{p}.systems")):
+            _want(r, "object", where, f"{p}.systems[{j}]")
+            _want(r.get("system"), "string", where, f"{p}.systems[{j}].system")
+            _want(r.get("autorank"), "number", where, f"{p}.systems[{j}].autorank")
+    return doc

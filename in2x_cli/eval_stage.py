@@ -591,3 +591,64 @@ def run_eval(cfg: EvalConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     inputs = [p for p in (cfg.input, cfg.src, cfg.ref, cfg.wmt24) if p] + [_split_named(h)[1] for h in cfg.hyps]
     doc = {"schema": SCHEMA, "results": results, "provenance": provenance.collect(command="eval", config=cfg, inputs=inputs, seed=cfg.seed)}
     return doc, rows
+
+
+# --------------------------------------------------------------------------- reading results back
+
+
+def _shape_error(where: str, path: str, expected: str, value: Any) -> InputError:
+    shown = repr(value)
+    return InputError(f"{path} must be {expected}, got {shown[:40] + ('…' if len(shown) > 40 else '')}", where)
+
+
+def _want(value: Any, kind: str, where: str, path: str) -> Any:
+    """``value`` if it has the JSON ``kind`` (object, list, string, number, number?), else InputError."""
+    import math
+
+    ok = {
+        "object": isinstance(value, dict),
+        "list": isinstance(value, list),
+        "string": isinstance(value, str),
+        "string?": value is None or isinstance(value, str),
+        "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        "number?": value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)),
+        "bool": isinstance(value, bool),
+    }[kind]
+    if not ok:
+        raise _shape_error(where, path, {"object": "a JSON object", "list": "a list", "string?": "a string or null",
+                                         "number?": "a number or null"}.get(kind, f"a {kind}"), value)
+    return value
+
+
+def check_eval_doc(doc: Any, where: str) -> dict[str, Any]:
+    """An ``in2x.eval/1`` document read back (``eval autorank``, ``plot``): the fields those readers
+    use have the types SCHEMA_DOC gives, else an InputError naming the file and the JSON path."""
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise InputError(f"not an in2x eval output (schema {SCHEMA!r})", where)
+    for i, res in enumerate(_want(doc.get("results"), "list", where, "results")):
+        p = f"results[{i}]"
+        _want(res, "object", where, p)
+        _want(res.get("pair"), "string?", where, f"{p}.pair")
+        for name, info in _want(res.get("metrics", {}), "object", where, f"{p}.metrics").items():
+            _want(info, "object", where, f"{p}.metrics.{name}")
+            _want(info.get("higher_is_better", True), "bool", where, f"{p}.metrics.{name}.higher_is_better")
+        for j, sys_ in enumerate(_want(res.get("systems"), "list", where, f"{p}.systems")):
+            q = f"{p}.systems[{j}]"
+            _want(sys_, "object", where, q)
+            _want(sys_.get("system"), "string", where, f"{q}.system")
+            for name, v in _want(sys_.get("scores"), "object", where, f"{q}.scores").items():
+                _want(v, "number?", where, f"{q}.scores.{name}")
+            for name, est in _want(sys_.get("significance") or {}, "object", where, f"{q}.significance").items():
+                for key in ("low", "high"):
+                    _want((_want(est, "object", where, f"{q}.significance.{name}") if est is not None else {}).get(key), "number?", where,
+                          f"{q}.significance.{name}.{key}")
+            for by, groups in _want(sys_.get("by") or {}, "object", where, f"{q}.by").items():
+                for g, info in _want(groups, "object", where, f"{q}.by.{by}").items():
+                    for name, v in _want(_want(info, "object", where, f"{q}.by.{by}.{g}").get("scores"), "object", where,
+                                         f"{q}.by.{by}.{g}.scores").items():
+                        _want(v, "number?", where, f"{q}.by.{by}.{g}.scores.{name}")
+        for j, r in enumerate(_want(res.get("autorank") or [], "list", where, f"{p}.autorank")):
+            _want(r, "object", where, f"{p}.autorank[{j}]")
+            _want(r.get("system"), "string", where, f"{p}.autorank[{j}].system")
+            _want(r.get("autorank"), "number", where, f"{p}.autorank[{j}].autorank")
+    return doc

@@ -73,13 +73,27 @@ def _schema(path: Path) -> str | None:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Rows with a numeric ``step``. A torn last line (a killed run) is skipped; any other line
+    that is not a JSON object, or a ``step`` that is not a number, is an error naming file:line."""
+    from in2x_cli.errors import InputError
+
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    lines = path.read_bytes().split(b"\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for i, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            break  # a torn last line of a killed run
+            row = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            if i == len(lines):
+                break  # a torn last line of a killed run
+            raise InputError(f"not a JSON metrics row ({type(exc).__name__})", f"{path}:{i}") from None
         if isinstance(row, dict) and "step" in row:
+            step = row["step"]
+            if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step):
+                raise InputError(f"'step' must be a number, got {step!r}"[:120], f"{path}:{i}")
             rows.append(row)
     return rows
 
@@ -150,7 +164,10 @@ def render_train(art: Artefact, out: Path) -> Path | None:
 
 def render_eval(art: Artefact, out: Path) -> list[Path]:
     """One PNG per language pair: system scores per metric, per-domain breakdown, AutoRank."""
-    doc = json.loads(art.path.read_text(encoding="utf-8"))
+    from in2x_cli.eval_stage import check_eval_doc
+    from in2x_cli.io.jsonl import read_json
+
+    doc = check_eval_doc(read_json(art.path), str(art.path))
     plt = _plt()
     paths = []
     for res in doc.get("results", []):
@@ -220,7 +237,10 @@ def _rank_bars(ax: Any, ranked: list[dict[str, Any]], title: str, highlight: Seq
 
 
 def render_autorank(art: Artefact, out: Path, highlight: Sequence[str] = ()) -> list[Path]:
-    doc = json.loads(art.path.read_text(encoding="utf-8"))
+    from in2x_cli.autorank_stage import check_autorank_doc
+    from in2x_cli.io.jsonl import read_json
+
+    doc = check_autorank_doc(read_json(art.path), str(art.path))
     plt = _plt()
     paths = []
     for pair in doc.get("pairs", []):

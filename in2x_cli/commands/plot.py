@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
@@ -34,21 +35,27 @@ def plot(
     artefacts = find_artefacts(run_dir)
     if not artefacts:
         raise UserError("nothing to plot: no metrics.jsonl, in2x eval JSON or AutoRank JSON found", str(run_dir))
+    created = not out.exists()
     out.mkdir(exist_ok=True)
     written = 0
-    for art in artefacts:
-        if art.kind == "train":
-            paths = [p for p in [render_train(art, out)] if p is not None]
-        elif art.kind == "eval":
-            paths = render_eval(art, out)
-        else:
-            paths = render_autorank(art, out, highlight)
-        for p in paths:
-            written += 1
-            print(json.dumps({"kind": art.kind, "source": str(art.path), "png": str(p)}, ensure_ascii=False))
-            console.info(f"plot: {art.kind} {art.path} -> {p}")
-    if not written:
-        raise UserError("found result files, but none had anything to draw", str(run_dir))
+    try:
+        for art in artefacts:
+            if art.kind == "train":
+                paths = [p for p in [render_train(art, out)] if p is not None]
+            elif art.kind == "eval":
+                paths = render_eval(art, out)
+            else:
+                paths = render_autorank(art, out, highlight)
+            for p in paths:
+                written += 1
+                print(json.dumps({"kind": art.kind, "source": str(art.path), "png": str(p)}, ensure_ascii=False))
+                console.info(f"plot: {art.kind} {art.path} -> {p}")
+        if not written:
+            raise UserError("found result files, but none had anything to draw", str(run_dir))
+    except BaseException:
+        if created:  # a failed run leaves no half-filled picture directory behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def register(app: typer.Typer) -> None:
