@@ -96,7 +96,11 @@ def _resolve_hub_id(repo_id: str, *, what: str) -> Path:
 
 
 def check_safe_weights(path: Path, *, what: str = "model") -> None:
-    """Refuse directories whose weights exist only in pickle formats."""
+    """Refuse directories whose weights exist only in pickle formats; refuse (with the file's name)
+    a ``*.json`` file (config, tokenizer, index) that is not a JSON object and a ``*.safetensors``
+    file whose header is unreadable or whose tensors do not match its size (an interrupted copy or
+    download), before any library gets to fail on them with a traceback. Reads the JSON files and
+    the safetensors headers only."""
     files = [f.name for f in path.iterdir() if f.is_file()]
     has_safe = any(f.endswith(".safetensors") for f in files)
     pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES) and f != "training_args.bin")
@@ -106,6 +110,38 @@ def check_safe_weights(path: Path, *, what: str = "model") -> None:
             "code; convert the checkpoint to safetensors first",
             str(path),
         )
+    for name in sorted(f for f in files if f.endswith(".json")):  # config, tokenizer, generation config, index
+        try:
+            doc = json.loads((path / name).read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise InputError(f"{what} file is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})", str(path / name)) from None
+        if not isinstance(doc, dict):
+            raise InputError(f"{what} file must hold a JSON object", str(path / name))
+    for name in sorted(f for f in files if f.endswith(".safetensors")):
+        check_safetensors_file(path / name)
+
+
+def check_safetensors_file(path: Path) -> None:
+    """Header readable and the tensors' byte ranges ending exactly at the end of the file (reads
+    only the header; safetensors refuses anything else when it loads)."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if n < 2 or n > size - 8:
+                raise ValueError(f"header length {n} does not fit a file of {size} bytes")
+            header = json.loads(fh.read(n).decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"corrupt safetensors file ({str(exc)[:100]})", str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read safetensors file ({exc.strerror or exc})", str(path)) from None
+    if 8 + n + end != size:  # safetensors itself refuses a file its tensors do not cover exactly
+        problem = "truncated" if 8 + n + end > size else "corrupt"
+        raise InputError(f"{problem} safetensors file: header and tensors take {8 + n + end} bytes, the file has {size}", str(path))
 
 
 def weight_files(path: Path) -> dict[str, Path]:
