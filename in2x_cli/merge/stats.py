@@ -122,19 +122,24 @@ def _device(name: str) -> str:
     return name
 
 
-def load_model(model_dir: str, cfg: StatsConfig) -> tuple[Any, Any, str]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(model_dir: str, cfg: StatsConfig) -> Any:
+    from transformers import AutoTokenizer
 
-    device = _device(cfg.device)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=cfg.trust_remote_code)
+        return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load the tokenizer ({type(exc).__name__}): calibration needs one in the model directory", model_dir) from None
+
+
+def load_model(model_dir: str, cfg: StatsConfig) -> tuple[Any, str]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = _device(cfg.device)
     model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=getattr(torch, cfg.dtype), trust_remote_code=cfg.trust_remote_code
+        model_dir, dtype=getattr(torch, cfg.dtype), trust_remote_code=cfg.trust_remote_code, use_safetensors=True
     ).to(device)
-    return model, tokenizer, device
+    return model, device
 
 
 def compute_statistics(
@@ -246,13 +251,15 @@ def calibrate(
     shard_bytes: int = 2 * 1000**3,
     progress: Callable[[int], Callable[[], None]] | None = None,
 ) -> dict[str, Any]:
-    """Load the model, compute ``cfg.kind`` statistics on ``calibration``, save them in ``out_dir``."""
+    """Read the calibration rows, load the model, compute ``cfg.kind`` statistics, save them in ``out_dir``."""
     from in2x_cli.io.checkpoint import CheckpointReader
 
     with CheckpointReader(model_dir) as reader:
         order = reader.names()
-    model, tokenizer, device = load_model(model_dir, cfg)
+    tokenizer = load_tokenizer(model_dir, cfg)
+    # the calibration rows are read and checked before the (whole) model is loaded
     examples = load_examples(calibration, tokenizer, max_examples=cfg.max_examples, max_length=cfg.max_length)
+    model, device = load_model(model_dir, cfg)
     step = progress(len(examples)) if progress else None
     stats, tokens = compute_statistics(model, examples, cfg.kind, names=set(order), device=device, on_example=step)
     del model
