@@ -4,7 +4,6 @@ the output and rejects writers (resumable), run the blocks, report on stderr."""
 from __future__ import annotations
 
 import importlib
-import itertools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -49,25 +48,33 @@ def read_rules(path: str) -> str:
     return text
 
 
-def _peeked(path: str) -> Iterator[Line]:
-    """Open and validate the first row now (bad input fails before a model loads)."""
-    it = iter_jsonl(path)
-    first = next(it)
-    return itertools.chain([first], it)
+def _validated(path: str, stack: ExitStack) -> Iterator[Line]:
+    """Check every input row (JSON, fields, language) before a model loads, then stream the rows
+    again for the run (stdin is spooled to a temporary file for the second pass)."""
+    from in2x_cli.io.multipass import MultiPassInput
+    from in2x_cli.langs import normalize_lang
+    from in2x_cli.records import InstructionRow
+
+    src = stack.enter_context(MultiPassInput(path))
+    for line in src.first():
+        row = InstructionRow.from_line(line)
+        if row.lang:
+            normalize_lang(row.lang, where=line.where)
+    return src.again()
 
 
 def synthesize(cfg: SynthConfig, *, rules_file: str | None = None) -> Stats:
     prompts: PromptSet = synthesize_prompts(cfg.prompt_file)
     seeds = load_seed_tasks(iter_jsonl(cfg.input)) if cfg.mode == "self-instruct" else []
-    lines: Iterator[Line] = (
-        _peeked(cfg.input) if cfg.mode in ("rewrite", "answer") and cfg.input else iter(())
-    )
     embed = resolve_embedder(cfg.embedder, cfg.embed_model) if cfg.dedup == "embedding" else None
 
     from in2x_cli.backends import load_backend
 
     opts = {"batch_size": cfg.batch_size, "trust_remote_code": cfg.trust_remote_code}
     with ExitStack() as stack:
+        lines: Iterator[Line] = (
+            _validated(cfg.input, stack) if cfg.mode in ("rewrite", "answer") and cfg.input else iter(())
+        )
         backend = stack.enter_context(load_backend(cfg.backend, cfg.model, **opts))
         critic = None
         if cfg.critic_model:
