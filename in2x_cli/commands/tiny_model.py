@@ -20,9 +20,12 @@ def tiny_model(
 
     Example: in2x tiny-model runs/tiny --train-steps 200 && echo '{"src":"Hello.","src_lang":"en","tgt_lang":"ja"}' | in2x translate --model runs/tiny -
     """
+    from in2x_cli.errors import UserError
     from in2x_cli.io.checkpoint import atomic_output_dir
     from in2x_cli.tiny import TinyConfig, build_tiny_model
 
+    if train_steps < 0:
+        raise UserError(f"--train-steps must be >= 0, got {train_steps}")
     cfg = TinyConfig(seed=seed, train_steps=train_steps)
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         build_tiny_model(tmp, cfg)
