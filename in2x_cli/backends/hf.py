@@ -32,7 +32,7 @@ def load_causal_lm(model_path: str, *, device: str = "auto", dtype: str = "auto"
 
     from in2x_cli.io.checkpoint import resolve_model
 
-    path = resolve_model(model_path)
+    path = resolve_model(model_path, trust_remote_code=trust_remote_code)
     device = pick_device(device)
     if dtype == "auto":
         torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32

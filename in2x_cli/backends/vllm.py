@@ -41,7 +41,7 @@ class VLLMBackend(Backend):
         from in2x_cli.io.checkpoint import resolve_model
 
         self.model_path = str(model)
-        path = resolve_model(model)
+        path = resolve_model(model, trust_remote_code=trust_remote_code)
         self.llm = LLM(
             model=str(path),
             tensor_parallel_size=tensor_parallel_size,

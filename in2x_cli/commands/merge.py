@@ -135,7 +135,7 @@ def _stats_command(kind: str):  # noqa: ANN202 - typer reads the signature
             max_examples=max_examples, max_length=max_length, device=device,
             dtype=normalize_dtype(dtype, "--dtype") or "float32", trust_remote_code=trust_remote_code,
         )
-        model_dir = str(resolve_model(model))
+        model_dir = str(resolve_model(model, trust_remote_code=trust_remote_code))
         with atomic_output_dir(output, overwrite=overwrite) as tmp, console.progress() as bar:
             task: list[object] = []
 

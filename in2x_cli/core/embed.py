@@ -254,7 +254,7 @@ class EncoderEmbedder:
         from in2x_cli.io.checkpoint import resolve_model
 
         self.config = config
-        root = resolve_model(config.model, what="embedding model")
+        root = resolve_model(config.model, what="embedding model", trust_remote_code=config.trust_remote_code)
         self.layout = read_sentence_transformers_layout(root)
         self.device = pick_device(config.device)
         if self.device.startswith("cuda") and not torch.cuda.is_available():

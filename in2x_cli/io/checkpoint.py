@@ -51,22 +51,57 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith((".", "~")) or not _HUB_ID.match(spec)
 
 
-def resolve_model(spec: str, *, what: str = "model") -> Path:
+def resolve_model(spec: str, *, what: str = "model", trust_remote_code: bool | None = None) -> Path:
     """A local model directory, or a hub id already in the local cache, as a path.
 
     A path that does not exist is an error at once (never a hub lookup). A hub id is looked up
     in the local cache first; with ``HF_HUB_OFFLINE=1`` a missing id is an error; otherwise it is
-    downloaded (safetensors and config/tokenizer files only).
+    downloaded (safetensors and config/tokenizer files only). ``trust_remote_code=False`` (the
+    callers that run the model pass their ``--trust-remote-code``) refuses, with a clear message,
+    a directory whose model or tokenizer exists only as custom code; None skips that check
+    (merging reads tensors and runs no model code).
     """
     p = Path(os.path.expanduser(spec))
     if p.exists():
         if not p.is_dir():
             raise UserError(f"{what} must be a model directory, got a file", spec)
         check_safe_weights(p, what=what)
-        return p
-    if _looks_like_path(spec):
+    elif _looks_like_path(spec):
         raise UserError(f"{what} directory not found", spec)
-    return _resolve_hub_id(spec, what=what)
+    else:
+        p = _resolve_hub_id(spec, what=what)
+    if trust_remote_code is False:
+        custom = custom_code(p)
+        if custom:
+            raise UserError(
+                f"{what} needs custom code from its directory ({custom}); it is not run unless you pass --trust-remote-code",
+                str(p),
+            )
+    return p
+
+
+def custom_code(path: Path) -> str | None:
+    """What in a model directory exists only as custom code (``auto_map`` for an architecture or
+    tokenizer class transformers does not ship), or None."""
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    def read(name: str) -> dict[str, Any]:
+        try:
+            doc = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    config = read("config.json")
+    if config.get("auto_map") and config.get("model_type") not in CONFIG_MAPPING_NAMES:
+        return f"model_type {config.get('model_type')!r} via auto_map"
+    tok = read("tokenizer_config.json")
+    auto = tok.get("auto_map")
+    tok_class = str(tok.get("tokenizer_class") or "")
+    if auto and not (tok_class and hasattr(transformers, tok_class)):
+        return f"tokenizer_class {tok_class or '?'!r} via auto_map"
+    return None
 
 
 def _resolve_hub_id(repo_id: str, *, what: str) -> Path:

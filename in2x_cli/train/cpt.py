@@ -189,7 +189,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     if cfg.seq_len < 2:
         raise UserError("--seq-len must be at least 2")
     common.check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
-    model_path = resolve_model(cfg.model)
+    model_path = resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
     sources = list(cfg.data)
     counts = validate_sources(sources, cfg.text_field)
     world = int(os.environ.get("WORLD_SIZE", "1"))

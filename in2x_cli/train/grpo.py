@@ -618,7 +618,7 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     if len(rows) < cfg.rollout_batch:
         raise UserError(f"{len(rows)} prompts is fewer than one rollout batch (--rollout-batch {cfg.rollout_batch})", cfg.prompts)
     rewards = resolve_rewards(cfg.rewards, cfg.reward_context)
-    model_dir = resolve_model(cfg.model)
+    model_dir = resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
     use_vllm = cfg.rollout_engine == "vllm" or (cfg.rollout_engine == "auto" and vllm_available())
     if cfg.rollout_engine == "vllm" and not vllm_available():
         raise UserError("--rollout-engine vllm needs vLLM and a GPU: pip install 'in2x[gpu]'")

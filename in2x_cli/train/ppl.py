@@ -76,7 +76,7 @@ def perplexity_filter(
     from in2x_cli.io import JsonlWriter, iter_jsonl
     from in2x_cli.io.checkpoint import resolve_model
 
-    path = resolve_model(model_spec, what="--ppl-filter model")
+    path = resolve_model(model_spec, what="--ppl-filter model", trust_remote_code=trust_remote_code)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32

@@ -180,7 +180,7 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
     if cfg.max_length < 2:
         raise UserError("--max-length must be at least 2")
     common.check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
-    model_path = resolve_model(cfg.model)
+    model_path = resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
 
     import torch
     import transformers
