@@ -109,6 +109,8 @@ def _grade(run: SampleRun, src: Any, pool: Any, pending: set[int], progress: Any
     except BaseException:
         if writer is not None:
             writer.abort()  # keeps the partial grades file for --resume
+            if writer.rows_written == 0 and writer.rows_resumed == 0 and writer.partial and os.path.exists(writer.partial):
+                os.unlink(writer.partial)  # nothing was graded (e.g. the judge model failed to load): nothing to keep
         raise
     if writer is not None:
         writer.close()
