@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -96,33 +95,36 @@ def grade_key(method: str, text: str, answer: Any = None) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
 
 
+def inert_markers(text: str) -> str:
+    """``<<<`` → ``‹‹‹``, ``>>>`` → ``›››``: the graded text cannot close its block early and pose
+    as prompt text (a forged ``>>>`` followed by "new instructions" for the judge)."""
+    return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
+
+
 def judge_messages(instruction: str) -> list[Message]:
-    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": JUDGE_PROMPT.format(instruction=instruction)}]
+    prompt = JUDGE_PROMPT.format(instruction=inert_markers(instruction))
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}]
 
 
 def retry_messages(first: list[Message], reply: str, error: str) -> list[Message]:
     return [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": RETRY_PROMPT.format(error=error)}]
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
 def parse_verdict(text: str) -> Verdict:
-    """The verdict in a judge reply, or ``VerdictError`` saying what is wrong."""
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    obj: Any = None
-    for cand in candidates:
-        start = cand.find("{")
-        while start >= 0:
-            try:
-                obj, _ = json.JSONDecoder().raw_decode(cand, start)
-                break
-            except ValueError:
-                start = cand.find("{", start + 1)
-        if isinstance(obj, dict):
-            break
-    if not isinstance(obj, dict):
+    """The verdict in a judge reply, or ``VerdictError`` saying what is wrong. Prose and code
+    fences around the JSON object are fine; several verdict-like objects (one of them possibly
+    echoed from the graded text) are ambiguous and fail closed."""
+    from in2x_cli.core.synthesize import find_json_objects
+
+    objs = find_json_objects(text)
+    if not objs:
         raise VerdictError("no JSON object found")
+    verdicts = {json.dumps(o, sort_keys=True): o for o in objs if "difficulty" in o}
+    if len(verdicts) > 1:
+        raise VerdictError(f"{len(verdicts)} different verdict objects in the reply (expected exactly one)")
+    obj = next(iter(verdicts.values())) if verdicts else objs[0]
     missing = [k for k in ("tag_l1", "tag_l2", "difficulty", "reason") if k not in obj]
     if missing:
         raise VerdictError(f"missing key(s) {', '.join(missing)}")

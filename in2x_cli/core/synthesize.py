@@ -557,6 +557,8 @@ def find_json_objects(text: str) -> list[dict[str, Any]]:
         except ValueError:
             i = start + 1
             continue
+        except RecursionError:  # nested past Python's limit (a degenerate reply): no verdict in there
+            return found
         found.append(obj)
         i = end
 
