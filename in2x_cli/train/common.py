@@ -218,6 +218,20 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
+def disable_hub_telemetry() -> None:
+    """TRL's trainers report each run to huggingface.co from a background thread (huggingface_hub
+    ``send_telemetry``) even when every path is local; a training job should not reach the network
+    unasked. Off unless ``HF_HUB_DISABLE_TELEMETRY`` is set explicitly (then it is respected)."""
+    if "HF_HUB_DISABLE_TELEMETRY" in os.environ:
+        return
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"  # launched processes and a later import
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover
+        return
+    constants.HF_HUB_DISABLE_TELEMETRY = True  # read at import time: already imported here
+
+
 def common_training_args(opts: TrainOptions) -> dict[str, Any]:
     """Keyword arguments for ``TrainingArguments`` / ``SFTConfig`` / ``GRPOConfig`` shared by all stages.
 
@@ -225,6 +239,7 @@ def common_training_args(opts: TrainOptions) -> dict[str, Any]:
     transformers' own tqdm/print logging is off (stdout is data). Checkpoints every
     ``save_steps`` steps keep optimizer, scheduler and RNG state so ``--resume`` is exact.
     """
+    disable_hub_telemetry()
     device = select_device(opts.device)
     precision = select_precision(opts.precision, device)
     report = [r for r in opts.report_to if r and r != "none"]
