@@ -191,7 +191,9 @@ def render_eval(art: Artefact, out: Path) -> list[Path]:
             for j, s in enumerate(systems):
                 sig = s.get("significance", {}).get(m)
                 if sig and sig.get("low") is not None and sig.get("high") is not None and vals[j] is not None:
-                    ax.errorbar(j, vals[j], yerr=[[vals[j] - sig["low"]], [sig["high"] - vals[j]]], color="black", capsize=3)
+                    # a bootstrap interval need not contain the point estimate (few segments): clamp at 0
+                    yerr = [[max(0.0, vals[j] - sig["low"])], [max(0.0, sig["high"] - vals[j])]]
+                    ax.errorbar(j, vals[j], yerr=yerr, color="black", capsize=3)
             ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
             ax.set_title(m)
             ax.grid(axis="y", alpha=0.3)
