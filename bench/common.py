@@ -16,6 +16,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("IN2X_NO_PROGRESS", "1")
+# One intra-op thread by default: on a shared 2-core machine, two OpenMP threads spin-waiting on
+# each other made a tiny model's matmuls up to 150x slower whenever another process ran, which
+# turned ratios into noise. IN2X_BENCH_THREADS=N measures with N threads instead.
+os.environ["OMP_NUM_THREADS"] = os.environ.get("IN2X_BENCH_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))

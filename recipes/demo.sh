@@ -12,6 +12,8 @@ set -euo pipefail
 RUN=${1:-runs/demo}
 SCALE=${DEMO_SCALE:-full}
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false IN2X_NO_PROGRESS=${IN2X_NO_PROGRESS:-1}
+# A 64-wide model gains nothing from several intra-op threads and loses a lot when they contend.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::FutureWarning}
 IN2X=${IN2X:-in2x}
 PY=${PYTHON:-python}
