@@ -150,8 +150,8 @@ def check_safe_weights(path: Path, *, what: str = "model") -> None:
             doc = json.loads((path / name).read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise InputError(f"{what} file is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})", str(path / name)) from None
-        if not isinstance(doc, dict):
-            raise InputError(f"{what} file must hold a JSON object", str(path / name))
+        if name == "config.json" and not isinstance(doc, dict):  # (others may be lists: sentence-transformers' modules.json)
+            raise InputError(f"{what} config must be a JSON object", str(path / name))
     for name in sorted(f for f in files if f.endswith(".safetensors")):
         check_safetensors_file(path / name)
 
