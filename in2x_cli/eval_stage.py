@@ -355,7 +355,7 @@ def evaluate(
     """Score every system of ``ts`` with every metric. Returns the result dict (SCHEMA_DOC) and,
     when ``cfg.segments`` is set, the segment rows."""
     from in2x_cli.core.autorank import autorank
-    from in2x_cli.core.metrics import score_system
+    from in2x_cli.core.metrics import score_systems
     from in2x_cli.core.significance import bootstrap_ci, paired_approximate_randomization, paired_bootstrap
 
     names = list(ts.systems)
@@ -363,10 +363,10 @@ def evaluate(
     refs = None if any(s.ref is None for s in ts.segments) else [s.ref for s in ts.segments]
     scored: dict[str, list[Any]] = {}
     for key, metric in metrics.items():
-        scored[key] = []
-        for name in names:
+        step(f"{key} {names[0]}")
+        scored[key] = score_systems(metric, [ts.systems[n] for n in names], refs, srcs, segments=bool(cfg.segments))
+        for name in names[1:]:
             step(f"{key} {name}")
-            scored[key].append(score_system(metric, ts.systems[name], refs, srcs, segments=bool(cfg.segments)))
 
     systems: list[dict[str, Any]] = [{"system": n, "segments": len(ts.segments), "scores": {}} for n in names]
     for key, metric in metrics.items():

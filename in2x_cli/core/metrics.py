@@ -112,6 +112,9 @@ class Metric:
 # --------------------------------------------------------------------------- sacreBLEU
 
 
+REF_CACHE_SEGMENTS = 1000  # references whose sacreBLEU cache is held at once (bounded eval memory)
+
+
 class SacreMetric(Metric):
     """A sacreBLEU metric object with the references cached once (``prepare``), then used for
     every system: exactly what ``sacrebleu -i sys1 sys2 ...`` does, minus the re-reading.
@@ -139,13 +142,21 @@ class SacreMetric(Metric):
         self._refs = refs
 
     def segment_stats(self, hyps: Sequence[str], refs: Sequence[str] | None, srcs: Sequence[str]) -> np.ndarray:
+        """Per-segment statistics. sacreBLEU caches every reference's n-gram counts (tens of KB per
+        segment for chrF), so a large test set is processed ``REF_CACHE_SEGMENTS`` segments at a
+        time: memory stays bounded and the statistics are the same (they are per segment)."""
         import numpy as np
 
         if refs is None:
             raise MetricError(f"{self.name} needs references")
-        self.prepare(refs)
-        stats = self._metric._extract_corpus_statistics([h.rstrip() for h in hyps], None)
-        return np.asarray(stats)
+        if len(refs) <= REF_CACHE_SEGMENTS:  # one cache, reused by every system of the test set
+            self.prepare(refs)
+            return np.asarray(self._metric._extract_corpus_statistics([h.rstrip() for h in hyps], None))
+        parts = []
+        for a in range(0, len(refs), REF_CACHE_SEGMENTS):
+            self.prepare(list(refs[a : a + REF_CACHE_SEGMENTS]))
+            parts.append(np.asarray(self._metric._extract_corpus_statistics([h.rstrip() for h in hyps[a : a + REF_CACHE_SEGMENTS]], None)))
+        return np.concatenate(parts)
 
     def score_from_stats(self, totals: Sequence[float]) -> float:
         return float(self._metric._compute_score_from_stats(list(totals)).score)
@@ -437,3 +448,25 @@ def score_system(
     """Statistics, corpus score and (unless ``segments=False``) segment scores of one system."""
     stats = metric.segment_stats(hyps, refs, srcs)
     return SystemScores(stats=stats, score=metric.corpus_score(stats), segments=metric.segment_scores(stats) if segments else [])
+
+
+def score_systems(
+    metric: Metric, systems: Sequence[Sequence[str]], refs: Sequence[str] | None, srcs: Sequence[str], *, segments: bool = True
+) -> list[SystemScores]:
+    """``score_system`` for several systems of one test set. For sacreBLEU metrics on a large test
+    set the work goes chunk by chunk, each chunk's reference cache shared by every system, so
+    memory stays bounded without re-reading the references once per system."""
+    import numpy as np
+
+    if not isinstance(metric, SacreMetric) or refs is None or len(refs) <= REF_CACHE_SEGMENTS:
+        return [score_system(metric, hyps, refs, srcs, segments=segments) for hyps in systems]
+    parts: list[list[np.ndarray]] = [[] for _ in systems]
+    for a in range(0, len(refs), REF_CACHE_SEGMENTS):
+        metric.prepare(list(refs[a : a + REF_CACHE_SEGMENTS]))
+        for part, hyps in zip(parts, systems, strict=True):
+            part.append(np.asarray(metric._metric._extract_corpus_statistics([h.rstrip() for h in hyps[a : a + REF_CACHE_SEGMENTS]], None)))
+    out = []
+    for part in parts:
+        stats = np.concatenate(part)
+        out.append(SystemScores(stats=stats, score=metric.corpus_score(stats), segments=metric.segment_scores(stats) if segments else []))
+    return out
