@@ -24,11 +24,12 @@ next phase; candidates are pooled in model order whatever the loading order.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,42 +98,142 @@ def _lang(value: Any, default: str | None, field_name: str, where: str) -> str:
     return normalize_lang(value, where=f"{where}: field {field_name!r}")
 
 
-def load_jobs(path: str, *, src_lang: str | None, tgt_lang: str | None, input_format: str = "auto", text_unit: str = "line") -> list[Job]:
-    """JSONL rows (``src``/``src_text``, ``src_lang``, ``tgt_lang``, anything else passed through) or
-    plain text (one row per line, or the whole text as one document with ``text_unit='document'``)."""
-    name = "<stdin>" if path == "-" else path
-    lines = list(iter_raw_lines(path))
-    first = next((t for _, t in lines if t.strip()), None)
-    if first is None:
-        raise InputError("empty input: nothing to translate", name)
-    fmt = input_format if input_format != "auto" else ("jsonl" if first.lstrip().startswith("{") else "text")
-    s_def = normalize_lang(src_lang) if src_lang else None
-    t_def = normalize_lang(tgt_lang) if tgt_lang else None
-    jobs: list[Job] = []
-    seen: dict[str, str] = {}
-    if fmt == "text":
-        if s_def is None or t_def is None:
-            raise UserError("plain-text input needs --src-lang and --tgt-lang (or give JSONL rows with src_lang/tgt_lang)", name)
-        if text_unit == "document":
-            src = "\n".join(t for _, t in lines)
-            return [_make_job("id:doc", {"id": "doc", "src": src, "src_lang": s_def, "tgt_lang": t_def}, src, s_def, t_def)]
-        for lineno, text in lines:
-            row = {"id": lineno, "src": text, "src_lang": s_def, "tgt_lang": t_def}
-            jobs.append(_make_job(f"id:{lineno}", row, text, s_def, t_def))
-        return jobs
-    for i, (lineno, text) in enumerate((ln, t) for ln, t in lines if t.strip()):
-        where = f"{name}:{lineno}"
-        line = Line(name, lineno, parse_json_line(text, where))
+class JobSource:
+    """The jobs of a JSONL or plain-text input, streamed (``load_jobs`` builds it).
+
+    The constructor reads the whole input once and validates every row (errors name file:line
+    before any model loads) but keeps only the rows' keys; iterating reads the input again and
+    builds each ``Job`` as it goes (stdin is spooled to a temporary file in the first pass), so
+    memory does not grow with the input. ``len()`` is the number of jobs; ``keys`` their keys in
+    order. Use as a context manager (or call ``close``) to remove the spool.
+    """
+
+    def __init__(self, path: str, *, src_lang: str | None, tgt_lang: str | None, input_format: str = "auto", text_unit: str = "line") -> None:
+        import os
+        import tempfile
+
+        self.name = "<stdin>" if path == "-" else path
+        self._path = path
+        self._spool: str | None = None
+        self._shard: tuple[int, int] | None = None
+        self._document: Job | None = None
+        self.s_def = normalize_lang(src_lang) if src_lang else None
+        self.t_def = normalize_lang(tgt_lang) if tgt_lang else None
+        self.text_unit = text_unit
+        self.fmt = ""
+        self.keys: list[str] = []
+        spool = None
+        if path == "-":
+            fd, self._spool = tempfile.mkstemp(prefix="in2x-translate-", suffix=".txt")
+            spool = os.fdopen(fd, "w", encoding="utf-8")
+        try:
+            self._first_pass(input_format, spool)
+        except BaseException:
+            if spool is not None:
+                spool.close()
+            self.close()
+            raise
+        if spool is not None:
+            spool.close()
+
+    def _first_pass(self, input_format: str, spool: Any) -> None:
+        seen: dict[str, int] = {}
+        document: list[str] = []
+        leading: list[tuple[int, str]] = []  # blank lines before the first text: the format decides what they are
+        for lineno, text in iter_raw_lines(self._path):
+            if spool is not None:
+                spool.write(text + "\n")
+            if not self.fmt:
+                leading.append((lineno, text))
+                if not text.strip():
+                    continue
+                self.fmt = input_format if input_format != "auto" else ("jsonl" if text.lstrip().startswith("{") else "text")
+                if self.fmt == "text" and (self.s_def is None or self.t_def is None):
+                    raise UserError("plain-text input needs --src-lang and --tgt-lang (or give JSONL rows with src_lang/tgt_lang)", self.name)
+                todo, leading = leading, []
+            else:
+                todo = [(lineno, text)]
+            for ln, tx in todo:
+                if self.fmt == "text" and self.text_unit == "document":
+                    document.append(tx)
+                    continue
+                job = self._job(ln, tx, len(self.keys))
+                if job is None:
+                    continue
+                if job.key in seen:
+                    kind, value = job.key.split(":", 1)
+                    raise InputError(f"duplicate {kind} {value!r} (first at {self.name}:{seen[job.key]}); ids must be unique", f"{self.name}:{ln}")
+                seen[job.key] = ln
+                self.keys.append(job.key)
+        if not self.fmt:
+            raise InputError("empty input: nothing to translate", self.name)
+        if document:
+            assert self.s_def is not None and self.t_def is not None
+            src = "\n".join(document)
+            self._document = _make_job("id:doc", {"id": "doc", "src": src, "src_lang": self.s_def, "tgt_lang": self.t_def}, src, self.s_def, self.t_def)
+            self.keys = [self._document.key]
+
+    def _job(self, lineno: int, text: str, index: int) -> Job | None:
+        """One input line as a Job (None: a blank JSONL line). ``index`` counts the rows before it."""
+        if self.fmt == "text":
+            assert self.s_def is not None and self.t_def is not None
+            row = {"id": lineno, "src": text, "src_lang": self.s_def, "tgt_lang": self.t_def}
+            return _make_job(f"id:{lineno}", row, text, self.s_def, self.t_def)
+        if not text.strip():
+            return None
+        where = f"{self.name}:{lineno}"
+        line = Line(self.name, lineno, parse_json_line(text, where))
         rec = TranslationRow.from_line(line)
-        s = _lang(rec.src_lang, s_def, "src_lang", where)
-        t = _lang(rec.tgt_lang, t_def, "tgt_lang", where)
-        key = row_key(line.data, i)
-        if key in seen:
-            raise InputError(f"duplicate {key.split(':', 1)[0]} {key.split(':', 1)[1]!r} (first at {seen[key]}); ids must be unique", where)
-        seen[key] = where
+        s = _lang(rec.src_lang, self.s_def, "src_lang", where)
+        t = _lang(rec.tgt_lang, self.t_def, "tgt_lang", where)
+        key = row_key(line.data, index)
         rec.hyp = None  # a previous translation is replaced, not kept under an alias
-        jobs.append(_make_job(key, rec.to_dict(), rec.src or "", s, t))
-    return jobs
+        return _make_job(key, rec.to_dict(), rec.src or "", s, t)
+
+    def shard(self, i: int, n: int) -> JobSource:
+        """Every n-th job starting at job i (0-based)."""
+        self._shard = (i, n)
+        self.keys = self.keys[i::n]
+        return self
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[Job]:
+        if self._document is not None:
+            yield from ([self._document] if self._shard is None or self._shard[0] == 0 else [])
+            return
+        index = 0
+        for lineno, text in iter_raw_lines(self._spool or self._path):
+            job = self._job(lineno, text, index)
+            if job is None:
+                continue
+            if self._shard is None or index % self._shard[1] == self._shard[0]:
+                yield job
+            index += 1
+
+    def close(self) -> None:
+        if self._spool is not None:
+            import os
+
+            try:
+                os.unlink(self._spool)
+            except FileNotFoundError:
+                pass
+            self._spool = None
+
+    def __enter__(self) -> JobSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_jobs(path: str, *, src_lang: str | None, tgt_lang: str | None, input_format: str = "auto", text_unit: str = "line") -> JobSource:
+    """JSONL rows (``src``/``src_text``, ``src_lang``, ``tgt_lang``, anything else passed through) or
+    plain text (one row per line, or the whole text as one document with ``text_unit='document'``),
+    validated now and streamed when iterated (see ``JobSource``)."""
+    return JobSource(path, src_lang=src_lang, tgt_lang=tgt_lang, input_format=input_format, text_unit=text_unit)
 
 
 def wmt24_jobs(directory: str) -> tuple[list[Job], Any]:
@@ -144,14 +245,16 @@ def wmt24_jobs(directory: str) -> tuple[list[Job], Any]:
     return [_make_job(f"id:{d['id']}", d, d["src"], d["src_lang"], d["tgt_lang"]) for d in docs], ws
 
 
-def shard(jobs: Sequence[Job], spec: str | None) -> list[Job]:
+def shard(jobs: Sequence[Job] | JobSource, spec: str | None) -> Sequence[Job] | JobSource:
     """``i/n``: every n-th job starting at i (0-based), for data-parallel processes."""
     if not spec:
-        return list(jobs)
+        return jobs
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
     if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
         raise UserError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4), got {spec!r}")
     i, n = int(m.group(1)), int(m.group(2))
+    if isinstance(jobs, JobSource):
+        return jobs.shard(i, n)
     return [j for k, j in enumerate(jobs) if k % n == i]
 
 
@@ -520,15 +623,20 @@ def _finish(job: Job, cfg: TranslateConfig) -> dict[str, Any]:
     return row
 
 
-def translate_jobs(jobs: Sequence[Job], cfg: TranslateConfig, stats: TranslateStats) -> Iterator[dict[str, Any]]:
-    """Translate ``jobs`` round by round; yield output rows in input order."""
-    if not jobs:
+def translate_jobs(
+    jobs: Iterable[Job], cfg: TranslateConfig, stats: TranslateStats, total: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Translate ``jobs`` round by round; yield output rows in input order. ``jobs`` is consumed
+    one round (``chunk_rows`` jobs) at a time; ``total`` is its length (default ``len(jobs)``)."""
+    total = len(jobs) if total is None else total  # type: ignore[arg-type]
+    if not total:
         return
     utility = get_utility(cfg.mbr_utility, comet_model=cfg.comet_model)
     pool = BackendPool(cfg, stats)
     t0 = time.perf_counter()
-    size = cfg.chunk_rows if cfg.chunk_rows > 0 else len(jobs)
-    rounds = math.ceil(len(jobs) / size)
+    size = cfg.chunk_rows if cfg.chunk_rows > 0 else total
+    rounds = math.ceil(total / size)
+    remaining = iter(jobs)
     stack = contextlib.ExitStack()
     try:
         # Requests are sized with the first model's tokenizer and context (its tokenizer stays
@@ -536,7 +644,7 @@ def translate_jobs(jobs: Sequence[Job], cfg: TranslateConfig, stats: TranslateSt
         planner = Planner(cfg, pool.get(0))
         bar = stack.enter_context(console.progress())
         for r in range(rounds):
-            batch = list(jobs[r * size : (r + 1) * size])
+            batch = list(itertools.islice(remaining, size))
             label = f"{r + 1}/{rounds}" if rounds > 1 else ""
             units = [u for job in batch for u in planner.plan(job, stats)]
             stats.document_chunks += sum(1 for u in units if u.kind == "document")

@@ -54,6 +54,8 @@ def translate(
 
     Example: in2x translate --wmt24 ../shared/data/wmt24/en-ja -m Qwen/Qwen2.5-7B-Instruct --mbr 8 -o en-ja.jsonl --segments-out en-ja.In2x.txt
     """
+    import contextlib
+
     from in2x_cli import provenance
     from in2x_cli.io import JsonlWriter, check_output_path, write_text
     from in2x_cli.records import row_key
@@ -92,48 +94,51 @@ def translate(
     if segments_out is not None:
         check_output_path(segments_out)
 
-    ws = None
-    if wmt24 is not None:
-        jobs, ws = wmt24_jobs(str(wmt24))
-    else:
-        jobs = load_jobs(input, src_lang=src_lang, tgt_lang=tgt_lang, input_format=input_format, text_unit=text_unit)
-    jobs = take_shard(jobs, shard)
-    cfg = TranslateConfig(
-        models=models, backend=backend, granularity=granularity, system=system, templates=templates, mbr=mbr,
-        mbr_utility=utility_name, mbr_output=mbr_output, comet_model=comet_model, temperature=temperature, top_p=top_p,
-        max_tokens=max_tokens, seed=seed, chunk_rows=chunk_rows,
-        backend_options={"batch_size": batch_size, "max_model_len": max_model_len, "tensor_parallel_size": tensor_parallel_size,
-                         "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype, "trust_remote_code": trust_remote_code},
-    )
-    stats = TranslateStats()
-    inputs = [str(ws.file(".txt")), str(ws.file(".docs"))] if ws is not None else [input]
-    meta = lambda: provenance.collect(command="translate", config=cfg, inputs=inputs, seed=seed, extra={"translate": stats.to_dict()})  # noqa: E731
-    with JsonlWriter(output, meta=meta, resume=resume) as writer:
-        if prepare:
-            writer.write_many(j.row for j in jobs)
-            return
-        done: set[str] = set()
-        kept: list[dict] = []
-        known = {j.key for j in jobs}
-        for pos, row in enumerate(writer.existing()):
-            key = row_key(row, -1)
-            if key == "row:-1":  # rows without ids resume by position
-                key = jobs[pos].key if pos < len(jobs) else key
-            if key not in known:
-                raise UserError(f"--resume: the partial output has a row ({key}) that is not in this input", f"{output}.partial:{pos + 1}")
-            done.add(key)
-            kept.append(row)
-        todo = [j for j in jobs if j.key not in done]
-        if done:
-            console.info(f"translate: resuming, {len(done)} rows already written, {len(todo)} to go")
-        for row in translate_jobs(todo, cfg, stats):
-            writer.write(row)
-            if segments_out is not None:
-                kept.append(row)
-    summary = {**stats.to_dict(), "rows_resumed": len(done)}
-    console.info("translate: " + json.dumps(summary, ensure_ascii=False))
-    if segments_out is not None and ws is not None:
-        write_text(segments_out, segment_lines(ws, kept))
+    with contextlib.ExitStack() as stack:  # the stdin spool of a streamed input is removed at the end
+        ws = None
+        if wmt24 is not None:
+            jobs, ws = wmt24_jobs(str(wmt24))
+        else:  # validated now, streamed later (a JobSource keeps the rows' keys, not the rows)
+            jobs = stack.enter_context(load_jobs(input, src_lang=src_lang, tgt_lang=tgt_lang, input_format=input_format, text_unit=text_unit))
+        jobs = take_shard(jobs, shard)
+        keys = jobs.keys if hasattr(jobs, "keys") else [j.key for j in jobs]
+        cfg = TranslateConfig(
+            models=models, backend=backend, granularity=granularity, system=system, templates=templates, mbr=mbr,
+            mbr_utility=utility_name, mbr_output=mbr_output, comet_model=comet_model, temperature=temperature, top_p=top_p,
+            max_tokens=max_tokens, seed=seed, chunk_rows=chunk_rows,
+            backend_options={"batch_size": batch_size, "max_model_len": max_model_len, "tensor_parallel_size": tensor_parallel_size,
+                             "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype, "trust_remote_code": trust_remote_code},
+        )
+        stats = TranslateStats()
+        inputs = [str(ws.file(".txt")), str(ws.file(".docs"))] if ws is not None else [input]
+        meta = lambda: provenance.collect(command="translate", config=cfg, inputs=inputs, seed=seed, extra={"translate": stats.to_dict()})  # noqa: E731
+        with JsonlWriter(output, meta=meta, resume=resume) as writer:
+            if prepare:
+                writer.write_many(j.row for j in jobs)
+                return
+            done: set[str] = set()
+            kept: list[dict] = []  # only for --segments-out (a WMT24 set)
+            known = set(keys)
+            for pos, row in enumerate(writer.existing()):
+                key = row_key(row, -1)
+                if key == "row:-1":  # rows without ids resume by position
+                    key = keys[pos] if pos < len(keys) else key
+                if key not in known:
+                    raise UserError(f"--resume: the partial output has a row ({key}) that is not in this input", f"{output}.partial:{pos + 1}")
+                done.add(key)
+                if segments_out is not None:
+                    kept.append(row)
+            todo = (j for j in jobs if j.key not in done)
+            if done:
+                console.info(f"translate: resuming, {len(done)} rows already written, {len(keys) - len(done)} to go")
+            for row in translate_jobs(todo, cfg, stats, total=len(keys) - len(done)):
+                writer.write(row)
+                if segments_out is not None:
+                    kept.append(row)
+        summary = {**stats.to_dict(), "rows_resumed": len(done)}
+        console.info("translate: " + json.dumps(summary, ensure_ascii=False))
+        if segments_out is not None and ws is not None:
+            write_text(segments_out, segment_lines(ws, kept))
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
