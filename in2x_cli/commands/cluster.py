@@ -157,7 +157,9 @@ def cluster(
         raise UserError("--representatives must be >= 1")
     with tempfile.TemporaryDirectory(prefix="in2x-cluster-") as tmp, MultiPassInput(input, tmp_dir=tmp) as src, _progress_factory() as progress:
         workdir = str(ensure_dir(run.cache_dir)) if run.cache_dir else tmp
-        digest, sample, tags, tag_ids = TextDigest(), Reservoir(HashingConfig().fit_rows, seed), {}, array("i")  # tag ids: sweep only
+        # only the hashing embedder is fitted (on a sample of fit_rows texts); others need one text to learn the dimension
+        fit_rows = HashingConfig().fit_rows if embedder == "hashing" and not embed_model else 1
+        digest, sample, tags, tag_ids = TextDigest(), Reservoir(fit_rows, seed), {}, array("i")  # tag ids: sweep only
         overwritten = 0
         for line in src.first():
             text = row_text(line.data, field, line.where)
