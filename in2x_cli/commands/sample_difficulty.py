@@ -76,7 +76,7 @@ def _grade(run: SampleRun, src: Any, pool: Any, pending: set[int], progress: Any
     writer = _grades_writer(run.grades, run.resume, meta)
     if writer is not None:
         for rec in writer.existing():
-            grades[key_hash(rec["key"])] = rec
+            grades[key_hash(rec["key"])] = _slim(rec)
     resumed = len(pending & grades.keys())
     todo = len(pending) - resumed
     advance = progress.task("grade", todo)
@@ -93,7 +93,7 @@ def _grade(run: SampleRun, src: Any, pool: Any, pending: set[int], progress: Any
         if writer is not None:
             writer.write_many(records)
         for rec in records:
-            grades[key_hash(rec["key"])] = rec
+            grades[key_hash(rec["key"])] = _slim(rec)
 
     opts = {"trust_remote_code": run.trust_remote_code}
     try:
@@ -126,6 +126,22 @@ def _grade(run: SampleRun, src: Any, pool: Any, pending: set[int], progress: Any
         "invalid": sum(not r.get("valid") for r in new),
     }
     return grades, counts
+
+
+_KEPT = ("valid", "difficulty", "tag", "solve_rate", "method", "attempts", "error")
+
+
+def _slim(rec: dict[str, Any]) -> dict[str, Any]:
+    """What the sampling and writing passes use of a grade record (the full record is in the
+    grades file): one entry per graded prompt is held in memory, so keep it small."""
+    import sys
+
+    out = {k: rec[k] for k in _KEPT if k in rec}
+    if isinstance(out.get("tag"), str):
+        out["tag"] = sys.intern(out["tag"])  # a few hundred distinct tags over millions of rows
+    if not rec.get("valid") and "raw" in rec:
+        out["raw"] = rec["raw"]  # (for the rejects file)
+    return out
 
 
 class _Progress:
