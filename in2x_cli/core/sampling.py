@@ -444,6 +444,8 @@ class Pool:
         cluster = data.get("cluster")
         if cluster is not None and (not isinstance(cluster, int) or isinstance(cluster, bool)):
             raise InputError(f"field 'cluster' must be an integer, got {type(cluster).__name__}", where)
+        if cluster is not None and not -(2**63) <= cluster < 2**63:  # kept in an int64 array
+            raise InputError(f"field 'cluster' is {cluster}, out of the 64-bit integer range", where)
         tag = data.get("tag")
         if tag is not None and not isinstance(tag, str):
             raise InputError(f"field 'tag' must be a string, got {type(tag).__name__}", where)
