@@ -105,7 +105,14 @@ class Backend(ABC):
             from in2x_cli.errors import UserError
 
             raise UserError("the model's tokenizer has no chat template; use a chat/instruct model", self.model_path)
-        return tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+        from jinja2 import TemplateError
+
+        try:
+            return tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+        except TemplateError as exc:  # a broken template, or its raise_exception() on these messages
+            from in2x_cli.errors import UserError
+
+            raise UserError(f"the model's chat template cannot render the request ({type(exc).__name__}: {exc})", self.model_path) from None
 
     def chat(
         self,

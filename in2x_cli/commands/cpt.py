@@ -120,7 +120,10 @@ def cpt(
         trust_remote_code=trust_remote_code,
         extra={"launch_config": launch_config},
     )
-    summary = run_cpt(cfg)
+    from in2x_cli.train.common import removed_if_left_empty
+
+    with removed_if_left_empty(output):
+        summary = run_cpt(cfg)
     if "steps" in summary:
         console.info(f"cpt: {summary['steps']} steps, {summary['tokens_seen']} tokens -> {output}")
     return None

@@ -161,7 +161,10 @@ def grpo(
         launch_config=launch_config,
         trust_remote_code=trust_remote_code,
     )
-    out = run_grpo(cfg)
+    from in2x_cli.train.common import removed_if_left_empty
+
+    with removed_if_left_empty(output):
+        out = run_grpo(cfg)
     from in2x_cli import console
 
     console.info(f"grpo: wrote {out}")

@@ -120,7 +120,10 @@ def sft(
         trust_remote_code=trust_remote_code,
         extra={"launch_config": launch_config},
     )
-    summary = run_sft(cfg)
+    from in2x_cli.train.common import removed_if_left_empty
+
+    with removed_if_left_empty(output):
+        summary = run_sft(cfg)
     console.info(f"sft: {summary['steps']} steps, {summary['tokens_seen']} tokens -> {output}")
     return None
 

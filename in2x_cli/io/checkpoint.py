@@ -80,6 +80,23 @@ def resolve_model(spec: str, *, what: str = "model", trust_remote_code: bool | N
     return p
 
 
+@contextmanager
+def loading_errors(path: str | Path, what: str = "model") -> Iterator[None]:
+    """What transformers raises on a broken model directory — a missing config, weights or
+    tokenizer file, an unreadable tokenizer or chat template — as one UserError naming the
+    directory (``resolve_model`` catches corrupt files before; this catches the rest)."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load the {what}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}", str(path)) from None
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] != "jinja2":
+            raise
+        raise UserError(f"cannot load the {what}: its chat template is invalid ({exc})", str(path)) from None
+
+
 def custom_code(path: Path) -> str | None:
     """What in a model directory exists only as custom code (``auto_map`` for an architecture or
     tokenizer class transformers does not ship), or None."""

@@ -135,11 +135,14 @@ def load_model(model_dir: str, cfg: StatsConfig) -> tuple[Any, str]:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from in2x_cli.io.checkpoint import loading_errors
+
     device = _device(cfg.device)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=getattr(torch, cfg.dtype), trust_remote_code=cfg.trust_remote_code, use_safetensors=True
-    ).to(device)
-    return model, device
+    with loading_errors(model_dir):
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=getattr(torch, cfg.dtype), trust_remote_code=cfg.trust_remote_code, use_safetensors=True
+        )
+    return model.to(device), device
 
 
 def compute_statistics(

@@ -145,6 +145,20 @@ def check_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool) -
         )
 
 
+@contextmanager
+def removed_if_left_empty(output_dir: str | Path) -> Iterator[None]:
+    """A run directory this run created is removed when the run fails before writing anything
+    into it (e.g. the model does not load); one with checkpoints or logs stays for --resume."""
+    out = Path(output_dir)
+    existed = out.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
 def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool) -> Path | None:
     """Create or validate the run directory; return the checkpoint to resume from (or None).
 

@@ -201,8 +201,11 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
+    from in2x_cli.io.checkpoint import loading_errors
+
     transformers.utils.logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
+    with loading_errors(model_path):
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
     sep = document_separator(tokenizer, cfg.doc_separator)
 
     ppl_report: dict[str, Any] | None = None
@@ -228,16 +231,18 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     def tokenize(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"] + [sep]
 
-    model_config = AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
+    with loading_errors(model_path):
+        model_config = AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
     from in2x_cli.train.data import apply_context_extension
 
     context_changes = apply_context_extension(model_config, seq_len=cfg.seq_len, rope_theta=cfg.rope_theta, rope_scaling=cfg.rope_scaling)
     base_dtype = getattr(model_config, "dtype", None)
     model_config.use_cache = False  # packed-sequence masks are only built without a cache object
     common.seed_everything(cfg.train.seed)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(model_path), config=model_config, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code
-    )
+    with loading_errors(model_path):
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_path), config=model_config, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, use_safetensors=True
+        )
 
     from in2x_cli.train.launch import distributed_training_args
 

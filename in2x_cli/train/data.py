@@ -288,6 +288,14 @@ class ChatFormatter:
     eot: str | None = None
 
     def tokenize(self, messages: list[dict[str, str]], where: str = "") -> dict[str, list[int]]:
+        from jinja2 import TemplateError
+
+        try:
+            return self._tokenize(messages, where)
+        except TemplateError as exc:  # a broken template, or its raise_exception() on this conversation
+            raise UserError(f"the chat template cannot render this conversation ({type(exc).__name__}: {exc})", where or None) from None
+
+    def _tokenize(self, messages: list[dict[str, str]], where: str) -> dict[str, list[int]]:
         if self.mode in ("markers", "trl"):
             enc = self.tokenizer.apply_chat_template(
                 messages, chat_template=self.template, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
@@ -339,7 +347,7 @@ def make_chat_formatter(tokenizer: Any, mask_mode: str = "auto") -> ChatFormatte
     if isinstance(template, dict):
         template = template.get("default")
     if not template:
-        raise UserError("the tokenizer has no chat template; sft needs one to format 'messages'")
+        raise UserError("the tokenizer has no chat template; sft needs one to format 'messages'", getattr(tokenizer, "name_or_path", None) or None)
     eot = tokenizer.eos_token
     if mask_mode in ("auto", "markers") and has_generation_markers(template):
         return ChatFormatter(tokenizer, "markers", template, template, eot)

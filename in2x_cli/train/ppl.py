@@ -78,9 +78,13 @@ def perplexity_filter(
 
     path = resolve_model(model_spec, what="--ppl-filter model", trust_remote_code=trust_remote_code)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    from in2x_cli.io.checkpoint import loading_errors
+
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, trust_remote_code=trust_remote_code).to(device).eval()
+    with loading_errors(path, "--ppl-filter model"):
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True)
+    model = model.to(device).eval()
     new_sources: list[DataSource] = []
     report: dict[str, Any] = {"model": str(path), "keep": keep, "seq_len": seq_len, "sources": []}
     for k, src in enumerate(sources):

@@ -169,7 +169,7 @@ def load_model(cfg: SftConfig, model_path: Any) -> Any:
         config = AutoConfig.from_pretrained(str(model_path), **kwargs)
         common.seed_everything(cfg.train.seed)
         return AutoModelForCausalLM.from_config(config, dtype=torch.float32, **kwargs)
-    return AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32, use_safetensors=True, **kwargs)
 
 
 def run_sft(cfg: SftConfig) -> dict[str, Any]:
@@ -188,11 +188,14 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
     from transformers import AutoTokenizer
     from trl import SFTConfig as TrlSFTConfig
 
+    from in2x_cli.io.checkpoint import loading_errors
+
     transformers.utils.logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    formatter = make_chat_formatter(tokenizer, cfg.mask_mode)
+    with loading_errors(model_path):
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        formatter = make_chat_formatter(tokenizer, cfg.mask_mode)
     examples = load_examples(cfg, formatter)
     # only now (data valid) is the run directory created, or emptied by --overwrite
     resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
@@ -205,9 +208,10 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
 
     from transformers import AutoConfig
 
-    base_dtype = getattr(AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), "dtype", None)
-    common.seed_everything(cfg.train.seed)
-    model = load_model(cfg, model_path)
+    with loading_errors(model_path):
+        base_dtype = getattr(AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), "dtype", None)
+        common.seed_everything(cfg.train.seed)
+        model = load_model(cfg, model_path)
     model.config.use_cache = False
     world = int(os.environ.get("WORLD_SIZE", "1"))
     global_batch = cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * world
