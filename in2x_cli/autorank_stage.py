@@ -97,11 +97,12 @@ def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, p
         for entry in result.get("systems", []):
             scores = entry.get("scores", {})
             if domain is not None:
-                group = entry.get("by", {}).get("domain", {}).get(domain)
+                group = ((entry.get("by") or {}).get("domain") or {}).get(domain)
                 if group is None:
                     raise InputError(f"no --by domain breakdown for domain {domain!r} (run in2x eval with --by domain)", str(path))
                 scores = group["scores"]
-            _add_ranked(out, result.get("pair") or pair or "", entry["system"], dict(scores), str(path), lower)
+            scores = {k: v for k, v in scores.items() if v is not None}  # null: the metric failed for this system
+            _add_ranked(out, result.get("pair") or pair or "", entry["system"], scores, str(path), lower)
 
 
 def load_rank_inputs(paths: Sequence[str], *, domain: str | None = None, pair: str | None = None) -> dict[str, RankInput]:
@@ -159,7 +160,7 @@ def run_autorank(
         for p in pairs:  # show the pairs as the user wrote them
             data[_pair_key(p, "--pair")].label = p
     if not data:
-        raise UserError("no system scores found in the inputs")
+        raise UserError("no system scores found in the inputs", ", ".join(paths))
     out = []
     for entry in data.values():
         systems = {s: {(aliases or {}).get(m, m): v for m, v in sc.items()} for s, sc in entry.systems.items()}
@@ -170,7 +171,8 @@ def run_autorank(
             lacking = sorted(s for s, v in systems.items() if absent[0] not in v)
             raise UserError(f"{entry.label}: metric {absent[0]!r} is missing for {len(lacking)} system(s), e.g. {lacking[0]!r} ({entry.origin[lacking[0]]})")
         if not chosen:
-            raise UserError(f"{entry.label}: the systems have no metric in common; use --alias OURS=THEIRS to match names")
+            raise UserError(f"{entry.label}: the systems have no metric in common; use --alias OURS=THEIRS to match names",
+                            ", ".join(sorted(set(entry.origin.values()))))
         dropped = sorted(set().union(*(set(v) for v in systems.values())) - set(chosen))
         if dropped and not metrics:
             console.warn(f"{entry.label}: not every system has {', '.join(dropped)}; ranking on {', '.join(chosen)}")

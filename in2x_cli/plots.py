@@ -174,7 +174,7 @@ def render_eval(art: Artefact, out: Path) -> list[Path]:
         systems = res.get("systems", [])
         metrics = list(res.get("metrics", {}))
         names = [s["system"] for s in systems]
-        domains = sorted({d for s in systems for d in s.get("by", {}).get("domain", {})})
+        domains = sorted({d for s in systems for d in ((s.get("by") or {}).get("domain") or {})})
         has_rank = bool(res.get("autorank"))
         n_panels = len(metrics) + (1 if domains and metrics else 0) + (1 if has_rank else 0)
         if not n_panels or not names:
@@ -189,7 +189,7 @@ def render_eval(art: Artefact, out: Path) -> list[Path]:
             vals = [s["scores"].get(m) for s in systems]
             ax.bar(range(len(names)), [v if v is not None else 0 for v in vals], color="tab:blue")
             for j, s in enumerate(systems):
-                sig = s.get("significance", {}).get(m)
+                sig = (s.get("significance") or {}).get(m)
                 if sig and sig.get("low") is not None and sig.get("high") is not None and vals[j] is not None:
                     # a bootstrap interval need not contain the point estimate (few segments): clamp at 0
                     yerr = [[max(0.0, vals[j] - sig["low"])], [max(0.0, sig["high"] - vals[j])]]
@@ -203,7 +203,7 @@ def render_eval(art: Artefact, out: Path) -> list[Path]:
             i += 1
             width = 0.8 / max(1, len(names))
             for j, s in enumerate(systems):
-                vals = [s.get("by", {}).get("domain", {}).get(d, {}).get("scores", {}).get(m) or 0 for d in domains]
+                vals = [(((s.get("by") or {}).get("domain") or {}).get(d) or {}).get("scores", {}).get(m) or 0 for d in domains]
                 ax.bar([k + j * width for k in range(len(domains))], vals, width=width, label=s["system"])
             ax.set_xticks([k + 0.4 - width / 2 for k in range(len(domains))], domains, fontsize=8)
             ax.set_title(f"{m} by domain")
