@@ -30,7 +30,7 @@ def load_causal_lm(model_path: str, *, device: str = "auto", dtype: str = "auto"
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from in2x_cli.io.checkpoint import resolve_model
+    from in2x_cli.io.checkpoint import check_tokenizer, resolve_model
 
     path = resolve_model(model_path, trust_remote_code=trust_remote_code)
     device = pick_device(device)
@@ -39,7 +39,7 @@ def load_causal_lm(model_path: str, *, device: str = "auto", dtype: str = "auto"
     else:
         torch_dtype = getattr(torch, dtype)
     try:
-        tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        tok = check_tokenizer(AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code), path)
         model = AutoModelForCausalLM.from_pretrained(
             str(path), dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True
         )

@@ -251,7 +251,7 @@ class EncoderEmbedder:
         from transformers import AutoModel, AutoTokenizer
 
         from in2x_cli.backends.hf import pick_device
-        from in2x_cli.io.checkpoint import resolve_model
+        from in2x_cli.io.checkpoint import check_tokenizer, resolve_model
 
         self.config = config
         root = resolve_model(config.model, what="embedding model", trust_remote_code=config.trust_remote_code)
@@ -262,7 +262,7 @@ class EncoderEmbedder:
         dtype = config.dtype if config.dtype != "auto" else ("bfloat16" if self.device.startswith("cuda") else "float32")
         src = str(self.layout["transformer_dir"])
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=config.trust_remote_code)
+            self.tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(src, trust_remote_code=config.trust_remote_code), src)
             self.model = AutoModel.from_pretrained(src, dtype=getattr(torch, dtype), trust_remote_code=config.trust_remote_code, use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot load embedding model: {str(exc).splitlines()[0]}", src) from None

@@ -97,6 +97,18 @@ def loading_errors(path: str | Path, what: str = "model") -> Iterator[None]:
         raise UserError(f"cannot load the {what}: its chat template is invalid ({exc})", str(path)) from None
 
 
+def check_tokenizer(tokenizer: Any, path: str | Path) -> Any:
+    """transformers builds an empty tokenizer (special tokens only) when a directory's tokenizer
+    files are missing; refuse it rather than train or score on zero-token texts. Returns it."""
+    try:
+        ids = tokenizer("Hello world. こんにちは。", add_special_tokens=False)["input_ids"]
+    except Exception:  # noqa: BLE001 - any failure here means the same: unusable
+        ids = []
+    if not ids:
+        raise UserError("the tokenizer encodes text to no tokens: its files (tokenizer.json, vocab/merges or tokenizer.model) are missing or empty", str(path))
+    return tokenizer
+
+
 def custom_code(path: Path) -> str | None:
     """What in a model directory exists only as custom code (``auto_map`` for an architecture or
     tokenizer class transformers does not ship), or None."""

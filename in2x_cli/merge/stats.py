@@ -126,9 +126,12 @@ def load_tokenizer(model_dir: str, cfg: StatsConfig) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=cfg.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load the tokenizer ({type(exc).__name__}): calibration needs one in the model directory", model_dir) from None
+    from in2x_cli.io.checkpoint import check_tokenizer
+
+    return check_tokenizer(tokenizer, model_dir)
 
 
 def load_model(model_dir: str, cfg: StatsConfig) -> tuple[Any, str]:

@@ -201,11 +201,11 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
-    from in2x_cli.io.checkpoint import loading_errors
+    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
 
     transformers.utils.logging.disable_progress_bar()
     with loading_errors(model_path):
-        tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
+        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), model_path)
     sep = document_separator(tokenizer, cfg.doc_separator)
 
     ppl_report: dict[str, Any] | None = None

@@ -348,6 +348,7 @@ def make_chat_formatter(tokenizer: Any, mask_mode: str = "auto") -> ChatFormatte
         template = template.get("default")
     if not template:
         raise UserError("the tokenizer has no chat template; sft needs one to format 'messages'", getattr(tokenizer, "name_or_path", None) or None)
+    _compile(template)  # a broken template is the model's fault, found here rather than blamed on a data row
     eot = tokenizer.eos_token
     if mask_mode in ("auto", "markers") and has_generation_markers(template):
         return ChatFormatter(tokenizer, "markers", template, template, eot)
@@ -360,6 +361,15 @@ def make_chat_formatter(tokenizer: Any, mask_mode: str = "auto") -> ChatFormatte
         if mask_mode == "trl":
             raise UserError("--mask-mode trl: TRL has no training template for this chat template")
     return ChatFormatter(tokenizer, "render", template, template, eot)
+
+
+def _compile(template: str) -> None:
+    """Compile a chat template the way transformers does (raises jinja2's TemplateSyntaxError)."""
+    try:
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+    except ImportError:  # pragma: no cover - a later transformers moved it: rendering will tell
+        return
+    _compile_jinja_template(template)
 
 
 def _trl_training_template(tokenizer: Any) -> str | None:

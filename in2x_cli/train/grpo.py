@@ -625,10 +625,10 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
 
     resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     seed_everything(cfg.train.seed)
-    from in2x_cli.io.checkpoint import loading_errors
+    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
 
     with loading_errors(model_dir):
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.trust_remote_code)
+        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.trust_remote_code), model_dir)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, use_safetensors=True)

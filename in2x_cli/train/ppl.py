@@ -78,11 +78,11 @@ def perplexity_filter(
 
     path = resolve_model(model_spec, what="--ppl-filter model", trust_remote_code=trust_remote_code)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from in2x_cli.io.checkpoint import loading_errors
+    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     with loading_errors(path, "--ppl-filter model"):
-        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code), path)
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True)
     model = model.to(device).eval()
     new_sources: list[DataSource] = []

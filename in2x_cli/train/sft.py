@@ -188,11 +188,11 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
     from transformers import AutoTokenizer
     from trl import SFTConfig as TrlSFTConfig
 
-    from in2x_cli.io.checkpoint import loading_errors
+    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
 
     transformers.utils.logging.disable_progress_bar()
     with loading_errors(model_path):
-        tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
+        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), model_path)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         formatter = make_chat_formatter(tokenizer, cfg.mask_mode)
