@@ -387,7 +387,7 @@ def test_fuzz_corrupt_model_directory(tiny_model: Path) -> None:
     missing file) is reported with its path, before any library gets to raise a traceback."""
     data = Path(tempfile.mkdtemp(prefix="in2x-fuzz-data-"))
     (data / "tr.jsonl").write_text(json.dumps({"id": 1, "src": "Hello.", "src_lang": "en", "tgt_lang": "ja"}) + "\n")
-    (data / "chat.jsonl").write_text("".join(SPECS["sft"].rows[0:1] and json.dumps(r) + "\n" for r in SPECS["sft"].rows))
+    (data / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in SPECS["sft"].rows))
     (data / "text.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in _texts(3)))
     commands = list(_model_commands("m", "g", "o", data))
 
@@ -545,7 +545,11 @@ def test_fuzz_merge_recipe(tiny_model: Path) -> None:
         if content is not None:
             f.write_bytes(content)
         argv = ["merge", "-c", str(f), "-o", str(work / "out" / "merged")]
-        return Case(argv, None, [str(f), *names], None, [work / "in"], work / "out")
+        # a recipe that parses but names a model that is not there (a truncated path, a wrong type
+        # read as a name) is reported with that model's name rather than the recipe's
+        missing_model = ["model directory not found", "no such local directory", "is listed twice", "must be a model directory",
+                         "no *.safetensors weights"]
+        return Case(argv, None, [str(f), *names, *missing_model], None, [work / "in"], work / "out")
 
     strategy = st.tuples(st.sampled_from([*MERGE_RECIPE_KEYS, "weight", "density", "model"]), json_value_mutations(["k"]))
     _run_generic("merge (recipe)", 24, strategy, build)
