@@ -2,9 +2,10 @@
 
 Usage: python -m tests.reliability.rss_probe REPORT.json ARGS...
 
-REPORT.json gets ``{"exit": code, "peak_rss_kb": ru_maxrss, "peak_anon_kb": ..., "baseline_anon_kb": ...}``:
-``peak_rss_kb`` is the kernel's high-water mark of resident memory (file-backed pages such as a
-memory-mapped embedding cache included); ``peak_anon_kb`` is the largest RssAnon (heap, the
+REPORT.json gets ``{"exit": code, "peak_rss_kb": VmHWM, "peak_anon_kb": ..., "baseline_anon_kb": ...}``:
+``peak_rss_kb`` is the kernel's high-water mark of this process's resident memory (file-backed
+pages such as a memory-mapped embedding cache included; VmHWM, not ru_maxrss, which keeps the
+forking parent's size across exec); ``peak_anon_kb`` is the largest RssAnon (heap, the
 memory that streaming bounds) seen by a 5 ms sampler thread; ``baseline_anon_kb`` is RssAnon
 after the command's imports, just before its work starts (so growth = peak - baseline).
 """
@@ -13,18 +14,21 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import threading
 import time
 
 
-def _anon_kb() -> int:
+def _status_kb(field: str = "RssAnon:") -> int:
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
-            if line.startswith("RssAnon:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     return 0
+
+
+def _anon_kb() -> int:
+    return _status_kb("RssAnon:")
 
 
 def main() -> None:
@@ -51,9 +55,8 @@ def main() -> None:
         stop.set()
         thread.join()
         peak["anon"] = max(peak["anon"], _anon_kb())
-        usage = resource.getrusage(resource.RUSAGE_SELF)
         with open(report, "w", encoding="utf-8") as fh:
-            json.dump({"exit": code, "peak_rss_kb": usage.ru_maxrss, "peak_anon_kb": peak["anon"], "baseline_anon_kb": baseline}, fh)
+            json.dump({"exit": code, "peak_rss_kb": _status_kb("VmHWM:"), "peak_anon_kb": peak["anon"], "baseline_anon_kb": baseline}, fh)
         sys.stdout.flush()
     os._exit(code)
 
