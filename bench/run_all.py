@@ -27,6 +27,7 @@ HEADLINES = {
     "merge": ("peak_rss_ratio_naive_over_in2x", "TIES: naive load-everything peak RSS / streaming peak RSS", "> 1"),
     "translate": ("batching_speedup", "batched vs one-by-one translation (segments/s)", ">= 4"),
     "eval": ("ratio", "in2x eval BLEU+chrF++ time / sacrebleu CLI per system", "<= 1.0"),
+    "reliability": ("kill_survival_ratio", "kill points resumed to an identical artefact / kill points", "= 1"),
 }
 
 

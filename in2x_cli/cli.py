@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # nothing phones home from a local run
     # Library deprecation notices (transformers/TRL FutureWarnings) are for their developers.
     warnings.filterwarnings("ignore", category=FutureWarning)
     if threading_main():
