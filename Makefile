@@ -51,7 +51,7 @@ comet-env: $(COMET_VENV)/bin/.comet-installed
 test: install comet-env
 	$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-demo: install
+demo: install comet-env
 	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 MPLBACKEND=Agg PATH="$(abspath $(BIN)):$$PATH" \
 	  IN2X_COMET_PYTHON=$(abspath $(COMET_VENV))/bin/python bash recipes/demo.sh $(RUN)
 

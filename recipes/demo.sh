@@ -30,6 +30,13 @@ DATA=$($PY -c 'from in2x_cli.tiny import corpus_dir; print(corpus_dir())')
 T0=$SECONDS
 step() { printf '[demo %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
 count() { if [[ -f $1 ]]; then grep -c . "$1" || true; else echo 0; fi; }
+# "truncated 32, wrong_language 4": the reject reasons of a rejects file, most frequent first.
+reasons() {
+  [[ -s $1 ]] || { echo none; return; }
+  $PY -c 'import collections, json, sys
+c = collections.Counter(json.loads(l)["reason"] for l in open(sys.argv[1], encoding="utf-8") if l.strip())
+print(", ".join(f"{k} {n}" for k, n in c.most_common()) or "none")' "$1"
+}
 q() { "$IN2X" -q "$@"; }
 
 # 0. A base model: the tiny Qwen2 chat model, warmed up on the corpus (stands in for Qwen2.5).
@@ -87,7 +94,7 @@ step "sample-difficulty: $(count "$RUN/selected.jsonl") rows over 2 rounds; $(co
 printf '%s\n' "Write tasks a native speaker would ask." "Keep each task self-contained and answerable." > "$RUN/data/rules.txt"
 q synthesize self-instruct "$DATA/seed_tasks.jsonl" -m "$RUN/base" --num "$SYN" --langs zh,en,ja --lang-ratio 1:1:1 \
   --rules "$RUN/data/rules.txt" --reread --critic-model "$RUN/base" --max-tokens "$MAXTOK" -o "$RUN/synth.jsonl"
-step "synthesize: $(count "$RUN/synth.jsonl") accepted, $(count "$RUN/synth.rejects.jsonl") rejected with reasons (critic, ReReading, language, dedup)"
+step "synthesize: $(count "$RUN/synth.jsonl") accepted, $(count "$RUN/synth.rejects.jsonl") rejected ($(reasons "$RUN/synth.rejects.jsonl"); rows in $RUN/synth.rejects.jsonl)"
 
 # 4. cpt: the paper's three phases, shortened.
 q cpt -m "$RUN/base" --data "$RUN/data/knowledge.jsonl:0.8" --data "$RUN/data/creative.jsonl:0.2" --seq-len 128 \
