@@ -22,7 +22,8 @@ class SamplingParams:
     """Sampling settings shared by both engines (vLLM's names).
 
     ``temperature == 0`` is greedy decoding (then ``n`` identical copies are returned, as vLLM
-    does). ``stop`` strings end a completion and are not included in its text. ``logprobs``
+    does). ``stop`` strings end a completion and are not included in its text; its ``token_ids``
+    and ``logprobs`` are trimmed to match (``tokens_covering``). ``logprobs``
     returns, per generated token, the log-probability under the model's raw distribution
     (temperature 1, before top-p), which is what vLLM returns by default.
     """
@@ -56,6 +57,20 @@ class Completion:
     @property
     def cumulative_logprob(self) -> float | None:
         return None if self.logprobs is None else float(sum(self.logprobs))
+
+
+def tokens_covering(tokens: Sequence[int], text: str, decode: Callable[[Sequence[int]], str]) -> int:
+    """How many leading generated tokens to keep once a stop string has cut the text to ``text``.
+
+    The rule: the shortest prefix of ``tokens`` whose decoding starts with ``text``. Tokens that
+    only spell the stop string (and anything after it) are dropped, with their logprobs; a token
+    that straddles the boundary (the end of the kept text fused with the start of the stop
+    string) is kept, because it produced kept text. A stop string at the very start keeps none.
+    """
+    keep = len(tokens)
+    while keep > 0 and decode(tokens[: keep - 1]).startswith(text):
+        keep -= 1
+    return keep
 
 
 def derive_seed(base: int, key: str | int, index: int = 0) -> int:

@@ -11,7 +11,14 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from in2x_cli.backends.base import Backend, Completion, ProgressFn, SamplingParams, derive_seed
+from in2x_cli.backends.base import (
+    Backend,
+    Completion,
+    ProgressFn,
+    SamplingParams,
+    derive_seed,
+    tokens_covering,
+)
 from in2x_cli.errors import UserError
 
 
@@ -215,10 +222,13 @@ class TransformersBackend(Backend):
                 mask = torch.cat([mask, torch.ones((bsz, 1), dtype=mask.dtype, device=mask.device)], dim=1)
         outs = []
         for i in range(bsz):
-            text = self._tok.decode(tokens[i], skip_special_tokens=True)
+            ids, lps = tokens[i], logps[i]
+            text = self._tok.decode(ids, skip_special_tokens=True)
             if stop_cut[i] is not None:
                 text = self._strip_stop(text, params.stop)
-            outs.append(Completion(text=text, token_ids=tokens[i], logprobs=logps[i] if params.logprobs else None, finish_reason=reason[i]))
+                keep = tokens_covering(ids, text, lambda t: self._tok.decode(t, skip_special_tokens=True))
+                ids, lps = ids[:keep], lps[:keep]
+            outs.append(Completion(text=text, token_ids=ids, logprobs=lps if params.logprobs else None, finish_reason=reason[i]))
         return outs
 
     @staticmethod

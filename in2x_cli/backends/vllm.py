@@ -14,7 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from in2x_cli.backends.base import Backend, Completion, ProgressFn, SamplingParams, derive_seed
+from in2x_cli.backends.base import (
+    Backend,
+    Completion,
+    ProgressFn,
+    SamplingParams,
+    derive_seed,
+    tokens_covering,
+)
 from in2x_cli.errors import UserError
 
 
@@ -91,13 +98,17 @@ class VLLMBackend(Backend):
         for out in outputs:
             comps = []
             for o in out.outputs:
+                ids = list(o.token_ids)
                 lps = None
                 if params.logprobs and o.logprobs is not None:
-                    lps = [float(step[tid].logprob) for tid, step in zip(o.token_ids, o.logprobs, strict=False)]
+                    lps = [float(step[tid].logprob) for tid, step in zip(ids, o.logprobs, strict=False)]
+                if isinstance(getattr(o, "stop_reason", None), str):  # a stop string cut the text
+                    keep = tokens_covering(ids, o.text, lambda t: self._tok.decode(t, skip_special_tokens=True))
+                    ids, lps = ids[:keep], None if lps is None else lps[:keep]
                 comps.append(
                     Completion(
                         text=o.text,
-                        token_ids=list(o.token_ids),
+                        token_ids=ids,
                         logprobs=lps,
                         finish_reason="length" if o.finish_reason == "length" else "stop",
                     )

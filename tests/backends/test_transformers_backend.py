@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from in2x_cli.backends import SamplingParams, load_backend
+from in2x_cli.backends.base import tokens_covering
 from in2x_cli.errors import UserError
 
 
@@ -65,6 +66,34 @@ def test_stop_strings_cut_the_text(backend):
     stop = full[2:4]
     cut = backend.chat(CONVS[:1], SamplingParams(n=1, temperature=0.0, max_tokens=20, stop=(stop,)))[0][0]
     assert stop not in cut.text and full.startswith(cut.text) and cut.finish_reason == "stop"
+
+
+def test_stop_strings_trim_token_ids_and_logprobs_to_the_kept_text(backend):
+    """A stop string drops the tokens that spelled it, with their logprobs: the completion's
+    token_ids are the shortest prefix of the uncut generation that decodes to the kept text."""
+    params = SamplingParams(n=1, temperature=1.0, max_tokens=20, seed=3, logprobs=True)
+    full = backend.chat(CONVS[:1], params)[0][0]  # (the untrained model's greedy text is all newlines)
+    ids = full.token_ids
+    decode = lambda t: backend.tokenizer.decode(t, skip_special_tokens=True)  # noqa: E731
+    # a stop string made of two whole tokens that starts at a clean token boundary
+    j = next(j for j in range(1, len(ids) - 2)
+             if decode(ids[:j]) and full.text.find(decode(ids[j : j + 2])) == len(decode(ids[:j])) and decode(ids[:j]) == full.text[: len(decode(ids[:j]))])
+    stop = decode(ids[j : j + 2])
+    cut = backend.chat(CONVS[:1], SamplingParams(n=1, temperature=1.0, max_tokens=20, seed=3, logprobs=True, stop=(stop,)))[0][0]
+    assert cut.text == decode(ids[:j]) and cut.finish_reason == "stop"
+    assert cut.token_ids == ids[:j]
+    assert cut.logprobs == full.logprobs[:j]
+    assert decode(cut.token_ids) == cut.text
+
+
+def test_tokens_covering_keeps_a_token_that_straddles_the_stop_string():
+    pieces = ["ab", "c|", "de", "|f"]
+    decode = lambda t: "".join(pieces[i] for i in t)  # noqa: E731
+    tokens = [0, 1, 2, 3]
+    assert tokens_covering(tokens, "abc", decode) == 2  # "c|" made the kept "c": kept, "de|f" dropped
+    assert tokens_covering(tokens, "ab", decode) == 1
+    assert tokens_covering(tokens, "", decode) == 0  # the stop string opened the completion
+    assert tokens_covering(tokens, "abc|de|f", decode) == 4
 
 
 def test_prompt_beyond_context_is_a_user_error(tiny_model):
