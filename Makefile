@@ -62,7 +62,7 @@ bench: install comet-env
 	$(TEST_ENV) $(BIN)/python bench/run_all.py
 
 docs: install
-	$(BIN)/python -m in2x_cli.docgen > docs/cli.md
+	$(BIN)/python -m in2x_cli.docgen > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md || { rm -f docs/cli.md.tmp; exit 1; }
 
 reproduce: install
 	PATH="$(abspath $(BIN)):$$PATH" bash recipes/in2x.sh "$(MODEL)"

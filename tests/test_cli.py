@@ -1,3 +1,5 @@
+import json
+import os
 import subprocess
 import sys
 import time
@@ -11,6 +13,58 @@ def test_help_imports_nothing_heavy():
     code = f"import sys; from in2x_cli import cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == ""
+
+
+# Renders the real --help of the app and of every (sub)command through cli.main, in one fresh
+# interpreter, then reports which heavy modules got imported on the way.
+HELP_EVERY_COMMAND = """
+import contextlib, io, json, sys
+import typer
+from in2x_cli import cli
+
+def walk(cmd, path):
+    yield path
+    for name, sub in sorted((getattr(cmd, "commands", None) or {}).items()):
+        yield from walk(sub, [*path, name])
+
+rendered = {}
+for path in walk(typer.main.get_command(cli.app), []):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            cli.main([*path, "--help"])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+    rendered[" ".join(path) or "in2x"] = [code, out.getvalue()]
+print(json.dumps({"rendered": rendered, "heavy": [m for m in HEAVY if m in sys.modules]}))
+"""
+
+
+def test_help_of_every_command_imports_nothing_heavy():
+    """``in2x --help`` and ``in2x CMD [SUB] --help`` for every command render without importing
+    torch, transformers, trl, numpy and the other heavy libraries (STYLE habit 6)."""
+    code = f"HEAVY = {HEAVY!r}\n{HELP_EVERY_COMMAND}"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout.splitlines()[-1])
+    rendered = doc["rendered"]
+    # every registered command and the subcommands of the groups were rendered
+    assert {"in2x", "cluster", "sample-difficulty", "synthesize", "cpt", "sft", "grpo", "merge", "translate", "eval", "plot",
+            "tiny-model", "eval autorank", "merge fisher-stats"} <= set(rendered), sorted(rendered)
+    for name, (status, text) in rendered.items():
+        assert status == 0 and "Usage:" in text, (name, status, text[:500])
+    assert doc["heavy"] == [], doc["heavy"]
+
+
+def test_console_script_help_imports_nothing_heavy():
+    """The installed ``in2x`` entry point itself, traced with -X importtime."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "in2x_cli", "--help"], capture_output=True, text=True, cwd=REPO,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0 and "Usage:" in proc.stdout, proc.stderr[-2000:]
+    imported = {ln.rsplit("|", 1)[-1].strip().split(".")[0] for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
+    assert "typer" in imported  # the trace is real
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
 
 
 def test_help_is_fast_and_lists_commands():
