@@ -24,6 +24,7 @@ class RankInput:
     systems: dict[str, dict[str, float]] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)  # system → file
     lower_is_better: set[str] = field(default_factory=set)
+    corpus_scored: set[str] = field(default_factory=set)  # systems ranked on corpus scores (old eval JSON)
 
 
 def _pair_key(label: str | None, where: str) -> str:
@@ -35,13 +36,17 @@ def _pair_key(label: str | None, where: str) -> str:
         raise UserError(exc.message, where) from None
 
 
-def _add_ranked(out: dict[str, RankInput], label: str, system: str, scores: dict[str, float], where: str, lower: Iterable[str] = ()) -> None:
+def _add_ranked(
+    out: dict[str, RankInput], label: str, system: str, scores: dict[str, float], where: str, lower: Iterable[str] = (), corpus: bool = False
+) -> None:
     entry = out.setdefault(_pair_key(label, where), RankInput(label))
     if system in entry.systems:
         raise UserError(f"system {system!r} ({label}) is also in {entry.origin[system]}", where)
     entry.systems[system] = scores
     entry.origin[system] = where
     entry.lower_is_better |= set(lower)
+    if corpus:
+        entry.corpus_scored.add(system)
 
 
 def _read_wmt25_scores(path: Path, out: dict[str, RankInput], domain: str | None) -> None:
@@ -65,9 +70,35 @@ def _read_wmt25_scores(path: Path, out: dict[str, RankInput], domain: str | None
         _add_ranked(out, pair, path.name.removesuffix(".jsonl"), scores, str(path))
 
 
+def _segment_directions(path: Path) -> dict[str, bool]:
+    """{metric: higher_is_better} of an ``in2x eval --segments`` file, from its ``.meta.json``
+    sidecar (eval records them there); {} when there is none (a pipe, another tool)."""
+    import json
+
+    from in2x_cli.io.jsonl import meta_path
+
+    try:
+        meta = json.loads(Path(meta_path(path)).read_text(encoding="utf-8"))
+        return {k: v for k, v in meta.get("metrics_higher_is_better", {}).items() if isinstance(v, bool)}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _lower_is_better(metric: str, recorded: dict[str, bool]) -> bool:
+    """Direction of a segment file's metric: as recorded by eval, else by the built-in metric of
+    that name (``ter``, ``ter:label``), else higher is better."""
+    from in2x_cli.core.metrics import METRICS
+
+    if metric in recorded:
+        return not recorded[metric]
+    builtin = METRICS.get(metric.split(":", 1)[0])
+    return builtin is not None and not builtin.higher_is_better
+
+
 def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
     from in2x_cli.core.autorank import mean_score
 
+    recorded = _segment_directions(path)
     acc: dict[tuple[str, str], dict[str, list[float | None]]] = {}
     for line in iter_jsonl(path):
         d = line.data
@@ -84,7 +115,8 @@ def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None
                 raise InputError(f"scores[{k!r}] must be a number or null", line.where)
             metrics.setdefault(k, []).append(v)
     for (label, system), metrics in acc.items():
-        _add_ranked(out, label, system, {k: mean_score(v) for k, v in metrics.items() if any(x is not None for x in v)}, str(path))
+        lower = [k for k in metrics if _lower_is_better(k, recorded)]
+        _add_ranked(out, label, system, {k: mean_score(v) for k, v in metrics.items() if any(x is not None for x in v)}, str(path), lower)
 
 
 def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
@@ -95,14 +127,17 @@ def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, p
     for result in doc.get("results", []):
         lower = {k for k, m in result.get("metrics", {}).items() if not m.get("higher_is_better", True)}
         for entry in result.get("systems", []):
-            scores = entry.get("scores", {})
+            source = entry
             if domain is not None:
-                group = ((entry.get("by") or {}).get("domain") or {}).get(domain)
-                if group is None:
+                source = ((entry.get("by") or {}).get("domain") or {}).get(domain)
+                if source is None:
                     raise InputError(f"no --by domain breakdown for domain {domain!r} (run in2x eval with --by domain)", str(path))
-                scores = group["scores"]
+            # AutoRank's system score is the mean segment score; eval outputs older than
+            # "segment_means" carry corpus scores only, which are used then (and reported)
+            corpus = "segment_means" not in source
+            scores = source["scores"] if corpus else source["segment_means"]
             scores = {k: v for k, v in scores.items() if v is not None}  # null: the metric failed for this system
-            _add_ranked(out, result.get("pair") or pair or "", entry["system"], scores, str(path), lower)
+            _add_ranked(out, result.get("pair") or pair or "", entry["system"], scores, str(path), lower, corpus=corpus)
 
 
 def load_rank_inputs(paths: Sequence[str], *, domain: str | None = None, pair: str | None = None) -> dict[str, RankInput]:
@@ -178,12 +213,18 @@ def run_autorank(
             console.warn(f"{entry.label}: not every system has {', '.join(dropped)}; ranking on {', '.join(chosen)}")
         lower = set(lower_is_better) | {(aliases or {}).get(m, m) for m in entry.lower_is_better}
         ranked = autorank(systems, metrics=chosen, lower_is_better=lower)
+        corpus = sorted(entry.corpus_scored)
+        if corpus:
+            files = ", ".join(sorted({entry.origin[s] for s in corpus}))
+            console.warn(f"{entry.label}: {len(corpus)} system(s) ranked on corpus scores, not mean segment scores: {files} has no "
+                         "'segment_means' (written by in2x eval since AutoRank uses them); re-run in2x eval to rank as WMT25 does")
         out.append(
             {
                 "pair": entry.label,
                 "metrics": chosen,
                 "lower_is_better": sorted(m for m in chosen if m in lower),
                 "domain": domain,
+                "system_score": "corpus score for " + ", ".join(corpus) + "; segment mean for the rest" if corpus else "segment mean",
                 "systems": [r.to_dict() for r in ranked],
             }
         )

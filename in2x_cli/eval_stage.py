@@ -34,10 +34,12 @@ JSON on stdout (schema "in2x.eval/1"):
       "systems": [
         {"system": "A", "segments": 997,
          "scores": {"bleu": 26.76, "chrf": 31.98, ...},          corpus (system) scores
+         "segment_means": {"bleu": 24.85, "chrf": 30.85, ...},   mean segment scores (AutoRank's x)
          "verbose_score": {"bleu": "60.7/32.8/20.1/12.8 (BP = ...)"},   as sacreBLEU's
          "significance": {"bleu": {"score", "mean", "ci", "low", "high", "p_value"}},  with --paired
-         "by": {"domain": {"news": {"segments": 149, "scores": {...}}}}}],          with --by
+         "by": {"domain": {"news": {"segments": 149, "scores": {...}, "segment_means": {...}}}}}],  with --by
       "autorank": [{"system", "autorank", "mean_z", "scores", "z"}, ...]}],        with --autorank
+                   (ranked on segment_means, as WMT25; "scores" there are those means)
    "provenance": {...}}
 Segment scores (--segments FILE): one JSONL row per (system, segment): id, system, src_lang,
 tgt_lang, doc_id, domain, src, ref, hyp, scores {metric: segment score}."""
@@ -364,7 +366,8 @@ def evaluate(
     scored: dict[str, list[Any]] = {}
     for key, metric in metrics.items():
         step(f"{key} {names[0]}")
-        scored[key] = score_systems(metric, [ts.systems[n] for n in names], refs, srcs, segments=bool(cfg.segments))
+        # segment scores always: their means are the system scores AutoRank ranks on (cheap: ~1% of the statistics' cost)
+        scored[key] = score_systems(metric, [ts.systems[n] for n in names], refs, srcs, segments=True)
         for name in names[1:]:
             step(f"{key} {name}")
 
@@ -372,6 +375,7 @@ def evaluate(
     for key, metric in metrics.items():
         for entry, res in zip(systems, scored[key], strict=True):
             entry["scores"][key] = res.score
+            entry.setdefault("segment_means", {})[key] = _segment_mean(res.segments)
             detail = metric.detail(res.stats.sum(axis=0).tolist())
             if detail:
                 entry.setdefault("verbose_score", {})[key] = detail
@@ -408,6 +412,7 @@ def evaluate(
                 table[value] = {
                     "segments": len(idx),
                     "scores": {key: metrics[key].corpus_score(scored[key][i].stats[idx]) for key in metrics},
+                    "segment_means": {key: _segment_mean([scored[key][i].segments[j] for j in idx]) for key in metrics},
                 }
 
     result: dict[str, Any] = {
@@ -430,8 +435,10 @@ def evaluate(
         "systems": systems,
     }
     if cfg.autorank:
+        # WMT25's system score is the mean segment score per metric (not corpus BLEU/chrF/TER), so
+        # this ranking equals `in2x eval autorank` over this JSON or over the --segments file
         ranked = autorank(
-            {e["system"]: e["scores"] for e in systems}, lower_is_better=[k for k, m in metrics.items() if not m.higher_is_better]
+            {e["system"]: {k: v for k, v in e["segment_means"].items() if v is not None} for e in systems}, lower_is_better=[k for k, m in metrics.items() if not m.higher_is_better]
         )
         result["autorank"] = [r.to_dict() for r in ranked]
 
@@ -445,6 +452,19 @@ def evaluate(
                 row["scores"] = {key: seg_scores[key][j] for key in metrics}
                 rows.append({k: v for k, v in row.items() if v is not None})
     return result, rows
+
+
+def _segment_mean(scores: Sequence[float]) -> float | None:
+    """AutoRank's system score (core.autorank.mean_score, the same sum the readers of --segments
+    files compute, so both give bit-identical numbers); None when nothing is finite (NaN scores)."""
+    import math
+
+    from in2x_cli.core.autorank import mean_score
+
+    try:
+        return mean_score([x if math.isfinite(x) else None for x in scores])
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------- tables
@@ -636,17 +656,20 @@ def check_eval_doc(doc: Any, where: str) -> dict[str, Any]:
             q = f"{p}.systems[{j}]"
             _want(sys_, "object", where, q)
             _want(sys_.get("system"), "string", where, f"{q}.system")
-            for name, v in _want(sys_.get("scores"), "object", where, f"{q}.scores").items():
-                _want(v, "number?", where, f"{q}.scores.{name}")
+            for field_ in ("scores", "segment_means"):
+                for name, v in _want(sys_.get(field_, {} if field_ == "segment_means" else None), "object", where, f"{q}.{field_}").items():
+                    _want(v, "number?", where, f"{q}.{field_}.{name}")
             for name, est in _want(sys_.get("significance") or {}, "object", where, f"{q}.significance").items():
                 for key in ("low", "high"):
                     _want((_want(est, "object", where, f"{q}.significance.{name}") if est is not None else {}).get(key), "number?", where,
                           f"{q}.significance.{name}.{key}")
             for by, groups in _want(sys_.get("by") or {}, "object", where, f"{q}.by").items():
                 for g, info in _want(groups, "object", where, f"{q}.by.{by}").items():
-                    for name, v in _want(_want(info, "object", where, f"{q}.by.{by}.{g}").get("scores"), "object", where,
-                                         f"{q}.by.{by}.{g}.scores").items():
-                        _want(v, "number?", where, f"{q}.by.{by}.{g}.scores.{name}")
+                    _want(info, "object", where, f"{q}.by.{by}.{g}")
+                    for field_ in ("scores", "segment_means"):
+                        for name, v in _want(info.get(field_, {} if field_ == "segment_means" else None), "object", where,
+                                             f"{q}.by.{by}.{g}.{field_}").items():
+                            _want(v, "number?", where, f"{q}.by.{by}.{g}.{field_}.{name}")
         for j, r in enumerate(_want(res.get("autorank") or [], "list", where, f"{p}.autorank")):
             _want(r, "object", where, f"{p}.autorank[{j}]")
             _want(r.get("system"), "string", where, f"{p}.autorank[{j}].system")

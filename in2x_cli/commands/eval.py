@@ -93,7 +93,9 @@ def score(
             raise UserError("--segments - and the JSON document would both go to stdout: give -o FILE or --segments FILE")
     doc, rows = eval_stage.run_eval(cfg)
     if segments:
-        with JsonlWriter(segments, meta=doc["provenance"]) as writer:
+        # the metrics' directions travel with the segment file, so `eval autorank` can negate TER & co.
+        directions = {k: info["higher_is_better"] for r in doc["results"] for k, info in r["metrics"].items()}
+        with JsonlWriter(segments, meta={**doc["provenance"], "metrics_higher_is_better": directions}) as writer:
             writer.write_many(rows)
     for result in doc["results"]:
         eval_stage.render_tables(result)

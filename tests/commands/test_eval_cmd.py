@@ -73,9 +73,13 @@ def test_wmt24_mode_scores_equal_sacrebleu_with_breakdowns_segments_and_bootstra
     ref = (d / "en-ja.refA.txt").read_text(encoding="utf-8").split("\n")[1:998]
     for entry in r["systems"]:
         hyp = (d / "system-outputs" / f"{entry['system']}.txt").read_text(encoding="utf-8").split("\n")[1:998]
-        assert entry["scores"]["bleu"] == BLEU(tokenize="ja-mecab").corpus_score(hyp, [ref]).score
+        bleu = BLEU(tokenize="ja-mecab").corpus_score(hyp, [ref])
+        assert entry["scores"]["bleu"] == bleu.score
         assert entry["scores"]["chrf"] == CHRF(word_order=2).corpus_score(hyp, [ref]).score
-        assert entry["verbose_score"]["bleu"].startswith(f"{entry['scores']['bleu']:.1f}"[:0])
+        # sacreBLEU's own breakdown ("60.7/32.8/20.1/12.8 (BP = 1.000 ratio = …)"), and it opens with
+        # the 1-gram precision, not the score
+        assert entry["verbose_score"]["bleu"] == bleu._verbose
+        assert entry["verbose_score"]["bleu"].split("/")[0] == f"{bleu.precisions[0]:.1f}"
         assert set(entry["by"]["domain"]) == {"news", "social", "speech", "literary"}
         assert sum(g["segments"] for g in entry["by"]["domain"].values()) == 997
         assert len(entry["by"]["doc"]) == 170
@@ -228,6 +232,58 @@ def test_autorank_reads_eval_json_outputs(tmp_path):
     assert [s["system"] for s in entry["systems"]] == ["good", "bad"]
     speech = doc(invoke(["eval", "autorank", str(scores), "--domain", "speech"]))["pairs"][0]
     assert speech["systems"][0]["scores"]["chrf"] == 100.0
+
+
+def test_autorank_ranks_one_run_identically_from_the_flag_the_json_and_the_segments(shared_data, tmp_path):
+    """WMT25's system score is the mean segment score per metric. `eval --autorank`, `eval
+    autorank EVAL.json` and `eval autorank SEGMENTS.jsonl` of one run must agree exactly; corpus
+    BLEU/chrF/TER (what the JSON's "scores" hold) would give other x, z and AutoRank values."""
+    d = shared_data / "wmt24" / "en-ja"
+    def lines(path: Path) -> list[str]:
+        return path.read_text(encoding="utf-8").split("\n")[1:61]  # 60 segments after the canary
+    src, ref = lines(d / "en-ja.txt"), lines(d / "en-ja.refA.txt")
+    rows = [
+        {"id": i, "src": s, "ref": r, "hyp": h, "system": name, "domain": ("news", "speech")[i % 2], "src_lang": "en", "tgt_lang": "ja"}
+        for name in ("GPT-4", "Aya23", "Team-J", "IOL-Research")
+        for i, (s, r, h) in enumerate(zip(src, ref, lines(d / "system-outputs" / f"{name}.txt"), strict=True))
+    ]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    scores, seg_path = tmp_path / "scores.json", tmp_path / "seg.jsonl"
+    res = invoke(["eval", str(path), "-m", "bleu,chrf,ter", "--by", "domain", "--autorank", "--segments", str(seg_path), "-o", str(scores)])
+    assert res.code == 0, res.stderr[-3000:]
+    result = json.loads(scores.read_text())["results"][0]
+    from_flag = result["autorank"]
+    from_json = doc(invoke(["eval", "autorank", str(scores)]))["pairs"][0]
+    from_segments = doc(invoke(["eval", "autorank", str(seg_path)]))["pairs"][0]
+    assert from_json["system_score"] == from_segments["system_score"] == "segment mean"
+    assert from_json["lower_is_better"] == from_segments["lower_is_better"] == ["ter"]
+    assert from_json["systems"] == from_segments["systems"] == from_flag  # bit-identical x, z, mean z, AutoRank
+    # x is the mean of the segment scores in the --segments file, which differs from corpus BLEU
+    seg_rows = [json.loads(x) for x in seg_path.read_text(encoding="utf-8").splitlines()]
+    gpt4 = next(s for s in result["systems"] if s["system"] == "GPT-4")
+    ranked = next(r for r in from_json["systems"] if r["system"] == "GPT-4")
+    bleu = [r["scores"]["bleu"] for r in seg_rows if r["system"] == "GPT-4"]
+    assert ranked["scores"]["bleu"] == gpt4["segment_means"]["bleu"] == pytest.approx(sum(bleu) / len(bleu), rel=1e-12)
+    assert gpt4["segment_means"]["bleu"] != gpt4["scores"]["bleu"]
+    from in2x_cli.core.autorank import autorank
+
+    on_corpus = autorank({s["system"]: s["scores"] for s in result["systems"]}, lower_is_better=["ter"])
+    assert [r.to_dict()["autorank"] for r in on_corpus] != [r["autorank"] for r in from_flag]  # the test can tell the two apart
+    # one domain: the JSON's --by domain breakdown and the segment rows of that domain agree too
+    speech_json = doc(invoke(["eval", "autorank", str(scores), "--domain", "speech"]))["pairs"][0]["systems"]
+    speech_segments = doc(invoke(["eval", "autorank", str(seg_path), "--domain", "speech"]))["pairs"][0]["systems"]
+    assert speech_json == speech_segments and speech_json != from_json["systems"]
+    # an eval JSON without segment means (older in2x): ranked on corpus scores, and the output says so
+    old = json.loads(scores.read_text())
+    for entry in old["results"][0]["systems"]:
+        del entry["segment_means"]
+    old_path = tmp_path / "old.json"
+    old_path.write_text(json.dumps(old), encoding="utf-8")
+    res = invoke(["eval", "autorank", str(old_path)])
+    fallback = doc(res)["pairs"][0]
+    assert fallback["system_score"].startswith("corpus score for ")
+    assert "ranked on corpus scores" in res.stderr and "old.json" in res.stderr
+    assert next(r for r in fallback["systems"] if r["system"] == "GPT-4")["scores"]["bleu"] == gpt4["scores"]["bleu"]
 
 
 # --------------------------------------------------------------------------- bad input
