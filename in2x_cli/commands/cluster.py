@@ -18,7 +18,7 @@ from typing import Any
 import typer
 
 from in2x_cli import console
-from in2x_cli.commands.common import seed_option
+from in2x_cli.commands.common import seed_option, trust_remote_code_option
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class ClusterRun:
     cache_dir: str | None
     device: str
     batch_size: int
+    trust_remote_code: bool
     seed: int
 
 
@@ -83,7 +84,11 @@ def _embeddings(run: ClusterRun, src: Any, n: int, digest: str, sample: list[str
     )
     from in2x_cli.io.arrays import NpyBuilder, open_npy
 
-    encoder = EncoderConfig(model=run.embed_model, batch_size=run.batch_size, device=run.device) if run.embed_model else None
+    encoder = (
+        EncoderConfig(model=run.embed_model, batch_size=run.batch_size, device=run.device, trust_remote_code=run.trust_remote_code)
+        if run.embed_model
+        else None
+    )
     embedder = make_embedder(run.embedder, model=run.embed_model, hashing=HashingConfig(dim=run.dim, seed=run.seed), encoder=encoder)
     identity = embedder.identity()
     key = cache_key(digest, identity)
@@ -115,7 +120,7 @@ def cluster(
     partitions: int = typer.Option(None, "--partitions", help="two-level: coarse k-means cells (default: one per 200,000 rows)."),
     niter: int = typer.Option(20, "--niter", help="k-means iterations (faiss)."),
     representatives: int = typer.Option(None, "--representatives", help="Keep only the K rows nearest each cluster centre."),
-    sweep_threshold: str = typer.Option(None, "--sweep-threshold", help="Comma-separated Birch thresholds: print one JSON report per threshold (clusters, tag recapture, smoothness) instead of rows."),
+    sweep_threshold: str = typer.Option(None, "--sweep-threshold", help="Comma-separated Birch thresholds: print one JSON report per threshold instead of rows: n_clusters; tag_recapture = share of rows with a `tag` whose tag is their cluster's majority tag (null when no row has one); smoothness = size entropy H(p)/ln K with p_c = n_c/N (1 = equal sizes, near 0 = one cluster holds almost all); plus size_cv, largest_share, singleton_share, median_size, mean_centroid_distance."),
     embedder: str = typer.Option("hashing", "--embedder", help="hashing (built-in char n-gram LSA, offline, any language), or module:function returning an (n, dim) array."),
     embed_model: str = typer.Option(None, "--embed-model", help="A Hugging Face / sentence-transformers encoder (directory or cached hub id), mean-pooled; replaces hashing."),
     dim: int = typer.Option(128, "--dim", help="hashing embedder: SVD (LSA) dimensions."),
@@ -123,6 +128,7 @@ def cluster(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda: the encoder's device; cpu also keeps faiss off the GPU."),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Embedding cache (default ~/.cache/in2x/embeddings, or $IN2X_CACHE_DIR/embeddings); keyed by a hash of the texts and the embedder, so reruns skip embedding."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Embed into a temporary file that is deleted afterwards."),
+    trust_remote_code: bool = trust_remote_code_option(),
     seed: int = seed_option(),
 ) -> None:
     """Embed every row and cluster the embeddings; add `cluster` (0 = largest) and
@@ -147,7 +153,7 @@ def cluster(
     sweep = _parse_thresholds(sweep_threshold)
     run = ClusterRun(input, output, field, embedder, embed_model, dim, algorithm, k, threshold, branching_factor, reduce_dim,
                      partitions, niter, representatives, sweep, None if no_cache else str(cache_dir or default_cache_dir("embeddings")),
-                     device, batch_size, seed)
+                     device, batch_size, trust_remote_code, seed)
     try:
         config = core.ClusterConfig(algorithm=algorithm, k=k, threshold=threshold, branching_factor=branching_factor, reduce_dim=reduce_dim,
                                     partitions=partitions, niter=niter, seed=seed, gpu=False if device == "cpu" else None)

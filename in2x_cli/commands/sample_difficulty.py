@@ -159,7 +159,7 @@ def sample_difficulty(
     total: int = typer.Option(None, "--total", "-n", help="Rows per round (the paper: 1.5M)."),
     ratio: str = typer.Option("3:3:3:1:0", "--ratio", help="very_hard:hard:medium:easy:very_easy weights (the paper's 3:3:3:1:0)."),
     lang_ratio: str = typer.Option("zh=1,en=1,ja=1", "--lang-ratio", help="Language weights (the paper's zh:en:ja = 1:1:1); other languages are left out."),
-    rounds: int = typer.Option(1, "--rounds", help="Sampling rounds (the paper: one per epoch); disjoint when the pool allows."),
+    rounds: int = typer.Option(1, "--rounds", help="Sampling rounds (the paper: one per epoch). Disjoint when the pool allows: a stratum of n rows gives at most n//R per round and short strata follow --shortfall; rows are reused only when the pool is too small, with a warning."),
     shortfall: str = typer.Option("redistribute", "--shortfall", help="Short strata: redistribute (to other levels of the language, then other languages), none (leave missing), or shrink (lower the total, keep the ratio exactly)."),
     report: str = typer.Option(None, "--report", help="Write the JSON report here (default: stderr)."),
     rejects: str = typer.Option(None, "--rejects", help="Write rows whose grading failed here (JSONL, with grade_error)."),
@@ -295,9 +295,13 @@ class _Null:
 def _emit_report(rep: dict[str, Any], path: str | None) -> None:
     from in2x_cli.io import write_json
 
-    short = [s for s in rep.get("strata", []) if s["shortfall"]]
-    for s in short:
-        console.warn(f"stratum {s['lang']}/{s['difficulty']}: quota {s['quota']}, only {s['available']} rows (shortfall {s['shortfall']}; rule: {rep['shortfall_rule']})")
+    rounds = rep.get("rounds", 1)
+    for s in (s for s in rep.get("strata", []) if s["shortfall"]):
+        held = f"only {s['available']} rows" if rounds == 1 else f"only {s['available']} rows for {rounds} rounds ({s['disjoint_per_round']} per round without reuse)"
+        console.warn(f"stratum {s['lang']}/{s['difficulty']}: quota {s['quota']}, {held} (shortfall {s['shortfall']}; rule: {rep['shortfall_rule']})")
+    if rep.get("reused_draws"):
+        where = ", ".join(f"{s['lang']}/{s['difficulty']} {s['reused_across_rounds']}" for s in rep["strata"] if s["reused_across_rounds"])
+        console.warn(f"rounds are not disjoint: {rep['reused_draws']} draws repeat a row of another round ({where}); the pool is too small for {rounds} disjoint rounds of {rep['requested_per_round']}")
     invalid = rep.get("grading", {}).get("invalid", 0)
     if invalid:
         console.warn(f"{invalid} prompts could not be graded (invalid judge output after one retry); their rows are left out")

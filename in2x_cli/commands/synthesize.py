@@ -98,7 +98,7 @@ def synthesize(
     dedup: Dedup = typer.Option(
         Dedup.auto,
         "--dedup",
-        help="Near-duplicate rejection against the seeds and earlier outputs of the same language: rouge (ROUGE-L F1: words for Latin script, characters for CJK), embedding (cosine), none. auto = rouge for self-instruct/magpie, none otherwise.",
+        help="Near-duplicate rejection of each final instruction (after --reread, so a rewrite is checked as written) against the seeds and earlier outputs of the same language: rouge (ROUGE-L F1: words for Latin script, characters for CJK), embedding (cosine), none. auto = rouge for self-instruct/magpie, none otherwise.",
     ),
     dedup_threshold: float | None = typer.Option(
         None,

@@ -34,14 +34,25 @@ one group, rows without ``tag`` one tag. So the first ``q`` draws touch ``min(q,
 distinct clusters, and large clusters are not favoured.
 
 Rounds: round ``r`` (0-based) of a stratum with allocation ``a`` takes positions
-``[r·a, (r+1)·a)`` of its draw order, cyclically. Rounds are disjoint when the stratum holds at
-least ``R·a`` rows; otherwise rows are reused as evenly as possible (reported per stratum).
+``[r·a, (r+1)·a)`` of its draw order, cyclically, so rounds are disjoint exactly when the
+stratum holds at least ``R·a`` rows. Allocation is rounds-aware: a stratum of ``n`` rows offers
+``⌊n/R⌋`` rows per round without reuse (its disjoint share), and
+  1. when the strata with weight > 0 offer ``Σ⌊n/R⌋ ≥ total`` rows per round, the quotas and the
+     shortfall rule above are applied against ``⌊n/R⌋``, so every round is disjoint. A stratum
+     is *short* when its quota exceeds ``⌊n/R⌋``; ``shortfall = quota − ⌊n/R⌋`` (``quota − n``
+     for one round), handled by the rule (redistributed, left missing, or the total lowered).
+  2. otherwise the pool cannot give R disjoint rounds and rows are drawn again in later rounds,
+     reported in a note and per stratum (``max(0, R·a − n)`` repeated draws, spread as evenly
+     as the cyclic positions allow). ``redistribute`` starts from step 1's allocation and tops
+     up: first each short stratum back toward its quota (capped at ``min(quota, n)``, by largest
+     remainder on the weights), then by the redistribute rule with all ``n`` rows available;
+     ``none`` and ``shrink`` apply their rule against all ``n`` rows.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -149,11 +160,26 @@ class Stratum:
     available: int
     quota: int = 0  # the ratio's share of the requested total
     allocated: int = 0  # rows drawn per round
-    received: int = 0  # rows given to this stratum by redistribution
+    rounds: int = 1  # rounds the allocation is for (set by ``allocate``)
+
+    @property
+    def disjoint(self) -> int:
+        """Rows per round this stratum can give with every round disjoint: ``⌊n/R⌋``."""
+        return self.available // self.rounds
 
     @property
     def shortfall(self) -> int:
-        return max(0, self.quota - self.available)
+        return max(0, self.quota - self.disjoint)
+
+    @property
+    def received(self) -> int:
+        """Rows per round given to this stratum by redistribution (beyond its quota)."""
+        return max(0, self.allocated - self.quota)
+
+    @property
+    def reused(self) -> int:
+        """Draws over all rounds that repeat a row of another round: ``max(0, R·a − n)``."""
+        return max(0, self.rounds * self.allocated - self.available)
 
 
 @dataclass
@@ -161,11 +187,16 @@ class Allocation:
     strata: list[Stratum]
     requested: int
     rule: str
+    rounds: int = 1
     notes: list[str] = field(default_factory=list)
 
     @property
     def allocated(self) -> int:
         return sum(s.allocated for s in self.strata)
+
+    @property
+    def reused(self) -> int:
+        return sum(s.reused for s in self.strata)
 
 
 def make_strata(lang_weights: Mapping[str, Fraction], level_weights: Sequence[Fraction], available: Mapping[tuple[str, str], int]) -> list[Stratum]:
@@ -177,55 +208,109 @@ def make_strata(lang_weights: Mapping[str, Fraction], level_weights: Sequence[Fr
     ]
 
 
-def allocate(total: int, strata: list[Stratum], rule: str = "redistribute") -> Allocation:
-    """Quotas, then the shortfall rule (see the module docstring). Mutates and returns strata."""
+def _disjoint_cap(s: Stratum) -> int:
+    return s.disjoint
+
+
+def _pool_cap(s: Stratum) -> int:
+    return s.available
+
+
+def allocate(total: int, strata: list[Stratum], rule: str = "redistribute", rounds: int = 1) -> Allocation:
+    """Quotas, then the shortfall rule, rounds-aware (see the module docstring). Mutates and
+    returns strata."""
     if rule not in SHORTFALL_RULES:
         raise ValueError(f"unknown shortfall rule {rule!r}")
-    alloc = Allocation(strata, total, rule)
+    if rounds < 1:
+        raise ValueError("rounds must be >= 1")
+    alloc = Allocation(strata, total, rule, rounds)
     for s, q in zip(strata, largest_remainder(total, [s.weight for s in strata]), strict=True):
         s.quota = q
-        s.allocated = min(q, s.available)
-    missing = total - alloc.allocated
-    if missing <= 0:
+        s.rounds = rounds
+    if rounds == 1 or sum(s.disjoint for s in strata if s.weight > 0) >= total:
+        alloc.notes = _apply_rule(strata, total, rule, _disjoint_cap)  # step 1: rounds stay disjoint
         return alloc
-    if rule == "none":
-        alloc.notes.append(f"{missing} rows missing; not redistributed (shortfall rule 'none')")
-    elif rule == "redistribute":
-        for lang in dict.fromkeys(s.lang for s in strata):
-            group = [s for s in strata if s.lang == lang]
-            lang_missing = sum(s.quota for s in group) - sum(s.allocated for s in group)
-            placed = _fill(group, lang_missing)
-            if placed:
-                alloc.notes.append(f"{placed} rows moved to other levels of {lang}")
+    # step 2: the pool cannot give R disjoint rounds of ``total``: reuse, and say so
+    disjoint_total = sum(s.disjoint for s in strata if s.weight > 0)
+    if rule == "redistribute":
+        alloc.notes = [n for n in _apply_rule(strata, total, rule, _disjoint_cap) if "rows missing" not in n]
+        alloc.notes += _top_up(strata, total)
         missing = total - alloc.allocated
-        placed = _fill(strata, missing)
-        if placed:
-            alloc.notes.append(f"{placed} rows moved across languages")
-        missing = total - alloc.allocated
-        if missing:
-            alloc.notes.append(f"{missing} rows missing: the pool has no more rows in any stratum with weight > 0")
-    else:  # shrink
-        shrunk = _largest_feasible_total(total, strata)
-        for s, q in zip(strata, largest_remainder(shrunk, [s.weight for s in strata]), strict=True):
-            s.allocated = q
-        alloc.notes.append(f"total lowered from {total} to {shrunk} to keep the ratio exactly (shortfall rule 'shrink')")
+    else:
+        alloc.notes = _apply_rule(strata, total, rule, _pool_cap)
+        missing = 0
+    if alloc.reused:
+        alloc.notes.append(
+            f"the pool cannot fill {rounds} disjoint rounds of {total} rows (its strata with weight > 0 give at most {disjoint_total} rows per round without reuse): "
+            f"{alloc.reused} draws over all rounds repeat a row of another round"
+        )
+    if missing:
+        alloc.notes.append(f"{missing} rows missing: the pool has no more rows in any stratum with weight > 0")
     return alloc
 
 
-def _fill(group: list[Stratum], missing: int) -> int:
-    """Give ``missing`` rows to strata of ``group`` with spare rows, by largest remainder on
-    their weights, capped by what each holds; repeat while rows and room remain."""
+def _apply_rule(strata: list[Stratum], total: int, rule: str, cap: Callable[[Stratum], int]) -> list[str]:
+    """Allocations by ``rule`` from the quotas, each stratum giving at most ``cap(s)`` rows per
+    round; returns the notes that say what happened to missing rows."""
+    notes: list[str] = []
+    for s in strata:
+        s.allocated = min(s.quota, cap(s))
+    missing = total - sum(s.allocated for s in strata)
+    if missing <= 0:
+        return notes
+    if rule == "none":
+        notes.append(f"{missing} rows missing; not redistributed (shortfall rule 'none')")
+    elif rule == "redistribute":
+        notes += _redistribute(strata, total, cap)
+        missing = total - sum(s.allocated for s in strata)
+        if missing:
+            notes.append(f"{missing} rows missing: the pool has no more rows in any stratum with weight > 0")
+    else:  # shrink
+        shrunk = _largest_feasible_total(total, strata, cap)
+        for s, q in zip(strata, largest_remainder(shrunk, [s.weight for s in strata]), strict=True):
+            s.allocated = q
+        notes.append(f"total lowered from {total} to {shrunk} to keep the ratio exactly (shortfall rule 'shrink')")
+    return notes
+
+
+def _redistribute(strata: list[Stratum], total: int, cap: Callable[[Stratum], int]) -> list[str]:
+    """Missing rows to the other levels of the same language, then across languages."""
+    notes = []
+    for lang in dict.fromkeys(s.lang for s in strata):
+        group = [s for s in strata if s.lang == lang]
+        lang_missing = sum(s.quota for s in group) - sum(s.allocated for s in group)
+        placed = _fill(group, lang_missing, cap)
+        if placed:
+            notes.append(f"{placed} rows moved to other levels of {lang}")
+    placed = _fill(strata, total - sum(s.allocated for s in strata), cap)
+    if placed:
+        notes.append(f"{placed} rows moved across languages")
+    return notes
+
+
+def _top_up(strata: list[Stratum], total: int) -> list[str]:
+    """Reuse step of ``redistribute``: short strata back toward their quotas first (keeps the
+    ratio), then the redistribute rule, with every stratum's rows available in every round."""
+    def restore_cap(s: Stratum) -> int:
+        return min(s.quota, s.available)
+
+    _fill(strata, total - sum(s.allocated for s in strata), restore_cap)
+    return [f"with reuse: {note}" for note in _redistribute(strata, total, _pool_cap)]
+
+
+def _fill(group: list[Stratum], missing: int, cap: Callable[[Stratum], int] = _pool_cap) -> int:
+    """Give ``missing`` rows to strata of ``group`` with room below ``cap``, by largest
+    remainder on their weights, capped by that room; repeat while rows and room remain."""
     placed = 0
     while missing > 0:
-        room = [s for s in group if s.weight > 0 and s.available > s.allocated]
+        room = [s for s in group if s.weight > 0 and cap(s) > s.allocated]
         if not room:
             break
         shares = largest_remainder(missing, [s.weight for s in room])
         moved = 0
         for s, share in zip(room, shares, strict=True):
-            take = min(share, s.available - s.allocated)
+            take = min(share, cap(s) - s.allocated)
             s.allocated += take
-            s.received += take
             moved += take
         missing -= moved
         placed += moved
@@ -234,15 +319,15 @@ def _fill(group: list[Stratum], missing: int) -> int:
     return placed
 
 
-def _largest_feasible_total(total: int, strata: list[Stratum]) -> int:
-    """Largest ``T <= total`` whose largest-remainder quotas all fit (checked downwards from
-    the proportional bound: Hamilton quotas are not monotone in T, so each T is checked)."""
+def _largest_feasible_total(total: int, strata: list[Stratum], cap: Callable[[Stratum], int] = _pool_cap) -> int:
+    """Largest ``T <= total`` whose largest-remainder quotas all fit ``cap`` (checked downwards
+    from the proportional bound: Hamilton quotas are not monotone in T, so each T is checked)."""
     weights = [s.weight for s in strata]
     wsum = sum(weights)
-    bound = min((Fraction(s.available + 1) * wsum / s.weight for s in strata if s.weight > 0), default=Fraction(0))
+    bound = min((Fraction(cap(s) + 1) * wsum / s.weight for s in strata if s.weight > 0), default=Fraction(0))
     t = min(total, int(bound))
     while t > 0:
-        if all(q <= s.available for q, s in zip(largest_remainder(t, weights), strata, strict=True)):
+        if all(q <= cap(s) for q, s in zip(largest_remainder(t, weights), strata, strict=True)):
             return t
         t -= 1
     return 0
@@ -339,7 +424,7 @@ def select(
     counts = np.bincount(key[usable], minlength=len(langs) * len(LEVELS))
     available = {(lang, level): int(counts[li * len(LEVELS) + vi]) for li, lang in enumerate(langs) for vi, level in enumerate(LEVELS)}
     strata = make_strata(dict(zip(langs, lang_weights, strict=True)), level_weights, available)
-    allocation = allocate(total, strata, rule)
+    allocation = allocate(total, strata, rule, rounds)
     picked: list[list[np.ndarray]] = [[] for _ in range(rounds)]
     reused: dict[tuple[str, str], int] = {}
     for s in strata:
@@ -508,7 +593,7 @@ def selection_report(selection: Selection, *, rounds: int) -> dict[str, Any]:
     for s in alloc.strata:
         strata.append({
             "lang": s.lang, "difficulty": s.level, "weight": _num(s.weight), "quota": s.quota, "available": s.available,
-            "shortfall": s.shortfall, "received": s.received, "selected_per_round": s.allocated,
+            "disjoint_per_round": s.disjoint, "shortfall": s.shortfall, "received": s.received, "selected_per_round": s.allocated,
             "reused_across_rounds": selection.reused.get((s.lang, s.level), 0),
         })
     per_round = alloc.allocated
@@ -519,9 +604,10 @@ def selection_report(selection: Selection, *, rounds: int) -> dict[str, Any]:
         "selected_per_round": per_round,
         "rounds": rounds,
         "rounds_disjoint": not selection.reused,
+        "reused_draws": sum(selection.reused.values()),
         "rounding": "largest remainder (Hamilton) over (language, level) strata; ties to the harder level, then the earlier language",
         "shortfall_rule": alloc.rule,
-        "shortfall_rule_text": SHORTFALL_TEXT[alloc.rule],
+        "shortfall_rule_text": SHORTFALL_TEXT[alloc.rule] + ("; " + ROUNDS_TEXT if rounds > 1 else ""),
         "notes": list(alloc.notes),
         "achieved_level_shares": {k: round(v / per_round, 6) if per_round else 0.0 for k, v in by_level.items()},
         "achieved_lang_shares": {k: round(v / per_round, 6) if per_round else 0.0 for k, v in by_lang.items()},
@@ -534,6 +620,11 @@ SHORTFALL_TEXT = {
     "none": "missing rows of a short stratum are not replaced; the output is smaller than requested",
     "shrink": "the total is lowered to the largest one whose quotas all fit the pool, keeping the ratio exactly",
 }
+ROUNDS_TEXT = (
+    "with R rounds a stratum of n rows offers floor(n/R) rows per round (disjoint_per_round) and, when those add up to the total, "
+    "the rule is applied against them so rounds are disjoint; only when they do not are rows drawn again in later rounds "
+    "(redistribute: short strata back toward their quotas first, then the rule), reported in the notes and per stratum"
+)
 
 
 def _num(f: Fraction) -> float | int:

@@ -2,9 +2,11 @@
 
 A block of candidates goes through
 
-    generate → filter → dedup → reread → answer → critic
+    generate → filter → dedup → answer → critic          (without --reread)
+    generate → filter → reread → dedup → answer → critic (with --reread)
 
-and each stage makes at most one batched backend call (two for the critic: answer, then judge;
+(with ReReading the near-duplicate check comes after it, so it checks the text that is written
+— a rewrite included — and the near-duplicate memory holds that final text), and each stage makes at most one batched backend call (two for the critic: answer, then judge;
 plus one per judge retry) over the candidates still alive. A candidate that fails a stage stops
 there and becomes a rejects row with ``stage``, ``reason`` and ``detail``; the rest become output
 rows. Which candidates exist and how resume works is in ``schedule.py``; the pure algorithms
@@ -52,7 +54,7 @@ from in2x_cli.records import InstructionRow
 from in2x_cli.synth.config import SeedTask, Stats, SynthConfig
 from in2x_cli.synth.schedule import GENERATING_MODES, BlockRunner, row_id, slot_id
 
-STAGES = ("generate", "filter", "dedup", "reread", "answer", "critic")
+STAGES = ("generate", "filter", "reread", "dedup", "answer", "critic")  # reread only with --reread
 
 
 @dataclass
@@ -261,9 +263,10 @@ class Synthesizer:
             self._pool(lang).add(key, text)
 
     def dedup(self, cands: list[Candidate]) -> None:
-        """Sequential in block order: each candidate is compared with the seeds and every earlier
-        candidate of its language that passed this check (Self-Instruct compares with the whole
-        pool, accepted or not later)."""
+        """Sequential in block order: each candidate's final text (after ReReading, when on) is
+        compared with the seeds and the final text of every earlier candidate of its language
+        that passed this check (Self-Instruct compares with the whole pool, accepted or not
+        later)."""
         if self.cfg.dedup == "embedding":
             for lang in {c.lang for c in cands}:
                 self._pool(lang).prefetch([c.instruction or "" for c in cands if c.lang == lang])
@@ -440,9 +443,9 @@ class Synthesizer:
         self.stats.candidates += len(cands)
         self.generate(cands)
         self.filter(_alive(cands))
-        self.dedup(_alive(cands))
         if self.cfg.reread:
             self.reread(_alive(cands))
+        self.dedup(_alive(cands))  # after ReReading: a rewrite is checked, and remembered, as written
         if self.cfg.answer:
             self.answer(_alive(cands))
         if self.critic_backend is not None:

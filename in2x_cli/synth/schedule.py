@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from in2x_cli.synth.config import Stats
     from in2x_cli.synth.pipeline import Candidate, Synthesizer
 
-# Rejected at these stages = passed the near-duplicate check (its text is in the pool).
-AFTER_DEDUP = {"reread", "answer", "critic"}
+# Rejected at these stages = passed the near-duplicate check (its final text is in the pool).
+# ReReading runs before the check (pipeline.py), so its rejects never reached the pool.
+AFTER_DEDUP = {"answer", "critic"}
 
 GENERATING_MODES = ("self-instruct", "magpie")
 INPUT_MODES = ("rewrite", "answer")
@@ -188,9 +189,7 @@ class BlockRunner:
     def _replay_row(self, lang: str, row: dict[str, Any]) -> None:
         accepted = "reason" not in row
         if accepted or row.get("stage") in AFTER_DEDUP:
-            reread = row.get("reread") or {}
-            text = reread.get("original_instruction") or row.get("instruction") or ""
-            self.synth.remember(lang, row["id"], text)
+            self.synth.remember(lang, row["id"], row.get("instruction") or "")  # the final text, as checked
 
     def _run_generating(
         self,

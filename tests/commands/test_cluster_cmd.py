@@ -94,6 +94,38 @@ def test_embed_model_and_dotted_embedder(tmp_path):
     assert {r["cluster"] for r in res.rows()} == {0, 1}
 
 
+
+def test_embed_model_with_custom_code_needs_trust_remote_code(tmp_path, monkeypatch):
+    """An encoder whose architecture exists only as code in its directory is refused (exit 2,
+    the message names the flag), and is loaded, its code run, with --trust-remote-code."""
+    import sys
+
+    import transformers.dynamic_module_utils as dynamic
+
+    from tests.core.test_cluster_embed import build_tiny_encoder
+
+    monkeypatch.setattr(dynamic, "HF_MODULES_CACHE", str(tmp_path / "modules"))  # not ~/.cache
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    enc = build_tiny_encoder(tmp_path / "custom_enc")
+    marker = tmp_path / "custom_code_ran"
+    cfg = json.loads((enc / "config.json").read_text())
+    cfg.update(model_type="in2x-custom-bert", auto_map={"AutoConfig": "modeling_custom.CustomConfig", "AutoModel": "modeling_custom.CustomModel"})
+    (enc / "config.json").write_text(json.dumps(cfg))
+    (enc / "modeling_custom.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "from transformers import BertConfig, BertModel\n\n\n"
+        "class CustomConfig(BertConfig):\n    model_type = 'in2x-custom-bert'\n\n\n"
+        "class CustomModel(BertModel):\n    config_class = CustomConfig\n"
+    )
+    src = write_jsonl(tmp_path / "in.jsonl", [{"instruction": t} for t in ("hello", "world", "今日は", "明日", "sea", "海")])
+    args = ["cluster", str(src), "--embed-model", str(enc), "--device", "cpu", "-a", "kmeans", "--k", "2", "--no-cache"]
+    assert_user_error(invoke(args), str(enc), "--trust-remote-code")
+    assert not marker.exists()
+    res = invoke([*args, "--trust-remote-code"])
+    assert res.code == 0, res.stderr
+    assert marker.exists() and len(res.rows()) == 6 and {r["cluster"] for r in res.rows()} == {0, 1}
+
+
 @pytest.mark.parametrize(
     ("lines", "extra", "where"),
     [

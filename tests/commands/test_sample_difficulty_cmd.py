@@ -193,3 +193,43 @@ def test_total_required_and_paper_names_and_detected_language(tmp_path):
     assert {(r["instruction"][:4], r["difficulty"]) for r in res.rows()} == {("これは日", "very_hard"), ("This", "hard")}
     rep = json.loads(res.stderr[res.stderr.index("{"):res.stderr.rindex("}") + 1])
     assert rep["pool"] == {"rows": 3, "lang_detected": 1, "excluded_languages": {"fr": 1}, "grading_failed": 0}
+
+
+def _level_pool(tmp_path, counts):
+    rows = [{"id": f"{lv}-{i}", "lang": "en", "instruction": f"{lv} task {i}", "difficulty": lv, "cluster": i % 5}
+            for lv, n in zip(("very_hard", "hard", "medium", "easy", "very_easy"), counts, strict=True) for i in range(n)]
+    return write_jsonl(tmp_path / "pool.jsonl", rows)
+
+
+def test_rounds_stay_disjoint_when_a_stratum_is_short_for_all_rounds(tmp_path):
+    # en only: 40 very_hard, 200 per other level; 100 per round x 2. very_hard can give 20 per
+    # round without reuse (quota 30): its 10 missing rows go to hard/medium/easy as 4/4/2.
+    src, report = _level_pool(tmp_path, [40, 200, 200, 200, 200]), tmp_path / "r.json"
+    res = invoke(["sample-difficulty", str(src), "--lang-ratio", "en=1", "--total", "100", "--rounds", "2", "--report", str(report)])
+    assert res.code == 0, res.stderr
+    rows = res.rows()
+    by_round = [[r for r in rows if r["round"] == k] for k in (0, 1)]
+    assert not {r["id"] for r in by_round[0]} & {r["id"] for r in by_round[1]}
+    for part in by_round:
+        assert Counter(r["difficulty"] for r in part) == {"very_hard": 20, "hard": 34, "medium": 34, "easy": 12}
+    rep = json.loads(report.read_text())
+    vh = next(s for s in rep["strata"] if s["difficulty"] == "very_hard")
+    assert (vh["quota"], vh["available"], vh["disjoint_per_round"], vh["shortfall"], vh["selected_per_round"]) == (30, 40, 20, 10, 20)
+    assert rep["notes"] == ["10 rows moved to other levels of en"] and rep["rounds_disjoint"] and rep["reused_draws"] == 0
+    assert "stratum en/very_hard: quota 30, only 40 rows for 2 rounds (20 per round without reuse) (shortfall 10; rule: redistribute)" in res.stderr
+    assert "rounds are not disjoint" not in res.stderr
+
+
+def test_rounds_reuse_is_reported_when_the_pool_is_too_small(tmp_path):
+    # 40+30+30+10 rows give 55 per round without reuse, fewer than 100: quotas are kept by
+    # drawing rows again (2·30-40 = 20, 30, 30, 2·10-10 = 10 repeated draws), and that is said.
+    src, report = _level_pool(tmp_path, [40, 30, 30, 10, 0]), tmp_path / "r.json"
+    res = invoke(["sample-difficulty", str(src), "--lang-ratio", "en=1", "--total", "100", "--rounds", "2", "--report", str(report)])
+    assert res.code == 0, res.stderr
+    rep = json.loads(report.read_text())
+    assert not rep["rounds_disjoint"] and rep["reused_draws"] == 90
+    assert [s["reused_across_rounds"] for s in rep["strata"]] == [20, 30, 30, 10, 0]
+    assert rep["notes"][-1].startswith("the pool cannot fill 2 disjoint rounds of 100 rows")
+    assert ("rounds are not disjoint: 90 draws repeat a row of another round (en/very_hard 20, en/hard 30, en/medium 30, en/easy 10); "
+            "the pool is too small for 2 disjoint rounds of 100") in " ".join(res.stderr.split())
+    assert Counter(r["difficulty"] for r in res.rows() if r["round"] == 1) == {"very_hard": 30, "hard": 30, "medium": 30, "easy": 10}

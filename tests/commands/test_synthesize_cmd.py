@@ -510,6 +510,74 @@ def test_self_instruct_language_filter_and_embedding_dedup(tmp_path):
     assert all(r["detail"]["method"] == "embedding" and 0.8 <= r["detail"]["score"] < 0.95 for r in dups)
 
 
+BAKERY_REWRITE = "Suggest three catchy names for a small family bakery that bakes only sourdough loaves every morning."
+BAKERY_NEAR = "Suggest three catchy names for a small family bakery that bakes sourdough loaves every morning."
+
+
+def _reread_dedup_world(name: str) -> World:
+    """Self-Instruct candidates in slot order; ReReading rewrites two of them (one into seed s04).
+    ROUGE-L F1 (threshold 0.7): BAKERY_NEAR vs BAKERY_REWRITE 0.97, vs EN_TASKS[4] 0.56;
+    EN_TASKS[3] vs EN_TASKS[2] 0.89; nothing else here is >= 0.7 to a seed or another task."""
+    world = World(name)
+    sequence = iter([EN_TASKS[2], EN_TASKS[4], EN_TASKS[3], BAKERY_NEAR, EN_TASKS[5], EN_TASKS[6], EN_TASKS[8], EN_TASKS[9]])
+    by_prompt: dict[str, str] = {}  # a slot's prompt -> its task, so a resumed run regenerates the same
+
+    def gen(prompt: str) -> str:
+        if prompt not in by_prompt:
+            by_prompt[prompt] = next(sequence)
+        return by_prompt[prompt]
+
+    world.generate = gen
+    world.reread = {
+        "lighthouse keeper.": json.dumps({"verdict": "rewrite", "rewrite": "Explain why leaves change color in autumn.", "reason": "clearer"}),
+        "sells only bread": json.dumps({"verdict": "rewrite", "rewrite": BAKERY_REWRITE, "reason": "livelier"}),
+    }
+    return world
+
+
+def _reread_dedup_args(world: World) -> list[str]:
+    return ["self-instruct", SEEDS, "-m", world.name, "--backend", SCRIPTED, "--langs", "en", "--num", "3",
+            "--no-answer", "--reread", "--batch-size", "2"]
+
+
+def test_reread_rewrites_are_checked_for_near_duplicates(tmp_path):
+    world = _reread_dedup_world("reread-dedup")
+    out = tmp_path / "o.jsonl"
+    res = synth(*_reread_dedup_args(world), "-o", str(out))
+    assert res.code == 0, res.stderr
+    rows, rejects = read(out), read(tmp_path / "o.rejects.jsonl")
+    # slot 1: kept as rewritten; slot 2: the lighthouse task "at night" is not a near-duplicate of
+    # slot 0's pre-rewrite text (the memory holds final texts); slot 4 fills the quota
+    assert [r["instruction"] for r in rows] == [BAKERY_REWRITE, EN_TASKS[3], EN_TASKS[5]]
+    assert rows[0]["reread"] == {"verdict": "rewrite", "reason": "livelier", "original_instruction": EN_TASKS[4]}
+    # slot 0: its rewrite is seed s04 verbatim; slot 3: a near copy of slot 1's rewrite
+    assert [(r["stage"], r["reason"], r["detail"]["similar_to"], r["detail"]["score"]) for r in rejects] == [
+        ("dedup", "near_duplicate", "seed:s04", 1.0),
+        ("dedup", "near_duplicate", rows[0]["id"], 0.9677),
+    ]
+    assert rejects[0]["instruction"] == "Explain why leaves change color in autumn."
+    assert rejects[0]["reread"]["original_instruction"] == EN_TASKS[2]
+    assert rejects[1]["instruction"] == BAKERY_NEAR and rejects[1]["reread"] == {"verdict": "keep", "reason": "fine"}
+
+
+@pytest.mark.parametrize("after", [3, 6])
+def test_reread_dedup_resume_replays_the_final_texts(tmp_path, after):
+    # 4 backend calls per block (2 generations, 2 rereads): after=3 dies in block 1, after=6 in
+    # block 2, whose near-duplicate (BAKERY_NEAR) is caught only if the replay of block 1
+    # remembers slot 1's rewritten text
+    world = _reread_dedup_world("reread-dedup-resume")
+    args = _reread_dedup_args(world)
+    assert synth(*args, "-o", str(tmp_path / "ref.jsonl")).code == 0
+    out = tmp_path / "out.jsonl"
+    fakes.SCRIPTS[world.name] = _interrupting(world, after)
+    assert synth(*args, "-o", str(out), "--resume").code == 130
+    fakes.SCRIPTS[world.name] = world
+    res = synth(*args, "-o", str(out), "--resume")
+    assert res.code == 0, res.stderr
+    assert read(out) == read(tmp_path / "ref.jsonl")
+    assert read(tmp_path / "out.rejects.jsonl") == read(tmp_path / "ref.rejects.jsonl")
+
+
 # --------------------------------------------------------------------------- resume
 
 

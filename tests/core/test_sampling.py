@@ -187,3 +187,75 @@ def test_select_reuses_rows_only_when_the_pool_is_short():
     assert [len(r) for r in sel.rounds] == [4, 4]
     assert len(set(sel.rounds[0]) | set(sel.rounds[1])) == 6  # every row used before any repeats
     assert sel.reused == {("en", "very_hard"): 2}
+
+
+def _en(counts):
+    """One language (en) with ``counts`` rows per level, hardest first."""
+    return make_strata({"en": Fraction(1)}, PAPER, {("en", lv): n for lv, n in zip(LEVELS, counts, strict=True)})
+
+
+def _stat(alloc, name):
+    return [getattr(s, name) for s in alloc.strata]
+
+
+def test_rounds_short_stratum_redistributed_so_rounds_stay_disjoint():
+    # en: 40 very_hard, 200 in every other level; 100 rows x 2 rounds. Quotas 30,30,30,10,0.
+    # Without reuse very_hard offers floor(40/2) = 20 per round: shortfall 10, re-apportioned
+    # over hard/medium/easy (weights 3,3,1): exact 30/7, 30/7, 10/7 -> floors 4,4,1; the one
+    # leftover goes to the largest remainder, easy (3/7 > 2/7). The pool offers 20+100+100+100
+    # = 320 >= 100 rows per round, so nothing is reused.
+    alloc = allocate(100, _en([40, 200, 200, 200, 200]), rounds=2)
+    assert _stat(alloc, "quota") == [30, 30, 30, 10, 0]
+    assert _stat(alloc, "allocated") == [20, 34, 34, 12, 0]
+    assert _stat(alloc, "shortfall") == [10, 0, 0, 0, 0]
+    assert _stat(alloc, "received") == [0, 4, 4, 2, 0]
+    assert alloc.reused == 0 and alloc.notes == ["10 rows moved to other levels of en"]
+    # one round of the same pool: nothing is short
+    one = allocate(100, _en([40, 200, 200, 200, 200]))
+    assert _stat(one, "allocated") == [30, 30, 30, 10, 0] and _stat(one, "shortfall") == [0] * 5 and not one.notes
+
+
+def test_rounds_disjoint_under_none_and_shrink():
+    # same pool: 'none' leaves very_hard's 10 missing rows missing; 'shrink' lowers the total to
+    # 67 (T=67: exact 20.1 x3, 6.7 -> 20,20,20,6 + the leftover to easy = 7, fits floor(40/2)=20;
+    # T=68: exact 20.4 x3, 6.8 -> leftovers to easy (0.8) then very_hard (0.4) = 21 > 20).
+    none = allocate(100, _en([40, 200, 200, 200, 200]), "none", rounds=2)
+    assert _stat(none, "allocated") == [20, 30, 30, 10, 0] and none.reused == 0
+    assert none.notes == ["10 rows missing; not redistributed (shortfall rule 'none')"]
+    shrink = allocate(100, _en([40, 200, 200, 200, 200]), "shrink", rounds=2)
+    assert _stat(shrink, "allocated") == [20, 20, 20, 7, 0] and shrink.reused == 0
+    assert shrink.notes == ["total lowered from 100 to 67 to keep the ratio exactly (shortfall rule 'shrink')"]
+
+
+def test_rounds_reuse_only_when_the_pool_cannot_fill_disjoint_rounds():
+    # en: 40, 30, 30, 10 rows; 2 rounds of 100. Without reuse: 20+15+15+5 = 55 < 100 per round.
+    # Step 1 gives 20,15,15,5 (nobody has room); step 2 restores every stratum to its quota
+    # (deficits 10+15+15+5 = 45 = the missing rows). Repeated draws 2a - n: 20, 30, 30, 10.
+    alloc = allocate(100, _en([40, 30, 30, 10, 0]), rounds=2)
+    assert _stat(alloc, "allocated") == [30, 30, 30, 10, 0]
+    assert _stat(alloc, "shortfall") == [10, 15, 15, 5, 0]
+    assert _stat(alloc, "reused") == [20, 30, 30, 10, 0]
+    assert alloc.notes == ["the pool cannot fill 2 disjoint rounds of 100 rows (its strata with weight > 0 give at most 55 rows "
+                           "per round without reuse): 90 draws over all rounds repeat a row of another round"]
+    # 41, 30, 30, 10 rows, 60 per round: quotas 18,18,18,6; without reuse 20,15,15,5 = 55 < 60.
+    # Step 1: very_hard takes 18, then 2 of en's 7 missing rows (its room 20-18). Step 2: the 5
+    # still missing go back to hard/medium/easy (weights 3,3,1: exact 15/7,15/7,5/7 -> 2,2,0,
+    # leftover to easy) -> 17,17,6. Repeats: 40-41 -> 0, 34-30 = 4, 4, 12-10 = 2.
+    alloc = allocate(60, _en([41, 30, 30, 10, 0]), rounds=2)
+    assert _stat(alloc, "allocated") == [20, 17, 17, 6, 0] and alloc.allocated == 60
+    assert _stat(alloc, "reused") == [0, 4, 4, 2, 0]
+    assert alloc.notes[0] == "2 rows moved to other levels of en" and "10 draws over all rounds repeat" in alloc.notes[1]
+    # 'none' in the same situation keeps each quota it can, by reuse inside the stratum
+    none = allocate(100, _en([40, 30, 30, 10, 0]), "none", rounds=2)
+    assert _stat(none, "allocated") == [30, 30, 30, 10, 0] and none.reused == 90
+
+
+def test_select_rounds_disjoint_for_the_short_stratum_scenario():
+    counts = [40, 200, 200, 200, 200]
+    level = np.repeat(np.arange(5), counts)
+    n = len(level)
+    sel = select(np.zeros(n, dtype=int), level, np.arange(n) % 7, np.zeros(n, dtype=int), langs=["en"], lang_weights=[1],
+                 level_weights=PAPER, total=100, rounds=2, seed=0)
+    assert not sel.reused and not set(sel.rounds[0]) & set(sel.rounds[1])
+    for r in sel.rounds:
+        assert np.bincount(level[r], minlength=5).tolist() == [20, 34, 34, 12, 0]
