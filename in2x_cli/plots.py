@@ -3,7 +3,8 @@
 ``find_artefacts`` walks a run directory for the files in2x stages write: ``metrics.jsonl``
 (cpt / sft / grpo, see train/common.py), ``in2x.eval/1`` JSON (``in2x eval``) and
 ``in2x.autorank/1`` JSON (``in2x eval autorank``). Each renderer draws one PNG with matplotlib's
-headless Agg backend; panels appear only for the series a file actually has.
+headless Agg backend; panels appear only for the series a file actually has. Each PNG carries its
+provenance (the file it was drawn from, with its sha256) in a text chunk, ``PROVENANCE_KEY``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ TRAIN_PANELS: list[tuple[str, str]] = [
     ("tokens / s", r"tokens_per_second"),
 ]
 MAX_WALK_DEPTH = 4
+PROVENANCE_KEY = "in2x-provenance"  # PNG text chunk: JSON from in2x_cli.provenance.collect
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,15 @@ def _grid(n: int) -> tuple[int, int]:
     return (n + cols - 1) // cols, cols
 
 
+def _save(fig: Any, path: Path, art: Artefact) -> None:
+    """Write the PNG with its provenance inside (a picture copied out of the run still says what
+    it was drawn from): ``Image.open(path).text[PROVENANCE_KEY]``."""
+    from in2x_cli import provenance
+
+    record = provenance.collect(command="plot", config={"kind": art.kind, "source": str(art.path)}, inputs=[art.path])
+    fig.savefig(path, dpi=110, metadata={PROVENANCE_KEY: json.dumps(record, ensure_ascii=True, allow_nan=False)})
+
+
 def render_train(art: Artefact, out: Path) -> Path | None:
     panels = train_series(read_metrics(art.path))
     if not panels:
@@ -157,7 +168,7 @@ def render_train(art: Artefact, out: Path) -> Path | None:
     fig.suptitle(f"training: {art.name}")
     fig.tight_layout()
     path = out / f"train-{art.name}.png"
-    fig.savefig(path, dpi=110)
+    _save(fig, path, art)
     plt.close(fig)
     return path
 
@@ -217,7 +228,7 @@ def render_eval(art: Artefact, out: Path) -> list[Path]:
         fig.suptitle(f"eval {res.get('pair', '')}: {art.name}")
         fig.tight_layout()
         path = out / f"eval-{art.name}-{res.get('pair') or 'pair'}.png"
-        fig.savefig(path, dpi=110)
+        _save(fig, path, art)
         plt.close(fig)
         paths.append(path)
     return paths
@@ -256,7 +267,7 @@ def render_autorank(art: Artefact, out: Path, highlight: Sequence[str] = ()) -> 
         fig.tight_layout(rect=(0, 0.02, 1, 1))
         label = re.sub(r"[^\w.-]+", "_", str(pair.get("pair", "pair")))
         path = out / f"autorank-{art.name}-{label}.png"
-        fig.savefig(path, dpi=110)
+        _save(fig, path, art)
         plt.close(fig)
         paths.append(path)
     return paths

@@ -66,6 +66,9 @@ def _chat(user: str, assistant: str) -> str:
     return f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{assistant}<|im_end|>\n"
 
 
+CORPUS_FILES = ("parallel", "instructions", "pretrain", "seed_tasks")  # what corpus_texts reads
+
+
 def corpus_texts() -> Iterator[str]:
     """Everything the tokenizer and the warm-up training see, as strings."""
     for row in load_corpus("parallel"):
@@ -143,9 +146,11 @@ def build_tiny_model(out_dir: str | Path, config: TinyConfig = TinyConfig()) -> 
     )
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
-    (out / "in2x_provenance.json").write_text(
-        json.dumps({"tool": "in2x", "command": "tiny-model", "config": config.__dict__}, indent=2) + "\n", encoding="utf-8"
-    )
+    from in2x_cli import provenance
+    from in2x_cli.io.checkpoint import write_provenance
+
+    corpus = [corpus_dir() / f"{name}.jsonl" for name in CORPUS_FILES]
+    write_provenance(out, provenance.collect(command="tiny-model", config=config, seed=config.seed, inputs=corpus))
     return out
 
 

@@ -38,6 +38,19 @@ c = collections.Counter(json.loads(l)["reason"] for l in open(sys.argv[1], encod
 print(", ".join(f"{k} {n}" for k, n in c.most_common()) or "none")' "$1"
 }
 q() { "$IN2X" -q "$@"; }
+# Provenance for a file this script makes itself (not through an in2x command): the same
+# FILE.meta.json an in2x output gets (tool version, command, input sha256s, row count).
+sidecar() {  # sidecar FILE WHAT INPUT...
+  $PY - "$@" <<'PYEOF'
+import sys
+from in2x_cli import provenance
+from in2x_cli.io import write_json
+out, what, inputs = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(out, encoding="utf-8") as fh:
+    rows = sum(1 for line in fh if line.strip())
+write_json(f"{out}.meta.json", provenance.collect(command=f"recipes/demo.sh: {what}", inputs=inputs, extra={"output": {"path": out, "rows": rows}}))
+PYEOF
+}
 
 # 0. A base model: the tiny Qwen2 chat model, warmed up on the corpus (stands in for Qwen2.5).
 q tiny-model "$RUN/base" --train-steps "$WARM"
@@ -45,25 +58,28 @@ step "tiny-model: $RUN/base (Qwen2-shaped, ${WARM} warm-up steps on the bundled 
 
 # Data preparation (plain Python on the bundled corpus): a pool where the Chinese rows lost their
 # difficulty labels (the judge grades them), CPT sources split into knowledge and creative,
-# translation chats for SFT, and GRPO prompts with references and answers.
+# translation chats for SFT, and GRPO prompts with references and answers. Each file gets a sidecar.
 $PY - "$DATA" "$RUN/data" "$NDOCS" <<'PYEOF'
-import json, sys
+import sys
 from pathlib import Path
+from in2x_cli import provenance
+from in2x_cli.io import JsonlWriter, iter_jsonl
 src, out, ndocs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-rows = lambda name: [json.loads(l) for l in open(src / f"{name}.jsonl", encoding="utf-8") if l.strip()]
-def write(name, items):
-    with open(out / name, "w", encoding="utf-8") as fh:
-        for r in items:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+rows = lambda name: [line.data for line in iter_jsonl(src / f"{name}.jsonl")]
+def write(name, items, *sources):  # sources: the corpus files the rows came from
+    meta = provenance.collect(command="recipes/demo.sh: data preparation", config={"file": name, "ndocs": ndocs},
+                              inputs=[src / f"{s}.jsonl" for s in sources])
+    with JsonlWriter(out / name, meta=meta) as w:
+        w.write_many(items)
 pool = []
 for r in rows("instructions"):
     if r["lang"] == "zh":
         r = {k: v for k, v in r.items() if k != "difficulty"}
     pool.append(r)
-write("pool.jsonl", pool)
+write("pool.jsonl", pool, "instructions")
 pre = rows("pretrain")
-write("knowledge.jsonl", [r for r in pre if r.get("kind") != "creative"])
-write("creative.jsonl", [r for r in pre if r.get("kind") == "creative"])
+write("knowledge.jsonl", [r for r in pre if r.get("kind") != "creative"], "pretrain")
+write("creative.jsonl", [r for r in pre if r.get("kind") == "creative"], "pretrain")
 par = rows("parallel")
 chats = []
 for r in par[:120]:
@@ -71,17 +87,17 @@ for r in par[:120]:
         {"role": "user", "content": f"次の英語を日本語に翻訳してください。\n\n{r['en']}"}, {"role": "assistant", "content": r["ja"]}]})
     chats.append({"id": f"tr-jazh-{r['id']}", "lang": "zh", "messages": [
         {"role": "user", "content": f"请将以下日语翻译成中文。\n\n{r['ja']}"}, {"role": "assistant", "content": r["zh"]}]})
-write("translation_chats.jsonl", chats)
+write("translation_chats.jsonl", chats, "parallel")
 grpo = [{"id": f"g-{r['id']}", "src": r["en"], "ref": r["ja"], "src_lang": "en", "tgt_lang": "ja", "lang": "ja"} for r in par[120:160]]
 grpo += [{"id": f"g-{r['id']}", "instruction": r["instruction"], "answer": r["answer"], "lang": r["lang"]} for r in rows("instructions") if r.get("answer")][:24]
-write("grpo_prompts.jsonl", grpo)
-write("documents.jsonl", rows("documents")[:ndocs])
+write("grpo_prompts.jsonl", grpo, "parallel", "instructions")
+write("documents.jsonl", rows("documents")[:ndocs], "documents")
 PYEOF
 step "data: $(count "$RUN/data/pool.jsonl") pool rows, $(count "$RUN/data/knowledge.jsonl")+$(count "$RUN/data/creative.jsonl") CPT documents, $(count "$RUN/data/translation_chats.jsonl") translation chats, $(count "$RUN/data/grpo_prompts.jsonl") RL prompts"
 
 # 1. cluster: Birch over hashing embeddings, merged to 12 clusters (paper: Birch over 40M).
 q cluster "$RUN/data/pool.jsonl" --algorithm birch --k 12 --threshold 0.5 --cache-dir "$RUN/cache" -o "$RUN/clustered.jsonl"
-q cluster "$RUN/data/pool.jsonl" --sweep-threshold 0.3,0.5,0.7 --cache-dir "$RUN/cache" > "$RUN/cluster_sweep.jsonl"
+q cluster "$RUN/data/pool.jsonl" --sweep-threshold 0.3,0.5,0.7 --cache-dir "$RUN/cache" -o "$RUN/cluster_sweep.jsonl"
 step "cluster: $(count "$RUN/clustered.jsonl") rows in 12 Birch clusters; threshold sweep -> $RUN/cluster_sweep.jsonl"
 
 # 2. sample-difficulty: the tiny model judges the unlabelled rows (its verdicts are invalid JSON,
@@ -92,6 +108,7 @@ step "sample-difficulty: $(count "$RUN/selected.jsonl") rows over 2 rounds; $(co
 
 # 3. synthesize: Self-Instruct from the seed tasks under the rules, with ReReading and a critic.
 printf '%s\n' "Write tasks a native speaker would ask." "Keep each task self-contained and answerable." > "$RUN/data/rules.txt"
+sidecar "$RUN/data/rules.txt" "synthesis rules"
 q synthesize self-instruct "$DATA/seed_tasks.jsonl" -m "$RUN/base" --num "$SYN" --langs zh,en,ja --lang-ratio 1:1:1 \
   --rules "$RUN/data/rules.txt" --reread --critic-model "$RUN/base" --max-tokens "$MAXTOK" -o "$RUN/synth.jsonl"
 step "synthesize: $(count "$RUN/synth.jsonl") accepted, $(count "$RUN/synth.rejects.jsonl") rejected ($(reasons "$RUN/synth.rejects.jsonl"); rows in $RUN/synth.rejects.jsonl)"
@@ -106,18 +123,22 @@ q cpt -m "$RUN/cpt2" --data "$RUN/data/knowledge.jsonl" --data "$RUN/data/creati
 step "cpt: phase 1 (knowledge 0.8 + creative 0.2, constant LR) -> phase 2 (long docs, seq 256, RoPE theta 20000) -> phase 3 (lowest-perplexity half, LR 3e-5 linear decay): $RUN/cpt3"
 
 # 5. sft: the sampled rows (round r in epoch r) plus synthesized data and translation chats.
-cat "$RUN/selected.jsonl" "$RUN/synth.jsonl" > "$RUN/data/sft_rounds.jsonl"
-$PY - "$RUN/data/sft_rounds.jsonl" "$RUN/data/translation_chats.jsonl" "$RUN/data/sft.jsonl" <<'PYEOF'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+$PY - "$RUN/selected.jsonl" "$RUN/synth.jsonl" "$RUN/data/translation_chats.jsonl" "$RUN/data/sft.jsonl" <<'PYEOF'
+import sys
+from in2x_cli import provenance
+from in2x_cli.io import JsonlWriter, iter_jsonl
+*inputs, output = sys.argv[1:]
+selected, synth, translation_chats = inputs
+rows = [line.data for p in (selected, synth) for line in iter_jsonl(p, require_rows=False)]
 rows = [r for r in rows if r.get("response") or r.get("messages")]
-chats = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8") if l.strip()]
+chats = [line.data for line in iter_jsonl(translation_chats)]
 for i, c in enumerate(chats):
     c["round"] = i % 2   # translation chats are split over both rounds (0 and 1, as sample-difficulty numbers them)
-with open(sys.argv[3], "w", encoding="utf-8") as fh:
+meta = provenance.collect(command="recipes/demo.sh: SFT data (answered rows + synthesized + translation chats)", inputs=inputs)
+with JsonlWriter(output, meta=meta) as w:
     for r in rows + chats:
         r.setdefault("round", 0)
-        fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        w.write(r)
 PYEOF
 q sft "$RUN/data/sft.jsonl" -m "$RUN/cpt3" --rounds --max-steps "$SFT_STEPS" --lr 1e-3 --max-length 256 --batch-size 8 --report-to none -o "$RUN/sft"
 q sft "$RUN/data/sft.jsonl" -m "$RUN/cpt3" --rounds --max-steps "$SFT_STEPS" --lr 1e-3 --max-length 256 --batch-size 8 \
@@ -133,31 +154,53 @@ step "grpo: $GRPO_STEPS TIC-GRPO updates, $G rollouts per prompt, rewards chrF +
 # 7. merge: fuse the two fine-tuned variants over the CPT base, with TIES and with OBIM.
 q merge --method ties --base "$RUN/cpt3" -m "$RUN/grpo" -m "$RUN/sft_t2" -w 0.5 -d 0.5 -o "$RUN/merged_ties"
 head -40 "$RUN/data/translation_chats.jsonl" > "$RUN/data/calibration.jsonl"
+sidecar "$RUN/data/calibration.jsonl" "OBIM calibration (first 40 translation chats)" "$RUN/data/translation_chats.jsonl"
 q merge --method obim --base "$RUN/cpt3" -m "$RUN/grpo" -m "$RUN/sft_t2" -d 0.3 --calibration "$RUN/data/calibration.jsonl" -o "$RUN/merged_obim"
 step "merge: TIES (density 0.5) and OBIM (saliency from calibration activations, top 30%, mutually exclusive) of grpo + sft_t2 -> $RUN/merged_ties, $RUN/merged_obim"
 
 # 8. translate: WMT25-style documents, paragraph fallback, MBR over greedy + samples (chrF utility).
-: > "$RUN/translations.jsonl"
-for sys in base sft grpo merged_ties merged_obim; do
+SYSTEMS="base sft grpo merged_ties merged_obim"
+for sys in $SYSTEMS; do
   q translate "$RUN/data/documents.jsonl" -m "$RUN/$sys" --granularity document --mbr "$MBR" --max-tokens "$MAXTOK" \
     -o "$RUN/translate_$sys.jsonl"
-  $PY -c 'import json,sys
-for l in open(sys.argv[1], encoding="utf-8"):
-    r = json.loads(l); r["system"] = sys.argv[2]; r["ref"] = r.pop("ref_text", r.get("ref")); print(json.dumps(r, ensure_ascii=False))' \
-    "$RUN/translate_$sys.jsonl" "$sys" >> "$RUN/translations.jsonl"
 done
+# One file for eval: every system's rows, tagged with the system (provenance: the five inputs).
+# shellcheck disable=SC2086
+$PY - "$RUN" $SYSTEMS <<'PYEOF'
+import sys
+from in2x_cli import provenance
+from in2x_cli.io import JsonlWriter, iter_jsonl
+run, systems = sys.argv[1], sys.argv[2:]
+inputs = [f"{run}/translate_{s}.jsonl" for s in systems]
+meta = provenance.collect(command="recipes/demo.sh: translations (each system's rows, tagged, for eval)", config={"systems": systems}, inputs=inputs)
+with JsonlWriter(f"{run}/translations.jsonl", meta=meta) as out:
+    for system, path in zip(systems, inputs):
+        for line in iter_jsonl(path):
+            r = dict(line.data, system=system)
+            r["ref"] = r.pop("ref_text", r.get("ref"))
+            out.write(r)
+PYEOF
 step "translate: $NDOCS documents x 5 systems, document mode + MBR over $((MBR + 1)) candidates -> $RUN/translations.jsonl"
 
 # 9. eval: BLEU / chrF++ (and COMET with a tiny local checkpoint when the COMET environment exists).
 METRICS=bleu,chrf
 if $PY -c 'from in2x_cli.comet import comet_available; raise SystemExit(0 if comet_available() else 1)'; then
-  $PY -c 'import sys; from in2x_cli.comet import build_tiny_checkpoint; build_tiny_checkpoint(sys.argv[1])' "$RUN/tiny_comet" >/dev/null
+  $PY - "$RUN/tiny_comet" <<'PYEOF'
+import sys
+from in2x_cli import provenance
+from in2x_cli.comet import build_tiny_checkpoint, comet_python
+from in2x_cli.io.checkpoint import write_provenance
+path = build_tiny_checkpoint(sys.argv[1])
+write_provenance(sys.argv[1], provenance.collect(command="recipes/demo.sh: tiny COMET checkpoint (in2x_cli.comet.build_tiny_checkpoint)",
+                                                 config={"checkpoint": str(path), "comet_python": comet_python()}, seed=None))
+PYEOF
   METRICS="$METRICS,comet=$RUN/tiny_comet"
 fi
 q eval "$RUN/translations.jsonl" -m "$METRICS" --by domain --autorank -o "$RUN/eval.json"
 step "eval: $METRICS per system and domain -> $RUN/eval.json"
 
 # 10. AutoRank over the demo's systems (the WMT25 ranking method), then the pictures.
-"$IN2X" eval autorank "$RUN/eval.json" > "$RUN/autorank.json"
-q plot "$RUN" > "$RUN/plots.jsonl"
+"$IN2X" eval autorank "$RUN/eval.json" -o "$RUN/autorank.json"   # prints the final table
+q plot "$RUN" > "$RUN/plots.jsonl"   # each PNG carries its own provenance; the index gets a sidecar
+sidecar "$RUN/plots.jsonl" "in2x plot index" "$RUN"/plots/*.png
 step "plot: $(count "$RUN/plots.jsonl") pictures in $RUN/plots; done in $((SECONDS - T0)) s"

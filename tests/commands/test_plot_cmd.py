@@ -1,5 +1,9 @@
 import json
 
+from PIL import Image
+
+from in2x_cli.io.jsonl import file_sha256
+from in2x_cli.plots import PROVENANCE_KEY
 from tests.util import assert_user_error, invoke
 
 
@@ -39,6 +43,10 @@ def test_plot_draws_training_eval_and_autorank(tmp_path):
     for r in res.rows():
         png = open(r["png"], "rb").read()
         assert png.startswith(b"\x89PNG") and len(png) > 5000
+        # each picture carries its provenance: drawn by `plot` from this source, whose sha256 it names
+        prov = json.loads(Image.open(r["png"]).text[PROVENANCE_KEY])
+        assert prov["tool"] == "in2x" and prov["command"] == "plot" and prov["config"]["kind"] == r["kind"]
+        assert prov["inputs"] == [{"path": r["source"], "bytes": len(open(r["source"], "rb").read()), "sha256": file_sha256(r["source"])}]
 
 
 def test_training_series_are_grouped_into_panels():
