@@ -130,3 +130,63 @@ def test_jail_has_no_network() -> None:
     code = "import socket; s = socket.socket(); s.settimeout(3); s.connect(('1.1.1.1', 443))"
     proc = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, timeout=30)
     assert proc.returncode != 0 and b"unreachable" in proc.stderr.lower() or b"OSError" in proc.stderr, proc.stderr
+
+
+def _with_hub_encoder(checkpoint: Path, out: Path, encoder: str) -> Path:
+    """A copy of the tiny COMET checkpoint whose encoder is named by hub id, as in every published
+    COMET checkpoint (``pretrained_model: xlm-roberta-large``), and not shipped beside it."""
+    import torch
+
+    shutil.copytree(checkpoint, out, ignore=shutil.ignore_patterns("encoder"))
+    ckpt = out / "checkpoints" / "model.ckpt"
+    content = torch.load(ckpt, map_location="cpu", weights_only=True)
+    old = content["hyper_parameters"]["pretrained_model"]
+    content["hyper_parameters"]["pretrained_model"] = encoder
+    torch.save(content, ckpt)
+    hparams = out / "hparams.yaml"
+    hparams.write_text(hparams.read_text(encoding="utf-8").replace(json.dumps(old), json.dumps(encoder)), encoding="utf-8")
+    return out
+
+
+def _put_in_hub_cache(directory: Path, hf_home: Path, repo_id: str) -> None:
+    """Lay ``directory`` out as a downloaded hub snapshot of ``repo_id`` under HF_HOME."""
+    revision = "0" * 40
+    repo = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    shutil.copytree(directory, repo / "snapshots" / revision)
+
+
+def test_comet_checkpoint_paths_never_wait_on_the_hub(tiny_comet: Path, tmp_path: Path) -> None:
+    """COMET inside the same jail, HF_HUB_OFFLINE unset. A checkpoint given as a path runs the
+    worker hub-offline: an encoder named by hub id comes from the local cache (exit 0) or the
+    command stops at once naming the checkpoint and the missing encoder (exit 2; before, the worker
+    sat in hub retries for minutes). A model *name* fails at once saying the hub is unreachable."""
+    prefix, extra_env, how = _network_jail()
+    hf_home = tmp_path / "hf-home"
+    cached = _with_hub_encoder(tiny_comet, tmp_path / "cached-encoder", "in2x-test/tiny-xlmr")
+    _put_in_hub_cache(tiny_comet / "encoder", hf_home, "in2x-test/tiny-xlmr")
+    absent = _with_hub_encoder(tiny_comet, tmp_path / "absent-encoder", "in2x-test/absent-xlmr")
+    ev = write_jsonl(tmp_path / "ev.jsonl", [{"id": i, "src": "the cat", "ref": "猫 が", "hyp": "猫", "src_lang": "en", "tgt_lang": "ja"} for i in range(3)])
+    steps = [
+        ("eval comet=tiny checkpoint", ["eval", str(ev), "-m", f"chrf,comet={tiny_comet}", "-o", str(tmp_path / "a.json")]),
+        ("eval comet=checkpoint, cached hub encoder", ["eval", str(ev), "-m", f"comet={cached}", "-o", str(tmp_path / "b.json")]),
+        ("eval comet=checkpoint, missing hub encoder", ["eval", str(ev), "-m", f"comet={absent}", "-o", str(tmp_path / "c.json")]),
+        ("eval comet=model name", ["eval", str(ev), "-m", "comet=Unbabel/wmt22-comet-da", "-o", str(tmp_path / "d.json")]),
+    ]
+    plan_file, report_file = tmp_path / "plan.json", tmp_path / "report.json"
+    plan_file.write_text(json.dumps(steps))
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env.update(extra_env, PYTHONPATH=str(REPO), HF_HOME=str(hf_home), IN2X_NO_PROGRESS="1")
+    proc = subprocess.run([*prefix, sys.executable, "-m", "tests.reliability.net_driver", str(plan_file), str(report_file)],
+                          env=env, cwd=str(REPO), capture_output=True, timeout=PER_COMMAND_LIMIT_S * len(steps), stdin=subprocess.DEVNULL)
+    stderr = proc.stderr.decode()
+    report = json.loads(report_file.read_text())
+    assert [r["exit"] for r in report] == [0, 0, 2, 2], (how, report, stderr[-3000:])
+    for r in report:
+        assert r["network_attempts"] == [], (how, r)
+        assert r["seconds"] < PER_COMMAND_LIMIT_S, (how, r)
+    assert report[2]["seconds"] < 30 and report[3]["seconds"] < 30, (how, report)
+    assert "needs its encoder 'in2x-test/absent-xlmr'" in stderr and str(absent / "checkpoints" / "model.ckpt") in stderr, stderr[-3000:]
+    assert "hub is unreachable" in stderr and "local checkpoint" in stderr, stderr[-3000:]
+    assert json.loads((tmp_path / "b.json").read_text())["results"][0]["systems"][0]["scores"]["comet"] is not None
