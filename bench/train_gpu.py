@@ -15,13 +15,19 @@ What it does
 MFU = tokens/s · (6N + 12·L·d·T) / peak bf16 FLOP/s (see ``in2x_cli.train.common.flops_per_token``;
 H100 SXM peak 989.4 TFLOP/s dense).
 
-Running it on the device machine (its image has torch + transformers, not TRL): carry wheels::
+Running it on the device machine (its image has torch + transformers, not TRL): carry wheels.
+``python bench/train_gpu.py --preflight`` (or any run) first imports every module the
+``in2x sft`` path needs (``SFT_PATH_MODULES``: the CLI's own typer, rich, pyyaml, safetensors,
+jinja2 as much as trl/accelerate/datasets/peft and their hard dependencies) and, if some are
+missing, prints the exact command that fetches their wheels here, e.g.::
 
-    .venv/bin/pip download trl==1.16.0 --no-deps -d wheels/      # here (also peft/datasets if absent)
-    # on the device, from the repo root:
-    pip install --no-deps wheels/*.whl && python bench/train_gpu.py
+    .venv/bin/pip download --no-deps --only-binary=:all: -d wheels/ 'trl>=1.16,<1.17' 'typer>=0.15'   # here
+    pip install --no-deps wheels/*.whl && python bench/train_gpu.py                                    # on the device
 
-Usage: python bench/train_gpu.py [--steps 40] [--max-length 4096] [--batch-size 4] [--attn sdpa]
+(versions: the ranges of pyproject.toml; the device's Python must match this machine's for
+compiled wheels, or add ``--python-version X.Y``).
+
+Usage: python bench/train_gpu.py [--steps 40] [--max-length 4096] [--batch-size 4] [--attn sdpa] [--preflight]
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -56,6 +63,58 @@ QWEN25_05B = {
 }
 
 
+# import name -> pip distribution: every third-party module an ``in2x sft`` run needs (measured: the
+# modules a tiny CPU run imports; tests/commands/test_sft_cmd.py checks this table still covers them)
+SFT_PATH_MODULES: dict[str, str] = {
+    # the training stack
+    "torch": "torch", "transformers": "transformers", "tokenizers": "tokenizers", "huggingface_hub": "huggingface_hub",
+    "accelerate": "accelerate", "datasets": "datasets", "trl": "trl", "peft": "peft",
+    # the CLI itself
+    "typer": "typer", "rich": "rich", "yaml": "pyyaml", "safetensors": "safetensors", "jinja2": "jinja2", "numpy": "numpy",
+    # hard dependencies of the above that a torch + transformers image may lack
+    "pyarrow": "pyarrow", "dill": "dill", "xxhash": "xxhash", "multiprocess": "multiprocess", "pandas": "pandas",
+    "fsspec": "fsspec", "filelock": "filelock", "packaging": "packaging", "regex": "regex", "tqdm": "tqdm",
+    "psutil": "psutil", "shellingham": "shellingham", "annotated_doc": "annotated-doc", "pygments": "pygments",
+    "markupsafe": "markupsafe", "dateutil": "python-dateutil", "typing_extensions": "typing_extensions",
+}  # fmt: skip
+# imported when present (optional backends of transformers / huggingface_hub / datasets, torch's own
+# dependencies): not required for the run
+OPTIONAL_MODULES = frozenset(
+    {"PIL", "scipy", "sympy", "mpmath", "networkx", "pydantic", "pydantic_core", "annotated_types", "typing_inspection",
+     "anyio", "h11", "httpx", "httpx2", "httpcore", "httpcore2", "idna", "certifi", "sniffio", "truststore", "colorama",
+     "cloudpickle", "google", "cython_runtime", "triton", "torchgen", "six", "pytz", "tzdata", "hf_xet", "requests", "urllib3",
+     "charset_normalizer", "markdown_it", "mdurl", "click", "yaml_ft", "aiohttp", "multidict", "yarl", "frozenlist",
+     "aiosignal", "attr", "attrs", "propcache", "aiohappyeyeballs"}
+)  # fmt: skip
+
+
+def pip_spec(dist: str, pyproject: Path = REPO / "pyproject.toml") -> str:
+    """The requirement pyproject.toml gives a distribution (``trl>=1.16,<1.17``), else its bare name."""
+    import re
+
+    text = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else ""
+    norm = re.sub(r"[-_.]+", "-", dist).lower()
+    for req in re.findall(r'^\s*"([^"]+)"', text, flags=re.MULTILINE):
+        name = re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0]
+        if re.sub(r"[-_.]+", "-", name).lower() == norm:
+            return re.sub(r"\[[^\]]*\]", "", req)  # extras (sacrebleu[ja]) are not part of a wheel's name
+    return dist
+
+
+def preflight(is_missing=None) -> list[str]:
+    """Missing import names of ``SFT_PATH_MODULES``; prints the pip command that carries their wheels."""
+    is_missing = is_missing or _missing
+    missing = [m for m in SFT_PATH_MODULES if is_missing(m)]
+    if missing:
+        dists = list(dict.fromkeys(SFT_PATH_MODULES[m] for m in missing))
+        specs = " ".join(shlex.quote(pip_spec(d)) for d in dists)
+        print(f"missing modules for `in2x sft`: {', '.join(missing)}", file=sys.stderr)
+        print("fetch their wheels on a machine with the package index (from the repo root):", file=sys.stderr)
+        print(f"  .venv/bin/pip download --no-deps --only-binary=:all: -d wheels/ {specs}", file=sys.stderr)
+        print("then here: pip install --no-deps wheels/*.whl && python bench/train_gpu.py", file=sys.stderr)
+    return missing
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=40)
@@ -63,12 +122,14 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--attn", default="sdpa")
     ap.add_argument("--gradient-checkpointing", action="store_true")
+    ap.add_argument("--preflight", action="store_true", help="only check the imports the run needs")
     args = ap.parse_args()
 
-    missing = [m for m in ("torch", "transformers", "trl", "accelerate", "datasets", "peft") if _missing(m)]
-    if missing:
-        print(f"missing packages: {', '.join(missing)} (carry wheels, see the docstring)", file=sys.stderr)
+    if preflight():
         return 2
+    if args.preflight:
+        print("preflight: every module `in2x sft` needs imports", file=sys.stderr)
+        return 0
     import torch
 
     if not torch.cuda.is_available():

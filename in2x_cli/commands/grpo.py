@@ -54,7 +54,7 @@ def grpo(
     reward_clip_high: float | None = typer.Option(None, "--reward-clip-high", help="Clip the total reward at this value from above (paper: on, value not given)."),
     format_tags: str = typer.Option("think", "--format-tags", help="Comma-separated tags the 'format' reward requires in order (rows may override with 'format_tags')."),
     comet_model: str | None = typer.Option(None, "--comet-model", help="COMET checkpoint for translation_comet."),
-    judge_model: str | None = typer.Option(None, "--judge-model", help="Judge model for generative_judge."),
+    judge_model: str | None = typer.Option(None, "--judge-model", help="Judge model for generative_judge. The judge scores open-ended rows only: a row with a reference ('answer' or 'ref') is left to the rule rewards (None) unless it sets \"judge\": true; \"judge\": false skips a row."),
     judge_backend: str = typer.Option("transformers", "--judge-backend", help=common.BACKEND_HELP),
     principles: Path | None = typer.Option(None, "--principles", help="Judge principles, one per line (default: five generic ones; the paper's are not published)."),
     judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", min=16, help="Longest judge reply."),

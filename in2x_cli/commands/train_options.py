@@ -88,7 +88,7 @@ def launcher_option() -> str:
 def launch_config_option() -> str:
     return typer.Option(
         "single", "--launch-config",
-        help="single, fsdp2 (FSDP2 full sharding), zero3 (DeepSpeed ZeRO-3), or a path to an accelerate YAML (shipped under recipes/accelerate/).",
+        help="single, fsdp2 (FSDP2 full sharding), zero3 (DeepSpeed ZeRO-3), or a path to an accelerate YAML (shipped under recipes/accelerate/; a custom YAML needs --launcher accelerate).",
     )  # fmt: skip
 
 

@@ -9,7 +9,8 @@ and every other field of the input row arrives as a keyword list aligned with th
 ``ref``, ``src``, ``tgt_lang``, ``lang``, …; ``None`` where a row lacks the field). A function
 returns one float per completion, or ``None`` where it does not apply to that row (a math reward
 on a translation row): such entries are left out of that reward's statistics and of the weighted
-sum (as TRL does). Every built-in returns finite values for any completion (empty, very long,
+sum (as TRL does). ``generative_judge`` likewise skips rows that carry a reference (``answer``
+or ``ref``: the paper scores those with rules) unless the row sets ``"judge": true``. Every built-in returns finite values for any completion (empty, very long,
 wrong language, adversarial).
 
 Selecting rewards: ``--reward math_exact:1.0 --reward format:0.2``. A name is a key of

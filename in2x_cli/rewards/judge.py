@@ -13,7 +13,14 @@ is the share of principles the response satisfies. Here:
 
    one entry per principle, ids 1..K in order, ``satisfied`` a JSON boolean (extra keys such as
    ``"reason"`` are allowed and ignored). Reward = (number satisfied) / K, in [0, 1].
-3. Failures: a reply that is not exactly that object (optionally inside one ```json fence) is a
+3. Routing (which rows it scores): the paper uses the generative reward for creative, open-ended
+   prompts and rule rewards for math/STEM/logic. A row that carries a reference (a non-empty
+   ``answer``, as ``math_exact`` checks, or ``ref``, as the translation rewards check) is left to
+   those rewards: the judge returns ``None`` (not applicable) for it and makes no judge call. A
+   row's boolean field ``judge`` overrides this (``"judge": true`` judges a row with a reference
+   too, ``"judge": false`` skips an open-ended one). Skipped rows are counted in the
+   ``not_applicable`` metric.
+4. Failures: a reply that is not exactly that object (optionally inside one ```json fence) is a
    failure. It is scored ``judge_failure_score`` (default 0.0, the minimum, so a policy cannot
    gain by making the judge fail), counted in the ``judge_failures`` metric and reported on
    stderr with the first offending reply.
@@ -115,8 +122,25 @@ def parse_verdicts(reply: str, n_principles: int) -> list[bool] | None:
     return out
 
 
+def judge_applies(answer: Any, ref: Any, judge: Any, where: str = "") -> bool:
+    """Whether the judge scores a row (module docstring, point 3): its ``judge`` field when it is a
+    boolean, else only rows without a reference (``answer`` / ``ref`` absent or blank)."""
+    from in2x_cli.errors import UserError
+
+    if isinstance(judge, bool):
+        return judge
+    if judge is not None:
+        raise UserError(f"generative_judge: field 'judge' must be true or false, got {judge!r}", where or None)
+    has_reference = any(v is not None and not (isinstance(v, str) and not v.strip()) for v in (answer, ref))
+    return not has_reference
+
+
 class GenerativeJudge:
-    """The ``generative_judge`` reward (see the module docstring). Needs ``--judge-model``."""
+    """The ``generative_judge`` reward (see the module docstring). Needs ``--judge-model``.
+
+    Returns the share of principles satisfied for open-ended rows and ``None`` for rows with a
+    reference answer (``answer``/``ref``) unless the row sets ``"judge": true``.
+    """
 
     def __init__(self, context: RewardContext) -> None:
         from in2x_cli.errors import UserError
@@ -157,28 +181,41 @@ class GenerativeJudge:
         for prompt, reply in zip(missing, replies, strict=True):
             self.guidelines[prompt] = (reply[0].text if reply else "").strip()[:MAX_GUIDELINE_CHARS]
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
+    def __call__(
+        self,
+        prompts: Sequence[str],
+        completions: Sequence[str],
+        answer: Sequence[Any] | None = None,
+        ref: Sequence[Any] | None = None,
+        judge: Sequence[Any] | None = None,
+        **_: Any,
+    ) -> list[float | None]:
+        n = len(completions)
+        answers, refs, flags = (list(c) if c is not None else [None] * n for c in (answer, ref, judge))
+        todo = [i for i in range(n) if judge_applies(answers[i], refs[i], flags[i])]
         prompts = [p or "" for p in prompts]
-        self._ensure_guidelines(prompts)
-        conversations = [
-            verdict_messages(self.principles, self.guidelines[p], p, c or "", self.context.seed) for p, c in zip(prompts, completions, strict=True)
-        ]
-        replies = self.backend().chat(conversations, self._params())
-        scores: list[float] = []
+        self._ensure_guidelines([prompts[i] for i in todo])
+        conversations = [verdict_messages(self.principles, self.guidelines[prompts[i]], prompts[i], completions[i] or "", self.context.seed) for i in todo]
+        replies = self.backend().chat(conversations, self._params()) if conversations else []
+        scores: list[float | None] = [None] * n
         first_bad: str | None = None
         batch_failures = 0
-        for reply in replies:
+        for i, reply in zip(todo, replies, strict=True):
             text = reply[0].text if reply else ""
             verdicts = parse_verdicts(text, len(self.principles))
             if verdicts is None:
                 batch_failures += 1
                 first_bad = first_bad if first_bad is not None else text
-                scores.append(float(self.context.judge_failure_score))
+                scores[i] = float(self.context.judge_failure_score)
             else:
-                scores.append(sum(verdicts) / len(verdicts))
+                scores[i] = sum(verdicts) / len(verdicts)
         self.judged += len(replies)
         self.failures += batch_failures
-        self._last = {"judge_failures": float(batch_failures), "guideline_cache_size": float(len(self.guidelines))}
+        self._last = {
+            "judge_failures": float(batch_failures),
+            "not_applicable": float(n - len(todo)),
+            "guideline_cache_size": float(len(self.guidelines)),
+        }
         if batch_failures:
             snippet = " ".join((first_bad or "").split())[:120]
             console.warn(

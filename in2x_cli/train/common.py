@@ -731,7 +731,7 @@ def _merge_adapter(base: str | Path, adapter_dir: Path, out: Path, *, max_shard_
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32, use_safetensors=True)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     if dtype is not None:
         merged = merged.to(dtype)

@@ -19,7 +19,8 @@ Launch configs (``--launch-config NAME`` or a path to an accelerate YAML):
 
 With ``torchrun`` there is no YAML to read, so the child receives the same choice as
 ``TrainingArguments`` (``fsdp``/``fsdp_config`` or ``deepspeed`` = ``recipes/deepspeed/zero3.json``),
-see ``distributed_training_args``.
+see ``distributed_training_args``. A custom YAML therefore needs ``--launcher accelerate``; with
+torchrun it is refused (exit 2) instead of silently training without its sharding.
 
 Multi-node (run the same command on every node, changing only ``--machine-rank``)::
 
@@ -146,6 +147,7 @@ def build_launch_command(spec: LaunchSpec, child_args: list[str], *, python: str
         return [*cmd, "-m", "in2x_cli", *child]
     # torchrun: one agent per node; the distributed config travels as TrainingArguments
     resolve_launch_config(spec.config)  # fail early on a bad name
+    _check_torchrun_config(spec.config)
     cmd = [python or sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(total // spec.num_machines)]
     if spec.num_machines > 1:
         cmd += [
@@ -229,6 +231,20 @@ def maybe_launch(spec: LaunchSpec, ctx: Any, command: str) -> int | None:
     return proc.returncode
 
 
+def _check_torchrun_config(config: str) -> None:
+    """torchrun reads no accelerate YAML: only the shipped names have a TrainingArguments twin."""
+    if config not in LAUNCH_CONFIGS:
+        raise UserError(
+            f"--launcher torchrun cannot apply a custom accelerate YAML ({config}): it would train without its "
+            f"sharding settings. Use --launcher accelerate with this file, or one of {', '.join(LAUNCH_CONFIGS)} with torchrun"
+        )
+
+
+def _under_accelerate() -> bool:
+    """``accelerate launch`` sets ACCELERATE_MIXED_PRECISION in every process it starts."""
+    return "ACCELERATE_MIXED_PRECISION" in os.environ
+
+
 def distributed_training_args(config: str) -> dict[str, Any]:
     """``TrainingArguments`` for the launch config when the launcher did not already configure it.
 
@@ -236,12 +252,18 @@ def distributed_training_args(config: str) -> dict[str, Any]:
     (``ACCELERATE_USE_FSDP`` / ``ACCELERATE_USE_DEEPSPEED``): nothing to add. Under ``torchrun``
     (or ``--launcher none`` in an already-distributed job) ``fsdp2`` becomes
     ``fsdp="full_shard auto_wrap"`` with ``fsdp_config={"version": 2, ...}`` and ``zero3`` becomes
-    ``deepspeed=recipes/deepspeed/zero3.json``. ``single`` adds nothing.
+    ``deepspeed=recipes/deepspeed/zero3.json``. ``single`` adds nothing. A custom YAML path is
+    applied by ``accelerate launch`` only: in a distributed job started any other way it is an
+    error (exit 2) rather than a silent run without sharding.
     """
     if config == "single" or os.environ.get("WORLD_SIZE", "1") == "1":
         return {}
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
         return {}
+    if config not in LAUNCH_CONFIGS:
+        if _under_accelerate():
+            return {}  # accelerate applied the YAML (e.g. plain multi-GPU data parallel)
+        _check_torchrun_config(config)
     if config == "fsdp2":
         return {
             "fsdp": "full_shard auto_wrap",

@@ -9,10 +9,17 @@ resumable: an interrupted pass continues after the last written row). The ``keep
 the lowest perplexity (``ceil(keep · n)`` rows; documents of < 2 tokens have ``ppl: null`` and are
 never kept) goes, in input order, to ``<dir>/<k>-<name>.kept.jsonl``. Selection is per source, so
 the mixture weights keep their meaning. The paper does not give the fraction.
+
+The scores are reused (``--resume``, or a second run into the same directory) only when they were
+made with the same settings: the filter model (its path and the size and mtime of its weight
+files), ``--seq-len``, the text field and the source path, stored in
+``<dir>/<k>-<name>.settings.json`` before scoring starts. Different settings → the old scores are
+removed (with a note on stderr) and computed again.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -96,6 +103,7 @@ def perplexity_filter(
         def _meta(src: DataSource = src, meta: dict[str, Any] = meta) -> dict[str, Any]:
             return provenance.collect(command="cpt --ppl-filter", config=meta, inputs=[src.path])
 
+        _reuse_or_reset(scored, kept_path, score_settings(path, seq_len=seq_len, text_field=text_field, source=src.path))
         if not scored.exists() or scored.with_name(scored.name + ".partial").exists():
             with JsonlWriter(scored, meta=_meta, resume=True) as writer, console.progress() as bar:
                 done = writer.rows_resumed
@@ -139,6 +147,37 @@ def perplexity_filter(
         new_sources.append(DataSource(str(kept_path), src.weight))
     del model
     return new_sources, report
+
+
+def score_settings(model_dir: Path, *, seq_len: int, text_field: str, source: str) -> dict[str, Any]:
+    """What the scores of one source depend on (the cache key of the perplexity pass)."""
+    weights = sorted(p for p in Path(model_dir).glob("*.safetensors")) if Path(model_dir).is_dir() else []
+    return {
+        "model": str(Path(model_dir).resolve()),
+        "model_weights": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights],
+        "seq_len": seq_len,
+        "text_field": text_field,
+        "source": source,
+    }
+
+
+def _reuse_or_reset(scored: Path, kept_path: Path, settings: dict[str, Any]) -> None:
+    """Keep earlier scores (complete or partial) only if they were made with these settings."""
+    settings_path = scored.with_name(scored.name.removesuffix(".jsonl") + ".settings.json")
+    partial = scored.with_name(scored.name + ".partial")
+    previous = None
+    if settings_path.exists():
+        try:
+            previous = json.loads(settings_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = None
+    if (scored.exists() or partial.exists()) and previous != settings:
+        changed = sorted(k for k in settings if not isinstance(previous, dict) or previous.get(k) != settings[k])
+        console.warn(f"cpt: perplexity scores in {scored} were made with other settings ({', '.join(changed)}): scoring again")
+        for stale in (scored, partial, kept_path, scored.with_name(scored.name + ".meta.json"), kept_path.with_name(kept_path.name + ".meta.json")):
+            stale.unlink(missing_ok=True)
+    if previous != settings:
+        settings_path.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
 
 
 def _flush(writer: Any, model: Any, tokenizer: Any, rows: list[dict[str, Any]], texts: list[str], seq_len: int, device: str) -> None:

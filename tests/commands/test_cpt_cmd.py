@@ -146,3 +146,38 @@ def test_cpt_sigterm_checkpoints_then_resume_is_bit_identical(tiny_model, source
     assert res.code == 0, res.stderr
     a, b = load_file(str(cpt_ref / "model.safetensors")), load_file(str(run / "model.safetensors"))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_cpt_perplexity_cache_is_keyed_by_its_settings(tiny_model, sources, tmp_path):
+    """--resume reuses OUTPUT/ppl scores only if the filter model, --seq-len, text field and source
+    are the ones they were made with; otherwise they are recomputed (with a note on stderr)."""
+    import shutil
+
+    know, _ = sources
+    out = tmp_path / "anneal"
+    scored_path = out / "ppl" / "0-knowledge.jsonl"
+
+    def run(model, seq_len, *extra):
+        res = invoke(["cpt", "--data", str(know), "--model", str(tiny_model), "-o", str(out), "--ppl-filter", str(model), "--keep", "0.2", "--ppl-only", "--seq-len", str(seq_len), *extra])
+        assert res.code == 0, res.stderr
+        return res, [json.loads(line) for line in scored_path.read_text().splitlines()]
+
+    _, first = run(tiny_model, 64)
+    assert max(r["ppl_tokens"] for r in first) == 63
+    settings = json.loads((out / "ppl" / "0-knowledge.settings.json").read_text())
+    assert settings["seq_len"] == 64 and settings["model"] == str(Path(tiny_model).resolve())
+
+    stamp = scored_path.stat().st_mtime_ns
+    res, again = run(tiny_model, 64, "--resume")  # same settings: reused as they are
+    assert again == first and scored_path.stat().st_mtime_ns == stamp and "scoring again" not in res.stderr
+
+    res, shorter = run(tiny_model, 16, "--resume")  # --seq-len changed: recomputed
+    assert "other settings (seq_len)" in res.stderr
+    assert max(r["ppl_tokens"] for r in shorter) == 15 and len(shorter) == len(first)
+    assert [r["ppl"] for r in shorter] != [r["ppl"] for r in first]
+
+    other = tmp_path / "other_model"  # another filter model (same weights, other path): recomputed
+    shutil.copytree(tiny_model, other)
+    res, _ = run(other, 16, "--resume")
+    assert "other settings (model" in res.stderr
+    assert json.loads((out / "ppl" / "0-knowledge.settings.json").read_text())["model"] == str(other.resolve())

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from in2x_cli.errors import UserError
 from in2x_cli.rewards import RewardContext, RewardSpec, resolve_reward
 from in2x_cli.rewards.judge import GenerativeJudge, neutralise, parse_verdicts, verdict_messages
 from tests import fakes
@@ -61,7 +62,7 @@ def test_reward_is_the_fraction_of_principles_satisfied_and_guidelines_are_cache
     assert any("Mention cats." in c for c in calls if "impartial grader" in c)
     judge(prompts, completions)
     assert judge.guideline_calls == 2  # cached
-    assert judge.metrics() == {"judge_failures": 0.0, "guideline_cache_size": 2.0}
+    assert judge.metrics() == {"judge_failures": 0.0, "not_applicable": 0.0, "guideline_cache_size": 2.0}
 
 
 def test_injected_instructions_cannot_raise_the_reward() -> None:
@@ -124,3 +125,32 @@ def test_comet_reward_scores_through_the_worker(tiny_comet) -> None:
     scores = reward.fn(["", "", ""], ["猫", "", "犬"], src=["cat", "cat", None], ref=["猫", "猫", "犬"])
     assert scores[2] is None  # no source
     assert all(isinstance(s, float) and math.isfinite(s) for s in scores[:2])
+
+
+def test_rows_with_a_reference_are_left_to_the_rule_rewards() -> None:
+    """Routing (paper: generative reward for creative prompts, rules for math/STEM): rows with an
+    ``answer`` or a ``ref`` get None (not applicable) and cost no judge call; the row field
+    ``judge`` overrides both ways; anything but a boolean there is an error."""
+    judge = make_judge("judge-routing", honest_judge)
+    prompts = ["Write about cats.", "What is 2+2?", "Translate: cat", "What is 3+3?", "Write about dogs.", "Write a poem."]
+    completions = ["A cat, please."] * 6
+    scores = judge(
+        prompts,
+        completions,
+        answer=[None, "4", None, "6", "  ", None],
+        ref=[None, None, "猫", None, None, None],
+        judge=[None, None, None, True, None, False],
+    )
+    # open-ended → judged; answer / ref → None; judge: true → judged despite its answer; a blank
+    # answer is no reference; judge: false → None
+    assert scores == [1.0, None, None, 1.0, 1.0, None]
+    calls = fakes.CALLS["judge-routing"]
+    judged_prompts = {p for p in prompts if any(p in c and "You write grading guidelines" in c for c in calls)}
+    assert judged_prompts == {"Write about cats.", "What is 3+3?", "Write about dogs."}  # no call for skipped rows
+    assert sum("You are an impartial grader" in c for c in calls) == 3
+    assert judge.metrics()["not_applicable"] == 3.0
+    # without any reference column every row is judged (the behaviour for creative prompt files)
+    assert judge(["Write about cats."], ["A cat, please."]) == [1.0]
+    assert judge(["What is 2+2?"], ["4"], answer=["4"]) == [None] and judge.metrics()["not_applicable"] == 1.0
+    with pytest.raises(UserError, match="'judge' must be true or false"):
+        judge(["Write."], ["x"], judge=["yes"])

@@ -120,3 +120,39 @@ def test_launch_commands_and_shipped_configs(monkeypatch):
     assert distributed_training_args("fsdp2") == {}
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert distributed_training_args("zero3") == {}
+
+
+def test_torchrun_refuses_a_custom_launch_yaml(monkeypatch, tmp_path):
+    """A custom accelerate YAML has no TrainingArguments twin: torchrun would train without its
+    sharding, so the launcher and a torchrun child refuse it (exit 2); accelerate takes it."""
+    custom = tmp_path / "my_fsdp.yaml"
+    custom.write_text("distributed_type: FSDP\nnum_processes: 2\n")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    with pytest.raises(UserError, match="--launcher torchrun cannot apply a custom accelerate YAML") as err:
+        build_launch_command(LaunchSpec(launcher="torchrun", config=str(custom)), ["sft"], python="python")
+    assert str(custom) in str(err.value) and "--launcher accelerate" in str(err.value)
+    cmd = build_launch_command(LaunchSpec(launcher="accelerate", config=str(custom)), ["sft"], python="python")
+    assert cmd[cmd.index("--config_file") + 1] == str(custom)
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a child of a torchrun started by hand
+    with pytest.raises(UserError, match="custom accelerate YAML"):
+        distributed_training_args(str(custom))
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # a child of accelerate launch: it applied the YAML
+    assert distributed_training_args(str(custom)) == {}
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+    assert distributed_training_args(str(custom)) == {}  # one process: nothing to shard
+
+
+def test_sft_torchrun_with_custom_yaml_exits_2(tiny_model, tmp_path):
+    from tests.util import assert_user_error, invoke, write_jsonl
+
+    data = write_jsonl(tmp_path / "c.jsonl", [{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}])
+    custom = tmp_path / "mine.yaml"
+    custom.write_text("distributed_type: FSDP\n")
+    res = invoke(["sft", str(data), "--model", str(tiny_model), "-o", str(tmp_path / "o"), "--launcher", "torchrun", "--launch-config", str(custom), "--print-launch"])
+    assert_user_error(res, "custom accelerate YAML", str(custom))
+    assert res.stdout == ""

@@ -71,3 +71,72 @@ def test_packed_padding_rows_do_not_leak(tiny_model):
         logits = model(**batch, use_cache=False).logits
         alone = model(**PaddedCollator(pad_token_id=3)([seqs[2]]), use_cache=False).logits[0]
     assert torch.allclose(logits[1, :6], alone, atol=1e-5)
+
+
+def test_flash_attention_selects_trl_padding_free_collator_with_assistant_labels(tiny_model):
+    """The GPU branch of ``make_collator``, on CPU: a model whose config says flash_attention_2 gets
+    TRL's flattened padding-free batches (no flash kernel runs here). Built from real chat rows
+    packed like ``sft`` packs them: the labels are the assistant-only labels of each conversation
+    (first token of each conversation masked: nothing predicts across a boundary), positions restart
+    per conversation, and ``cu_seq_lens`` marks every conversation boundary. Same tokens, labels and
+    positions as the sdpa collator, minus its padding."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import AutoConfig, AutoTokenizer
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from in2x_cli.tiny import load_corpus
+    from in2x_cli.train.data import make_chat_formatter, make_collator, plan_epochs
+    from in2x_cli.train.sft import Example, build_epochs
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    formatter = make_chat_formatter(tok)
+    convs = [[{"role": "user", "content": r["instruction"][:40]}, {"role": "assistant", "content": r["response"][:30]}] for r in load_corpus("instructions")[:6]]
+    encoded = [formatter.tokenize(m) for m in convs]
+    examples = [Example(e["input_ids"], e["labels"], "en", None) for e in encoded]
+    plan = plan_epochs([None] * 6, ["en"] * 6, epochs=1, use_rounds=False, temperature=1.0, seed=0)
+    rows, _ = build_epochs(examples, plan, packing=True, max_length=96, seed=0)
+    batch_rows = rows[:2]
+    assert all(len(r["seq_lengths"]) >= 2 for r in batch_rows)  # really packed
+
+    config = AutoConfig.from_pretrained(str(tiny_model))
+    config._attn_implementation = "flash_attention_2"
+    collate = make_collator(SimpleNamespace(config=config), tok.pad_token_id, packed=True)
+    assert isinstance(collate, DataCollatorForLanguageModeling) and collate.padding_free
+    batch = collate(batch_rows)
+    assert "attention_mask" not in batch  # an all-ones mask would make flash-attn ignore the boundaries
+
+    # expected, conversation by conversation, from the formatter's own token-level labels
+    index_of = {tuple(e["input_ids"]): i for i, e in enumerate(encoded)}
+    ids, labels, positions, bounds = [], [], [], [0]
+    for r in batch_rows:
+        start = 0
+        for n in r["seq_lengths"]:
+            i = index_of[tuple(r["input_ids"][start : start + n])]  # each segment is one whole conversation
+            conv_labels = [IGNORE_INDEX, *encoded[i]["labels"][1:]]
+            # assistant-only: the labelled tokens are the assistant reply (and its end of turn)
+            trained = tok.decode([t for t in conv_labels if t != IGNORE_INDEX])
+            assert convs[i][1]["content"] in trained and convs[i][0]["content"] not in trained
+            ids += encoded[i]["input_ids"]
+            labels += conv_labels
+            positions += list(range(n))
+            bounds.append(bounds[-1] + n)
+            start += n
+    assert batch["input_ids"].tolist() == [ids]
+    assert batch["labels"].tolist() == [labels]
+    assert batch["position_ids"].tolist() == [positions]
+    assert batch["cu_seq_lens_q"].tolist() == bounds and batch["cu_seq_lens_k"].tolist() == bounds
+    assert batch["max_length_q"] == max(n for r in batch_rows for n in r["seq_lengths"])
+
+    # the sdpa path (PackedRowsCollator) trains on the same tokens, labels and positions, padded
+    config._attn_implementation = "sdpa"
+    sdpa_collate = make_collator(SimpleNamespace(config=config), tok.pad_token_id, packed=True)
+    assert isinstance(sdpa_collate, PackedRowsCollator)
+    padded = sdpa_collate(batch_rows)
+    widths = [len(r["input_ids"]) for r in batch_rows]
+
+    def unpad(t: torch.Tensor) -> list[int]:
+        return torch.cat([t[i, :w] for i, w in enumerate(widths)]).tolist()
+
+    assert unpad(padded["input_ids"]) == ids and unpad(padded["labels"]) == labels and unpad(padded["position_ids"]) == positions
