@@ -24,7 +24,7 @@ def translate(
     segments_out: Path | None = typer.Option(None, "--segments-out", help="With --wmt24: also write one line per WMT24 source line (canary copied), aligned with system-outputs/*.txt for scoring."),
     prepare: bool = typer.Option(False, "--prepare", help="Write the rows that would be translated (e.g. WMT24 documents with segment_ids) and stop; no model is loaded."),
     granularity: str = typer.Option("document", "--granularity", help="document (whole documents; paragraph-by-paragraph fallback when the paragraph count does not match), paragraph, or sentence."),
-    prompt_file: Path | None = typer.Option(None, "--prompt-file", help="Replace the built-in prompts: a template with {src} (and {src_name}, {tgt_name}, {paragraphs}, {structure}…), or a .json object of templates keyed 'en-ja', 'ja' or '*'."),
+    prompt_file: Path | None = typer.Option(None, "--prompt-file", help="Replace the built-in prompts: a template with {src} (and {src_name}, {tgt_name}, {paragraphs}, {structure}…), or a .json object of templates keyed 'en-ja', 'ja' or '*' (docs/translate.md)."),
     system: str | None = typer.Option(None, "--system", help="A system message for every request (none by default)."),
     mbr: int = typer.Option(0, "--mbr", help="Sample N candidates per request besides the greedy one and pick by Minimum Bayes Risk (0 = greedy only)."),
     mbr_utility: str = typer.Option("chrf", "--mbr-utility", help="MBR utility: chrf (sacreBLEU sentence chrF), bleu, comet (COMET environment), or module:function."),
@@ -48,7 +48,9 @@ def translate(
     """Translate documents zero-shot, WMT25-style: whole documents first, paragraph-by-paragraph
     where the output's paragraphs do not align with the source, optional MBR over sampled
     candidates from one or several models. A JSON summary (fallback rate, tokens/s) goes to
-    stderr and into OUTPUT.meta.json.
+    stderr and into OUTPUT.meta.json. The prompt templates per direction, the --prompt-file
+    format, the output-cleaning rules (with examples), the alignment rule and MBR are
+    documented in docs/translate.md.
 
     Example: echo '{"id":"d1","src_text":"Hello.\\n\\nHow are you?","src_lang":"en","tgt_lang":"ja_JP"}' | in2x translate -m runs/tiny - | jq -r .hyp
 

@@ -4,7 +4,9 @@ WMT25 General MT (https://www2.statmt.org/wmt25/translation-task.html) is docume
 row is a document whose ~100-word paragraphs are joined by a blank line, and a system must
 return the same number of paragraphs (scores are computed per paragraph). The In2x submission
 (arXiv 2508.14472) translated zero-shot with an instruction-tuned LLM. This module holds the pure
-parts of that: everything here is string and integer arithmetic, no model and no I/O.
+parts of that: everything here is string and integer arithmetic, no model and no I/O. The user-
+facing account of the templates and rules is docs/translate.md, checked against this module by
+tests/test_docs_translate.py (change both together).
 
 Prompts
 -------
