@@ -264,7 +264,10 @@ def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs:
                     raise InputError(f"duplicate id {key!r} for system {name!r}", seg.where)
                 base = seen.get(key)
                 if base is None:
-                    raise InputError(f"segment {key!r} of system {name!r} is not among {names[0]!r}'s segments", seg.where)
+                    raise InputError(
+                        f"segment {key!r} of system {name!r} is not among {names[0]!r}'s segments ({names[0]!r} starts at {first[0][1].where})",
+                        seg.where,
+                    )
                 if seg.ref != base.ref:
                     raise InputError(f"segment {key!r} of system {name!r} has a different 'ref' than at {base.where}", seg.where)
                 by_key[key] = hyp

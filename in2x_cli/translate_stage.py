@@ -149,7 +149,12 @@ class JobSource:
                     continue
                 self.fmt = input_format if input_format != "auto" else ("jsonl" if text.lstrip().startswith("{") else "text")
                 if self.fmt == "text" and (self.s_def is None or self.t_def is None):
-                    raise UserError("plain-text input needs --src-lang and --tgt-lang (or give JSONL rows with src_lang/tgt_lang)", self.name)
+                    # name the line that made it plain text: often a JSONL file whose first row is broken
+                    raise UserError(
+                        "not a JSON object, so the input is read as plain text, which needs --src-lang and --tgt-lang "
+                        "(or give JSONL rows with src_lang/tgt_lang)",
+                        f"{self.name}:{lineno}",
+                    )
                 todo, leading = leading, []
             else:
                 todo = [(lineno, text)]

@@ -5,8 +5,9 @@ JSON, wrong types, missing and extra fields, empty files, invalid UTF-8, binary 
 lines, NaN/Infinity, non-object rows, a missing path, a directory or a path through a file as
 input, an output inside a missing directory — fed through the real CLI in this process
 (tests.util.invoke), from a file or from stdin. The contract (tests/reliability/helpers.py):
-exit 2 with exactly one ``in2x: error:`` line naming the file (and the mutated line when a line
-is named), or exit 0 when the mutation left the input valid; never a traceback; nothing left in
+exit 2 with exactly one ``in2x: error:`` line naming the file, and for a mutation of one line
+(truncated JSON, a wrong type, a missing field, NaN, invalid UTF-8, ...) naming it as
+``FILE:LINE`` with that line's number, or exit 0 when the mutation left the input valid; never a traceback; nothing left in
 the output directory after a failure (no output, ``*.partial`` or ``*.meta.json``); inputs
 byte-identical. Commands that load a model get the session's tiny model; the scripted stages use
 tests/reliability/backends.py.
