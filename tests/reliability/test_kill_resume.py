@@ -3,8 +3,9 @@
 The real command runs in a subprocess and is stopped at a seeded random point — SIGKILL (nothing
 can be flushed), SIGTERM (cluster pre-emption) or SIGINT (Ctrl-C) — then resumed with --resume;
 the result must equal an uninterrupted run: the same JSONL bytes (no row lost or repeated, torn
-last lines dropped) and bit-identical weights on CPU. One kill point per stage here (the suite's
-time budget); bench/reliability.py runs several per stage and signal.
+last lines dropped) and bit-identical weights on CPU. Two kill points per JSONL stage (SIGKILL and a
+graceful signal) and per training stage (two seeded SIGKILL/SIGINT points; grpo also SIGTERM)
+here, within the suite's time budget; bench/reliability.py runs more per stage and signal.
 
 Already covered elsewhere, not repeated: sft SIGKILL after a checkpoint, with weights_only loads
 recorded (tests/commands/test_sft_cmd.py); cpt SIGTERM → checkpoint → bit-identical resume
@@ -40,10 +41,29 @@ def test_jsonl_stage_resumes_to_the_uninterrupted_output(stage: str, sig: int, t
     assert outcome.identical
 
 
+# The uninterrupted run of each training stage, made once (alongside its first kill) and shared
+# by that stage's other kill points.
+_REFERENCES: dict[str, Path] = {}
+
+
+TRAINING_KILLS = [
+    ("cpt", signal.SIGKILL, 0),
+    ("cpt", signal.SIGKILL, 1),
+    ("sft", signal.SIGINT, 0),
+    ("sft", signal.SIGKILL, 1),
+    ("grpo", signal.SIGKILL, 0),
+    ("grpo", signal.SIGKILL, 1),
+    ("grpo", signal.SIGTERM, 100),  # pre-emption: checkpoint at the step it stopped on, then exit 143
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("stage", "sig"), [("cpt", signal.SIGKILL), ("grpo", signal.SIGKILL), ("sft", signal.SIGINT)])
-def test_training_resumes_bit_identically(stage: str, sig: int, tiny_model: Path, tmp_path: Path) -> None:
-    outcome = run_training(stage, tiny_model, tmp_path, seed=0, sig=sig)
+@pytest.mark.parametrize(("stage", "sig", "seed"), TRAINING_KILLS, ids=[f"{st}-{signal.Signals(sg).name}-{sd}" for st, sg, sd in TRAINING_KILLS])
+def test_training_resumes_bit_identically(stage: str, sig: int, seed: int, tiny_model: Path, tmp_path: Path) -> None:
+    ref = _REFERENCES.get(stage)
+    outcome = run_training(stage, tiny_model, tmp_path, seed=seed, sig=sig, ref=ref)
+    if ref is None:
+        _REFERENCES[stage] = tmp_path / "reference" / "ref"  # where run_training had reference_run put it
     assert outcome.interrupted, outcome
     assert outcome.identical
 
