@@ -7,8 +7,8 @@ only the standard library and the COMET environment's packages; it never imports
 Loading, step by step: a model *name* is resolved with huggingface_hub (an unreachable hub is
 said so at once); a checkpoint given as a *path* runs hub-offline (HF_HUB_OFFLINE=1), so the
 encoder it names by hub id must be a local directory or in the local cache, checked before COMET
-starts; ``hparams.yaml`` must pass ``yaml.safe_load`` and the ``.ckpt`` ``torch.load(weights_only=
-True)``, and Lightning gets ``weights_only=True`` too: a planted pickle is refused, never run.
+starts; ``hparams.yaml`` must pass ``yaml.safe_load`` and the ``.ckpt``
+``torch.load(weights_only=True)``, and Lightning gets ``weights_only=True`` too: a planted pickle is refused, never run.
 
 Protocol (one JSON object per line; the model is loaded once and serves many batches):
   start:    python worker.py --model NAME_OR_PATH [--gpus N] [--batch-size B]

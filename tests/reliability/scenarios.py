@@ -209,7 +209,8 @@ def _grpo_data(work: Path) -> list[str]:
     from in2x_cli.tiny import load_corpus
 
     rows = [{"instruction": r["instruction"], "answer": r["answer"]} for r in load_corpus("instructions") if r.get("answer")][:6]
-    rows += [{"src": r["en"], "ref": r["ja"], "src_lang": "en", "tgt_lang": "ja"} for r in load_corpus("parallel")[:2]]
+    # judge: true so the generative judge (which skips rows with a reference by default) scores these too
+    rows += [{"src": r["en"], "ref": r["ja"], "src_lang": "en", "tgt_lang": "ja", "judge": True} for r in load_corpus("parallel")[:2]]
     return [str(write_jsonl(work / "prompts.jsonl", rows))]
 
 
