@@ -73,6 +73,6 @@ def _check_calls(calls: list[tuple[int, str, str, str]], name: str) -> None:
                 path = (cmd, DEFAULT_SUBCOMMAND[cmd])
         allowed = commands[path] | commands.get((cmd,), set()) | commands[()]
         for flag in re.findall(r"(?<![\w$-])(--?[a-zA-Z][\w-]*)", rest):
-            if flag in ("-", "--"):
+            if flag in ("-", "--", "--help"):  # every command has --help
                 continue
             assert flag in allowed, f"{name}:{lineno}: in2x {' '.join(path)} has no option {flag}"
