@@ -18,10 +18,11 @@ export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::FutureWarning}
 IN2X=${IN2X:-in2x}
 PY=${PYTHON:-python}
 
+# The judge (step 2) learns its verdict format only from a warmed-up base: both scales warm up 300 steps.
 if [[ $SCALE == small ]]; then
-  WARM=40 CPT_STEPS=2 SFT_STEPS=4 GRPO_STEPS=2 G=2 MBR=2 NDOCS=2 TOTAL=12 SYN=3 MAXTOK=24
+  WARM=300 CPT_STEPS=2 SFT_STEPS=4 GRPO_STEPS=2 G=2 MBR=2 NDOCS=2 TOTAL=12 SYN=3 MAXTOK=24 JUDGE_ROWS=40 JUDGE_STEPS=80 ANSWER_ROWS=3
 else
-  WARM=300 CPT_STEPS=10 SFT_STEPS=40 GRPO_STEPS=6 G=4 MBR=4 NDOCS=12 TOTAL=60 SYN=12 MAXTOK=64
+  WARM=300 CPT_STEPS=10 SFT_STEPS=40 GRPO_STEPS=6 G=4 MBR=4 NDOCS=12 TOTAL=60 SYN=12 MAXTOK=64 JUDGE_ROWS=40 JUDGE_STEPS=80 ANSWER_ROWS=9
 fi
 
 rm -rf "$RUN"
@@ -36,6 +37,24 @@ reasons() {
   $PY -c 'import collections, json, sys
 c = collections.Counter(json.loads(l)["reason"] for l in open(sys.argv[1], encoding="utf-8") if l.strip())
 print(", ".join(f"{k} {n}" for k, n in c.most_common()) or "none")' "$1"
+}
+# "34 verdicts valid (easy 17, very_hard 11, ...), 26 invalid": the judge's difficulty verdicts in a grades file.
+grades() {
+  $PY -c 'import collections, json, sys
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+valid = collections.Counter(r["difficulty"] for r in rows if r.get("valid"))
+levels = ", ".join(f"{k} {n}" for k, n in valid.most_common())
+invalid = sum(not r.get("valid") for r in rows)
+print(f"{sum(valid.values())} verdicts valid ({levels}), {invalid} invalid")' "$1"
+}
+# "critic accepted 6, flagged 2; ReReading keep 9": the judges' verdicts in synthesize outputs and rejects.
+verdicts() {
+  $PY -c 'import collections, json, sys
+rows = [json.loads(l) for p in sys.argv[1:] for l in open(p, encoding="utf-8") if l.strip()]
+judged = [r["critic"] for r in rows if r.get("critic") and "invalid" in r["critic"]]
+flagged = sum(c["contradiction"] or c["hallucination"] or c["invalid"] for c in judged)
+reread = collections.Counter(r["reread"]["verdict"] for r in rows if r.get("reread"))
+print(f"critic accepted {len(judged) - flagged}, flagged {flagged}; ReReading", ", ".join(f"{k} {n}" for k, n in reread.most_common()) or "none")' "$@"
 }
 q() { "$IN2X" -q "$@"; }
 # Provenance for a file this script makes itself (not through an in2x command): the same
@@ -58,13 +77,17 @@ step "tiny-model: $RUN/base (Qwen2-shaped, ${WARM} warm-up steps on the bundled 
 
 # Data preparation (plain Python on the bundled corpus): a pool where the Chinese rows lost their
 # difficulty labels (the judge grades them), CPT sources split into knowledge and creative,
-# translation chats for SFT, and GRPO prompts with references and answers. Each file gets a sidecar.
-$PY - "$DATA" "$RUN/data" "$NDOCS" <<'PYEOF'
+# translation chats for SFT, GRPO prompts with references and answers, and the judge's training
+# chats (below). Each file gets a sidecar. The synthesis rules come first: the judge's chats quote them.
+printf '%s\n' "Write tasks a native speaker would ask." "Keep each task self-contained and answerable." > "$RUN/data/rules.txt"
+sidecar "$RUN/data/rules.txt" "synthesis rules"
+$PY - "$DATA" "$RUN/data" "$NDOCS" "$JUDGE_ROWS" "$ANSWER_ROWS" <<'PYEOF'
+import json
 import sys
 from pathlib import Path
 from in2x_cli import provenance
 from in2x_cli.io import JsonlWriter, iter_jsonl
-src, out, ndocs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+src, out, ndocs, judge_rows, answer_rows = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 rows = lambda name: [line.data for line in iter_jsonl(src / f"{name}.jsonl")]
 def write(name, items, *sources):  # sources: the corpus files the rows came from
     meta = provenance.collect(command="recipes/demo.sh: data preparation", config={"file": name, "ndocs": ndocs},
@@ -92,6 +115,58 @@ grpo = [{"id": f"g-{r['id']}", "src": r["en"], "ref": r["ja"], "src_lang": "en",
 grpo += [{"id": f"g-{r['id']}", "instruction": r["instruction"], "answer": r["answer"], "lang": r["lang"]} for r in rows("instructions") if r.get("answer")][:24]
 write("grpo_prompts.jsonl", grpo, "parallel", "instructions")
 write("documents.jsonl", rows("documents")[:ndocs], "documents")
+
+# The judge's chats: each user turn is built by the code that sends it (in2x_cli.core.difficulty for
+# sample-difficulty, in2x_cli.synth.pipeline for ReReading and the critic); each assistant turn is a
+# verdict its validator accepts. Difficulty verdicts come from the labelled en/ja rows only (the zh
+# labels stay hidden); every 6th row is held out of the ReReading and critic chats: those rows are
+# the tasks the second synthesize call re-reads and criticises.
+from in2x_cli.core.difficulty import judge_messages, parse_verdict
+from in2x_cli.core.synthesize import parse_critic_verdict, parse_reread_verdict
+from in2x_cli.langs import lang_name
+from in2x_cli.prompts import synthesize_prompts
+from in2x_cli.synth.pipeline import critic_prompt, reread_prompt, rules_to_check
+prompts = synthesize_prompts()
+rules_text = (out / "rules.txt").read_text(encoding="utf-8").strip()
+rules = rules_to_check(prompts, rules_text)
+labelled = rows("instructions")
+def verdict_chat(id_, messages, verdict, parse):
+    reply = json.dumps(verdict, ensure_ascii=False)
+    parse(reply)  # the validator the command uses accepts it
+    return {"id": id_, "messages": [*messages, {"role": "assistant", "content": reply}]}
+judge = []
+spread = lambda items, n: items[:: max(1, len(items) // n)][:n]  # n rows over every language and topic
+for r in spread([r for r in labelled if r["lang"] != "zh"], 2 * judge_rows):
+    l1, _, l2 = r["tag"].partition(" - ")
+    judge.append(verdict_chat(f"j-grade-{r['id']}", judge_messages(r["instruction"]), {"tag_l1": l1, "tag_l2": l2 or l1,
+                 "difficulty": r["difficulty"], "reason": f"{r['difficulty'].replace('_', ' ')} {l1.lower()} task"}, parse_verdict))
+train = spread([r for i, r in enumerate(labelled) if i % 6 != 5], judge_rows)
+held_out = [r for i, r in enumerate(labelled) if i % 6 == 5]
+other_lang = {"en": "ja", "ja": "zh", "zh": "en"}
+ok = {"contradiction": False, "hallucination": False, "invalid": False, "reason": "The response completes the task."}
+swapped = {"contradiction": True, "hallucination": False, "invalid": True, "reason": "The response answers a different task."}
+ok_task = {"contradiction": False, "hallucination": False, "invalid": False, "reason": "A clear, answerable task."}
+cut_task = {"contradiction": False, "hallucination": False, "invalid": True, "reason": "The task is cut off."}
+for i, r in enumerate(train):
+    user = lambda text: [{"role": "user", "content": text}]
+    wrong = train[(i + len(train) // 2) % len(train)]  # another row's response: a negative for the critic
+    if i % 2:  # a task with a response, and the same task with another row's response
+        judge.append(verdict_chat(f"j-critic-{r['id']}", user(critic_prompt(prompts, r["instruction"], r["response"], r["response"], rules)), ok, parse_critic_verdict))
+        judge.append(verdict_chat(f"j-critic-swap-{r['id']}", user(critic_prompt(prompts, r["instruction"], r["response"], wrong["response"], rules)), swapped, parse_critic_verdict))
+    else:  # a task alone (synthesize --no-answer), and the same task cut off half-way
+        cut = r["instruction"][: len(r["instruction"]) // 2]
+        judge.append(verdict_chat(f"j-critic-task-{r['id']}", user(critic_prompt(prompts, r["instruction"], r["response"], None, rules)), ok_task, parse_critic_verdict))
+        judge.append(verdict_chat(f"j-critic-cut-{r['id']}", user(critic_prompt(prompts, cut, r["response"], None, rules)), cut_task, parse_critic_verdict))
+    judge.append(verdict_chat(f"j-reread-{r['id']}", user(reread_prompt(prompts, r["instruction"], r["lang"], rules)),
+                              {"verdict": "keep", "reason": "Clear, answerable and natural."}, parse_reread_verdict))
+    if i % 2:  # a task offered for the wrong language set: ReReading rejects it
+        lang = other_lang[r["lang"]]
+        judge.append(verdict_chat(f"j-reread-lang-{r['id']}", user(reread_prompt(prompts, r["instruction"], lang, rules)),
+                                  {"verdict": "reject", "reason": f"The task is not written in {lang_name(lang)}."}, parse_reread_verdict))
+write("judge_chats.jsonl", judge, "instructions")
+by_lang = [[r for r in held_out if r["lang"] == lang] for lang in ("zh", "en", "ja")]
+tasks = [r for trio in zip(*by_lang) for r in trio][:answer_rows]  # zh, en, ja in turn
+write("answer_tasks.jsonl", [{k: r[k] for k in ("id", "lang", "instruction")} for r in tasks], "instructions")
 PYEOF
 step "data: $(count "$RUN/data/pool.jsonl") pool rows, $(count "$RUN/data/knowledge.jsonl")+$(count "$RUN/data/creative.jsonl") CPT documents, $(count "$RUN/data/translation_chats.jsonl") translation chats, $(count "$RUN/data/grpo_prompts.jsonl") RL prompts"
 
@@ -100,18 +175,25 @@ q cluster "$RUN/data/pool.jsonl" --algorithm birch --k 12 --threshold 0.5 --cach
 q cluster "$RUN/data/pool.jsonl" --sweep-threshold 0.3,0.5,0.7 --cache-dir "$RUN/cache" -o "$RUN/cluster_sweep.jsonl"
 step "cluster: $(count "$RUN/clustered.jsonl") rows in 12 Birch clusters; threshold sweep -> $RUN/cluster_sweep.jsonl"
 
-# 2. sample-difficulty: the tiny model judges the unlabelled rows (its verdicts are invalid JSON,
-#    which are reported, never guessed), then 3:3:3:1:0 over levels, 1:1:1 over zh/en/ja, 2 rounds.
-q sample-difficulty "$RUN/clustered.jsonl" --judge-model "$RUN/base" --judge-max-tokens 32 --total "$TOTAL" --rounds 2 \
+# 2. The judge: the base model fine-tuned with in2x sft on the judge chats (data/judge_chats.jsonl:
+#    difficulty, ReReading and critic requests as the commands send them, with valid verdicts).
+q sft "$RUN/data/judge_chats.jsonl" -m "$RUN/base" --max-steps "$JUDGE_STEPS" --lr 5e-3 --max-length 1280 --batch-size 8 \
+  --report-to none -o "$RUN/judge"
+#    sample-difficulty: the judge grades the unlabelled zh rows (invalid verdicts are reported, never
+#    guessed), then 3:3:3:1:0 over levels, 1:1:1 over zh/en/ja, 2 rounds.
+q sample-difficulty "$RUN/clustered.jsonl" --judge-model "$RUN/judge" --judge-max-tokens 128 --total "$TOTAL" --rounds 2 \
   --report "$RUN/sample_report.json" --rejects "$RUN/grade_rejects.jsonl" -o "$RUN/selected.jsonl"
-step "sample-difficulty: $(count "$RUN/selected.jsonl") rows over 2 rounds; $(count "$RUN/grade_rejects.jsonl") judge verdicts rejected (report: $RUN/sample_report.json)"
+step "sample-difficulty: judge $RUN/judge ($JUDGE_STEPS SFT steps on $(count "$RUN/data/judge_chats.jsonl") judge chats): $(grades "$RUN/selected.jsonl.grades.jsonl"); $(count "$RUN/selected.jsonl") rows over 2 rounds (report: $RUN/sample_report.json)"
 
-# 3. synthesize: Self-Instruct from the seed tasks under the rules, with ReReading and a critic.
-printf '%s\n' "Write tasks a native speaker would ask." "Keep each task self-contained and answerable." > "$RUN/data/rules.txt"
-sidecar "$RUN/data/rules.txt" "synthesis rules"
+# 3. synthesize: Self-Instruct from the seed tasks under the rules (the base model writes and
+#    re-reads, the judge criticises); the base model's tasks rarely survive the filters to reach the
+#    critic, so the judge also re-reads and criticises held-out pool tasks (answer mode, --no-answer:
+#    the tiny models' own answers loop until cut off, and a cut-off answer never reaches the critic).
 q synthesize self-instruct "$DATA/seed_tasks.jsonl" -m "$RUN/base" --num "$SYN" --langs zh,en,ja --lang-ratio 1:1:1 \
-  --rules "$RUN/data/rules.txt" --reread --critic-model "$RUN/base" --max-tokens "$MAXTOK" -o "$RUN/synth.jsonl"
-step "synthesize: $(count "$RUN/synth.jsonl") accepted, $(count "$RUN/synth.rejects.jsonl") rejected ($(reasons "$RUN/synth.rejects.jsonl"); rows in $RUN/synth.rejects.jsonl)"
+  --rules "$RUN/data/rules.txt" --reread --critic-model "$RUN/judge" --max-tokens "$MAXTOK" -o "$RUN/synth.jsonl"
+q synthesize answer "$RUN/data/answer_tasks.jsonl" -m "$RUN/judge" --no-answer --rules "$RUN/data/rules.txt" --reread \
+  --critic-model "$RUN/judge" --judge-max-tokens 96 --answer-max-tokens 64 -o "$RUN/synth_answer.jsonl"
+step "synthesize: self-instruct $(count "$RUN/synth.jsonl") accepted, $(count "$RUN/synth.rejects.jsonl") rejected ($(reasons "$RUN/synth.rejects.jsonl")); held-out tasks $(count "$RUN/synth_answer.jsonl") accepted, $(count "$RUN/synth_answer.rejects.jsonl") rejected ($(reasons "$RUN/synth_answer.rejects.jsonl")); $(verdicts "$RUN"/synth*.jsonl)"
 
 # 4. cpt: the paper's three phases, shortened.
 q cpt -m "$RUN/base" --data "$RUN/data/knowledge.jsonl:0.8" --data "$RUN/data/creative.jsonl:0.2" --seq-len 128 \
@@ -123,13 +205,13 @@ q cpt -m "$RUN/cpt2" --data "$RUN/data/knowledge.jsonl" --data "$RUN/data/creati
 step "cpt: phase 1 (knowledge 0.8 + creative 0.2, constant LR) -> phase 2 (long docs, seq 256, RoPE theta 20000) -> phase 3 (lowest-perplexity half, LR 3e-5 linear decay): $RUN/cpt3"
 
 # 5. sft: the sampled rows (round r in epoch r) plus synthesized data and translation chats.
-$PY - "$RUN/selected.jsonl" "$RUN/synth.jsonl" "$RUN/data/translation_chats.jsonl" "$RUN/data/sft.jsonl" <<'PYEOF'
+$PY - "$RUN/selected.jsonl" "$RUN/synth.jsonl" "$RUN/synth_answer.jsonl" "$RUN/data/translation_chats.jsonl" "$RUN/data/sft.jsonl" <<'PYEOF'
 import sys
 from in2x_cli import provenance
 from in2x_cli.io import JsonlWriter, iter_jsonl
 *inputs, output = sys.argv[1:]
-selected, synth, translation_chats = inputs
-rows = [line.data for p in (selected, synth) for line in iter_jsonl(p, require_rows=False)]
+selected, synth, synth_answer, translation_chats = inputs
+rows = [line.data for p in (selected, synth, synth_answer) for line in iter_jsonl(p, require_rows=False)]
 rows = [r for r in rows if r.get("response") or r.get("messages")]
 chats = [line.data for line in iter_jsonl(translation_chats)]
 for i, c in enumerate(chats):

@@ -13,16 +13,17 @@ import pytest
 
 from tests.util import REPO
 
-MODELS = ["base", "cpt1", "cpt2", "cpt3", "sft", "sft_t2", "grpo", "merged_ties", "merged_obim"]
+MODELS = ["base", "judge", "cpt1", "cpt2", "cpt3", "sft", "sft_t2", "grpo", "merged_ties", "merged_obim"]
 SYSTEMS = ["base", "sft", "grpo", "merged_ties", "merged_obim"]
 JSONL_WITH_SIDECAR = [
     "clustered.jsonl", "cluster_sweep.jsonl", "selected.jsonl", "selected.jsonl.grades.jsonl", "grade_rejects.jsonl", "synth.jsonl",
-    "synth.rejects.jsonl", "translations.jsonl", "plots.jsonl",
+    "synth.rejects.jsonl", "synth_answer.rejects.jsonl", "translations.jsonl", "plots.jsonl",
     *(f"translate_{m}.jsonl" for m in SYSTEMS),
-    *(f"data/{d}.jsonl" for d in ("pool", "knowledge", "creative", "translation_chats", "grpo_prompts", "documents", "sft", "calibration")),
+    *(f"data/{d}.jsonl" for d in ("pool", "knowledge", "creative", "translation_chats", "grpo_prompts", "documents", "sft", "calibration",
+                                   "judge_chats", "answer_tasks")),
 ]
 # everything the demo leaves at the top of the run directory (the test walks all of it)
-EXPECTED_TOP = [*MODELS, *JSONL_WITH_SIDECAR[:9], *(f"translate_{m}.jsonl" for m in SYSTEMS), "data", "cache", "plots",
+EXPECTED_TOP = [*MODELS, *JSONL_WITH_SIDECAR[:10], "synth_answer.jsonl", *(f"translate_{m}.jsonl" for m in SYSTEMS), "data", "cache", "plots",
                 "eval.json", "autorank.json", "sample_report.json"]
 
 
@@ -103,6 +104,35 @@ def test_sample_report_and_grade_rejects(demo_run):
     # each rejected verdict is the pool row with the judge's raw output and why it was refused
     pool_ids = {json.loads(x)["id"] for x in (run / "clustered.jsonl").read_text().splitlines() if x.strip()}
     assert all(r["id"] in pool_ids and r["grade_error"] and isinstance(r["grade_raw"], str) for r in rejects)
+
+
+def test_the_trained_judge_gives_valid_verdicts(demo_run):
+    """The judge (the base model after in2x sft on the judge chats) grades the unlabelled rows with
+    verdicts the validator accepts, and its critic verdicts reach synthesize's outputs."""
+    from in2x_cli.core.difficulty import judge_messages
+    from in2x_cli.core.synthesize import parse_critic_verdict
+
+    run, proc = demo_run
+    assert json.loads((run / "judge" / "in2x_provenance.json").read_text())["command"].startswith("sft")
+    chats = [json.loads(x) for x in (run / "data" / "judge_chats.jsonl").read_text(encoding="utf-8").splitlines()]
+    grade_chat = next(c for c in chats if c["id"].startswith("j-grade-"))
+    assert grade_chat["messages"][:2] == judge_messages(grade_chat["messages"][1]["content"].split("<<<\n", 1)[1].rsplit("\n>>>", 1)[0])
+    grades = [json.loads(x) for x in (run / "selected.jsonl.grades.jsonl").read_text().splitlines() if x.strip()]
+    valid = [g for g in grades if g["valid"]]
+    assert valid and all(g["method"] == "judge" and g["difficulty"] for g in valid)
+    report = json.loads((run / "sample_report.json").read_text())
+    assert report["grading"]["invalid"] == len(grades) - len(valid)
+    line = next(ln for ln in proc.stdout.splitlines() if "] sample-difficulty:" in ln)
+    assert f"{len(valid)} verdicts valid" in line and f"{len(grades) - len(valid)} invalid" in line
+    rows = [json.loads(x) for name in ("synth.jsonl", "synth.rejects.jsonl", "synth_answer.jsonl", "synth_answer.rejects.jsonl")
+            for x in (run / name).read_text(encoding="utf-8").splitlines() if x.strip()]
+    judged = [r for r in rows if r.get("critic") and "invalid" in r["critic"]]
+    assert judged and all(r["critic"]["model"] == "judge" for r in judged)
+    for r in judged:  # each verdict is one the validator accepts, and a flagged row was rejected for it
+        verdict = parse_critic_verdict(json.dumps({k: r["critic"][k] for k in ("contradiction", "hallucination", "invalid", "reason")}))
+        assert bool(verdict.flags) == (r.get("reason") == "critic_flagged")
+    flagged = sum(r.get("reason") == "critic_flagged" for r in judged)
+    assert f"critic accepted {len(judged) - flagged}, flagged {flagged}" in next(ln for ln in proc.stdout.splitlines() if "] synthesize:" in ln)
 
 
 def test_every_file_in_the_run_directory_is_valid_and_carries_provenance(demo_run):

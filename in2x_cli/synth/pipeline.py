@@ -118,7 +118,7 @@ class Synthesizer:
         self._pre_query: dict[str, PreQuery] = {}
         rules = (cfg.rules or "").strip()
         self._rules = prompts.render("rules_block", text=rules) if rules else ""
-        self._rules_check = prompts.render("rules_to_check_block", text=rules) if rules else ""
+        self._rules_check = rules_to_check(prompts, rules)
 
     # ----------------------------------------------------------------- prompt helpers
     def _lang_fields(self, lang: str) -> dict[str, str]:
@@ -334,15 +334,7 @@ class Synthesizer:
     def reread(self, cands: list[Candidate]) -> None:
         """ReReading: the generating model reviews each task; keep, rewrite (original kept in
         ``reread.original_instruction``) or reject. A rewrite must still be in the target language."""
-        prompts = [
-            self.prompts.render(
-                "reread",
-                instruction=fence(c.instruction or "", "INSTRUCTION"),
-                rules_to_check=self._rules_check,
-                **self._lang_fields(c.lang),
-            )
-            for c in cands
-        ]
+        prompts = [reread_prompt(self.prompts, c.instruction or "", c.lang, self._rules_check) for c in cands]
         for c, (verdict, error, reply, attempts) in zip(
             cands, self._judge(self.backend, cands, prompts, parse_reread_verdict, "reread"), strict=True
         ):
@@ -413,19 +405,8 @@ class Synthesizer:
         )
         prompts = []
         for c, ans in zip(cands, answers, strict=True):
-            response = (
-                fence(c.response, "CANDIDATE RESPONSE")
-                if c.response is not None
-                else self.prompts.render("no_response")
-            )
             prompts.append(
-                self.prompts.render(
-                    "critic_judge",
-                    instruction=fence(c.instruction or "", "INSTRUCTION"),
-                    reference_answer=fence(ans.text.strip(), "CRITIC ANSWER"),
-                    response=response,
-                    rules_to_check=self._rules_check,
-                )
+                critic_prompt(self.prompts, c.instruction or "", ans.text.strip(), c.response, self._rules_check)
             )
         judged = self._judge(self.critic_backend, cands, prompts, parse_critic_verdict, "critic")
         model = os.path.basename(os.path.normpath(self.cfg.critic_model or "")) or self.cfg.critic_model
@@ -534,6 +515,36 @@ class Synthesizer:
                 row = InstructionRow.from_line(line)
                 lang = _row_lang(row, line.where)
             yield index, line, lang
+
+
+def rules_to_check(prompts: PromptSet, rules: str | None) -> str:
+    """The {rules_to_check} block of the reviewer prompts for a --rules text (empty without rules)."""
+    rules = (rules or "").strip()
+    return prompts.render("rules_to_check_block", text=rules) if rules else ""
+
+
+def reread_prompt(prompts: PromptSet, instruction: str, lang: str, rules_check: str = "") -> str:
+    """The ReReading request for one task in ``lang`` (the user turn ``--reread`` sends)."""
+    return prompts.render(
+        "reread",
+        instruction=fence(instruction, "INSTRUCTION"),
+        rules_to_check=rules_check,
+        language=lang_name(lang),
+        native_language=NATIVE_NAMES.get(lang, lang_name(lang)),
+    )
+
+
+def critic_prompt(
+    prompts: PromptSet, instruction: str, critic_answer: str, response: str | None, rules_check: str = ""
+) -> str:
+    """The critic's judging turn (the user turn ``--critic-model`` gets after answering the task)."""
+    return prompts.render(
+        "critic_judge",
+        instruction=fence(instruction, "INSTRUCTION"),
+        reference_answer=fence(critic_answer, "CRITIC ANSWER"),
+        response=fence(response, "CANDIDATE RESPONSE") if response is not None else prompts.render("no_response"),
+        rules_to_check=rules_check,
+    )
 
 
 def _system_turn(origin: InstructionRow | None) -> list[dict[str, Any]]:
