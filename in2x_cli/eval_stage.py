@@ -142,11 +142,8 @@ def read_text_inputs(src: str | None, ref: str | None, hyps: Sequence[str]) -> T
     ts = TestSet(source=base_name, segments=segments)
     for spec in hyps:
         name, path = _split_named(spec)
-        lines = read_text_lines(path)
-        if not lines:
-            raise InputError("empty hypothesis file (an empty translation is an empty line, not a missing file)", path)
-        if len(lines) != n:
-            raise InputError(f"{_lines(len(lines))}, but {base_name} has {n}: hypotheses must be line-aligned", path)
+        lines = _hyp_lines(path, n, f"but {base_name} has {n}: hypotheses must be line-aligned",
+                           empty="empty hypothesis file (an empty translation is an empty line, not a missing file)")
         _add_system(ts.systems, name, lines, path)
     return ts
 
@@ -175,22 +172,24 @@ def read_wmt24_inputs(directory: str, systems: Sequence[str] = (), extra: Sequen
     ]
     ts = TestSet(source=str(ws.directory), segments=segments, src_lang=ws.src_lang, tgt_lang=ws.tgt_lang)
     for name in chosen:
-        path = available[name]
-        lines = read_text_lines(path)
-        if not lines:
-            raise InputError("empty hypothesis file", str(path))
-        if len(lines) != n_lines:
-            raise InputError(f"{_lines(len(lines))}, but the source has {n_lines}", str(path))
-        _add_system(ts.systems, name, [t for i, t in enumerate(lines) if i not in canary], str(path))
+        path = str(available[name])
+        lines = _hyp_lines(path, n_lines, f"but the source has {n_lines}")
+        _add_system(ts.systems, name, [t for i, t in enumerate(lines) if i not in canary], path)
     for spec in extra:
         name, xpath = _split_named(spec)
-        lines = read_text_lines(xpath)
-        if not lines:
-            raise InputError("empty hypothesis file", xpath)
-        if len(lines) != n_lines:
-            raise InputError(f"{_lines(len(lines))}, but the WMT24 source has {n_lines} (canary line included)", xpath)
+        lines = _hyp_lines(xpath, n_lines, f"but the WMT24 source has {n_lines} (canary line included)")
         _add_system(ts.systems, name, [t for i, t in enumerate(lines) if i not in canary], xpath)
     return ts
+
+
+def _hyp_lines(path: str, n: int, mismatch: str, *, empty: str = "empty hypothesis file") -> list[str]:
+    """A system's output file: its lines, which must be ``n`` (else InputError: "<count>, <mismatch>")."""
+    lines = read_text_lines(path)
+    if not lines:
+        raise InputError(empty, path)
+    if len(lines) != n:
+        raise InputError(f"{_lines(len(lines))}, {mismatch}", path)
+    return lines
 
 
 def _paragraph_rows(row: Any, hyp_paragraphs: Any, where: str) -> list[tuple[str, str, str | None, str]]:

@@ -38,6 +38,7 @@ from in2x_cli.core import translate as T
 from in2x_cli.core.mbr import MbrGroup, get_utility, mbr_decode
 from in2x_cli.errors import InputError, UserError
 from in2x_cli.io.jsonl import Line, iter_raw_lines, parse_json_line
+from in2x_cli.io.multipass import RawSpool
 from in2x_cli.langs import normalize_lang
 from in2x_cli.records import TranslationRow, row_key
 from in2x_cli.wmt import split_paragraphs
@@ -109,12 +110,9 @@ class JobSource:
     """
 
     def __init__(self, path: str, *, src_lang: str | None, tgt_lang: str | None, input_format: str = "auto", text_unit: str = "line") -> None:
-        import os
-        import tempfile
-
         self.name = "<stdin>" if path == "-" else path
         self._path = path
-        self._spool: str | None = None
+        self._spool: RawSpool | None = None
         self._shard: tuple[int, int] | None = None
         self._document: Job | None = None
         self.s_def = normalize_lang(src_lang) if src_lang else None
@@ -122,27 +120,23 @@ class JobSource:
         self.text_unit = text_unit
         self.fmt = ""
         self.keys: list[str] = []
-        spool = None
         if path == "-":
-            fd, self._spool = tempfile.mkstemp(prefix="in2x-translate-", suffix=".txt")
-            spool = os.fdopen(fd, "w", encoding="utf-8")
+            self._spool = RawSpool(prefix="in2x-translate-", suffix=".txt")
         try:
-            self._first_pass(input_format, spool)
+            self._first_pass(input_format, self._spool)
         except BaseException:
-            if spool is not None:
-                spool.close()
             self.close()
             raise
-        if spool is not None:
-            spool.close()
+        if self._spool is not None:
+            self._spool.finish()
 
-    def _first_pass(self, input_format: str, spool: Any) -> None:
+    def _first_pass(self, input_format: str, spool: RawSpool | None) -> None:
         seen: dict[str, int] = {}
         document: list[str] = []
         leading: list[tuple[int, str]] = []  # blank lines before the first text: the format decides what they are
         for lineno, text in iter_raw_lines(self._path):
             if spool is not None:
-                spool.write(text + "\n")
+                spool.write(text)
             if not self.fmt:
                 leading.append((lineno, text))
                 if not text.strip():
@@ -209,7 +203,7 @@ class JobSource:
             yield from ([self._document] if self._shard is None or self._shard[0] == 0 else [])
             return
         index = 0
-        for lineno, text in iter_raw_lines(self._spool or self._path):
+        for lineno, text in iter_raw_lines(self._spool.path if self._spool is not None else self._path):
             job = self._job(lineno, text, index)
             if job is None:
                 continue
@@ -219,12 +213,7 @@ class JobSource:
 
     def close(self) -> None:
         if self._spool is not None:
-            import os
-
-            try:
-                os.unlink(self._spool)
-            except FileNotFoundError:
-                pass
+            self._spool.remove()
             self._spool = None
 
     def __enter__(self) -> JobSource:

@@ -12,9 +12,38 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import TextIO
 
 from in2x_cli.errors import InputError
 from in2x_cli.io.jsonl import Line, _display, iter_jsonl, iter_raw_lines, parse_json_line
+
+
+class RawSpool:
+    """A temporary copy of raw input lines, written during a first pass over stdin so later passes
+    can read it again (line for line, blank lines included: line numbers stay the user's).
+
+    ``write`` each raw line, ``finish`` when the pass is done, iterate ``path`` with
+    ``iter_raw_lines`` / ``iter_jsonl``; ``remove`` deletes it (safe to call twice)."""
+
+    def __init__(self, *, prefix: str = "in2x-stdin-", suffix: str = ".jsonl", tmp_dir: str | None = None) -> None:
+        fd, self.path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=tmp_dir)
+        self._fh: TextIO | None = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, text: str) -> None:
+        assert self._fh is not None, "RawSpool.write after finish"
+        self._fh.write(text + "\n")
+
+    def finish(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def remove(self) -> None:
+        self.finish()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
 
 class MultiPassInput:
@@ -28,7 +57,7 @@ class MultiPassInput:
         self.path = str(path)
         self.name = _display(self.path)
         self.tmp_dir = None if tmp_dir is None else str(tmp_dir)
-        self._spool: str | None = None
+        self._spool: RawSpool | None = None
         self._first_done = False
         self.rows = 0
 
@@ -42,16 +71,17 @@ class MultiPassInput:
             self.rows = n
             self._first_done = True
             return
-        fd, spool = tempfile.mkstemp(prefix="in2x-stdin-", suffix=".jsonl", dir=self.tmp_dir)
-        self._spool = spool
+        self._spool = spool = RawSpool(tmp_dir=self.tmp_dir)
         n = 0
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        try:
             for lineno, text in iter_raw_lines("-"):
-                out.write(text + "\n")
+                spool.write(text)
                 if not text.strip():
                     continue
                 n += 1
                 yield Line(self.name, lineno, parse_json_line(text, f"{self.name}:{lineno}"))
+        finally:
+            spool.finish()
         if n == 0:
             raise InputError("empty input: no JSON rows", self.name)
         self.rows = n
@@ -64,15 +94,12 @@ class MultiPassInput:
         if self._spool is None:
             yield from iter_jsonl(self.path)
             return
-        for line in iter_jsonl(self._spool):
+        for line in iter_jsonl(self._spool.path):
             yield Line(self.name, line.lineno, line.data)
 
     def close(self) -> None:
         if self._spool is not None:
-            try:
-                os.unlink(self._spool)
-            except FileNotFoundError:
-                pass
+            self._spool.remove()
             self._spool = None
 
     def __enter__(self) -> MultiPassInput:

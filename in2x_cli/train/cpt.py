@@ -15,8 +15,8 @@ The paper's three phases are three ``in2x cpt`` calls, each starting from the pr
         --seq-len 32768 --lr 3e-5 --lr-schedule linear --max-tokens 1B -o runs/cpt3
 
 The paper gives the phase-3 schedule (3e-5, linear decay) but no phase-1/2 learning rate, warmup,
-batch size, token budgets or keep fraction: the token budgets above are placeholders, and our
-defaults (1e-5, no warmup, ``--keep 0.5``) are stated in the help text as ours. Instead of
+batch size, token budgets or keep fraction: the ``--max-tokens`` values above are examples of ours,
+not the paper's, and our defaults (1e-5, no warmup, ``--keep 0.5``) are stated in the help text as ours. Instead of
 ``--rope-theta``, ``--rope-scaling yarn:4`` extends with YaRN (see ``data.apply_context_extension``).
 
 Perplexity filter (``ppl.py``): every document is scored by the filter model, written with a
