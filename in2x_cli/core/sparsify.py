@@ -22,6 +22,7 @@ order on every call; they recompute cheap elementwise values (δ = θ − θ₀)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
@@ -213,31 +214,26 @@ def rescale_factor(full: Chunks, kept: Chunks, mode: RescaleMode, density: float
     either norm is below 1e-7), 1/d (``inverse_density``, the DARE paper's 1/(1−p)), or None.
     The L1 norms are ``x.abs().sum()`` in the working dtype, exactly as mergekit computes them,
     for a single-chunk tensor; larger tensors sum chunks in float64 and round once."""
-    import torch
-
     if mode == "none":
         return None
     if mode == "inverse_density":
         return 1.0 / density if density > 0 else None
-    norms = []
-    for chunks in (full, kept):
-        parts = list(chunks()) if _single(chunks) else None
-        if parts is not None:
-            norms.append(parts[0].abs().sum())
-            continue
-        total = torch.zeros((), dtype=torch.float64)
-        dtype = None
-        for c in chunks():
-            total += c.abs().sum(dtype=torch.float64).cpu()
-            dtype, device = c.dtype, c.device
-        norms.append(total.to(dtype=dtype, device=device))
-    before, after = norms
+    before, after = (_l1_norm(chunks()) for chunks in (full, kept))
     if before < _EPS or after < _EPS:
         return None
     return before / after
 
 
-def _single(chunks: Chunks) -> bool:
-    it = chunks()
-    next(it)
-    return next(it, None) is None
+def _l1_norm(chunks: Iterator[torch.Tensor]) -> torch.Tensor:
+    """‖x‖₁ over the chunks in one pass: ``x.abs().sum()`` for a single chunk, else a float64
+    sum rounded once to the chunks' dtype."""
+    import torch
+
+    first = next(chunks)
+    second = next(chunks, None)
+    if second is None:
+        return first.abs().sum()
+    total = torch.zeros((), dtype=torch.float64)
+    for c in itertools.chain((first, second), chunks):
+        total += c.abs().sum(dtype=torch.float64).cpu()
+    return total.to(dtype=first.dtype, device=first.device)
