@@ -15,6 +15,8 @@ from in2x_cli.eval_stage import print_wide_table
 from in2x_cli.io import iter_jsonl
 from in2x_cli.langs import parse_pair
 
+AUTORANK_SCHEMA = "in2x.autorank/1"
+
 
 @dataclass
 class RankInput:
@@ -248,13 +250,10 @@ def render_autorank(doc: dict[str, Any], top: int | None = None) -> None:
         print_wide_table(table)
 
 
-AUTORANK_SCHEMA = "in2x.autorank/1"
-
-
 def check_autorank_doc(doc: Any, where: str) -> dict[str, Any]:
     """An ``in2x.autorank/1`` document read back (``plot``): pairs → metrics and ranked systems
     with the types ``run_autorank`` writes, else an InputError naming the file and JSON path."""
-    from in2x_cli.eval_stage import _want
+    from in2x_cli.eval_stage import _check_ranked, _want
 
     if not isinstance(doc, dict) or doc.get("schema") != AUTORANK_SCHEMA:
         raise InputError(f"not an in2x AutoRank output (schema {AUTORANK_SCHEMA!r})", where)
@@ -264,8 +263,5 @@ def check_autorank_doc(doc: Any, where: str) -> dict[str, Any]:
         _want(pair.get("pair"), "string?", where, f"{p}.pair")
         for j, m in enumerate(_want(pair.get("metrics", []), "list", where, f"{p}.metrics")):
             _want(m, "string", where, f"{p}.metrics[{j}]")
-        for j, r in enumerate(_want(pair.get("systems"), "list", where, f"{p}.systems")):
-            _want(r, "object", where, f"{p}.systems[{j}]")
-            _want(r.get("system"), "string", where, f"{p}.systems[{j}].system")
-            _want(r.get("autorank"), "number", where, f"{p}.systems[{j}].autorank")
+        _check_ranked(pair.get("systems"), where, f"{p}.systems")
     return doc

@@ -658,22 +658,32 @@ def check_eval_doc(doc: Any, where: str) -> dict[str, Any]:
             q = f"{p}.systems[{j}]"
             _want(sys_, "object", where, q)
             _want(sys_.get("system"), "string", where, f"{q}.system")
-            for field_ in ("scores", "segment_means"):
-                for name, v in _want(sys_.get(field_, {} if field_ == "segment_means" else None), "object", where, f"{q}.{field_}").items():
-                    _want(v, "number?", where, f"{q}.{field_}.{name}")
+            _check_scores(sys_, where, q)
             for name, est in _want(sys_.get("significance") or {}, "object", where, f"{q}.significance").items():
+                if est is None:
+                    continue
+                _want(est, "object", where, f"{q}.significance.{name}")
                 for key in ("low", "high"):
-                    _want((_want(est, "object", where, f"{q}.significance.{name}") if est is not None else {}).get(key), "number?", where,
-                          f"{q}.significance.{name}.{key}")
+                    _want(est.get(key), "number?", where, f"{q}.significance.{name}.{key}")
             for by, groups in _want(sys_.get("by") or {}, "object", where, f"{q}.by").items():
                 for g, info in _want(groups, "object", where, f"{q}.by.{by}").items():
                     _want(info, "object", where, f"{q}.by.{by}.{g}")
-                    for field_ in ("scores", "segment_means"):
-                        for name, v in _want(info.get(field_, {} if field_ == "segment_means" else None), "object", where,
-                                             f"{q}.by.{by}.{g}.{field_}").items():
-                            _want(v, "number?", where, f"{q}.by.{by}.{g}.{field_}.{name}")
-        for j, r in enumerate(_want(res.get("autorank") or [], "list", where, f"{p}.autorank")):
-            _want(r, "object", where, f"{p}.autorank[{j}]")
-            _want(r.get("system"), "string", where, f"{p}.autorank[{j}].system")
-            _want(r.get("autorank"), "number", where, f"{p}.autorank[{j}].autorank")
+                    _check_scores(info, where, f"{q}.by.{by}.{g}")
+        _check_ranked(res.get("autorank") or [], where, f"{p}.autorank")
     return doc
+
+
+def _check_scores(entry: dict[str, Any], where: str, path: str) -> None:
+    """``scores`` (required) and ``segment_means`` (absent from older outputs): {metric: number or null}."""
+    for field_ in ("scores", "segment_means"):
+        for name, v in _want(entry.get(field_, {} if field_ == "segment_means" else None), "object", where, f"{path}.{field_}").items():
+            _want(v, "number?", where, f"{path}.{field_}.{name}")
+
+
+def _check_ranked(rows: Any, where: str, path: str) -> None:
+    """A ranked-systems list as ``core.autorank`` results are written (eval's "autorank", autorank's
+    "systems"): objects with a string ``system`` and a number ``autorank``."""
+    for j, r in enumerate(_want(rows, "list", where, path)):
+        _want(r, "object", where, f"{path}[{j}]")
+        _want(r.get("system"), "string", where, f"{path}[{j}].system")
+        _want(r.get("autorank"), "number", where, f"{path}[{j}].autorank")
