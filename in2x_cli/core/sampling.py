@@ -227,11 +227,11 @@ def allocate(total: int, strata: list[Stratum], rule: str = "redistribute", roun
     for s, q in zip(strata, largest_remainder(total, [s.weight for s in strata]), strict=True):
         s.quota = q
         s.rounds = rounds
-    if rounds == 1 or sum(s.disjoint for s in strata if s.weight > 0) >= total:
+    disjoint_total = sum(s.disjoint for s in strata if s.weight > 0)
+    if rounds == 1 or disjoint_total >= total:
         alloc.notes = _apply_rule(strata, total, rule, _disjoint_cap)  # step 1: rounds stay disjoint
         return alloc
     # step 2: the pool cannot give R disjoint rounds of ``total``: reuse, and say so
-    disjoint_total = sum(s.disjoint for s in strata if s.weight > 0)
     if rule == "redistribute":
         alloc.notes = [n for n in _apply_rule(strata, total, rule, _disjoint_cap) if "rows missing" not in n]
         alloc.notes += _top_up(strata, total)
@@ -434,9 +434,8 @@ def select(
         order = rows[round_robin_order(clusters[rows], tags[rows], stratum_seed(seed, s.lang, s.level))]
         for r, pos in enumerate(round_positions(len(order), s.allocated, rounds)):
             picked[r].append(order[pos])
-        extra = rounds * s.allocated - len(order)
-        if extra > 0:
-            reused[(s.lang, s.level)] = extra
+        if s.reused:  # len(order) == s.available
+            reused[(s.lang, s.level)] = s.reused
     per_round = [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in picked]
     return Selection(allocation, per_round, reused)
 
