@@ -512,8 +512,8 @@ def render_tables(result: dict[str, Any]) -> None:
     if result.get("autorank"):
         table.add_column("AutoRank", justify="right")
         ranks = {r["system"]: r["autorank"] for r in result["autorank"]}
+    paired = result["significance"] and result["significance"]["test"] in ("bs", "ar")  # a baseline to compare with
     for i, entry in enumerate(result["systems"]):
-        paired = result["significance"] and result["significance"]["test"] in ("bs", "ar")
         cells = [("Baseline: " if i == 0 and paired else "") + entry["system"]]
         for k in keys:
             text = _fmt(entry["scores"][k], digits[k])
