@@ -121,9 +121,6 @@ class Synthesizer:
         self._rules_check = rules_to_check(prompts, rules)
 
     # ----------------------------------------------------------------- prompt helpers
-    def _lang_fields(self, lang: str) -> dict[str, str]:
-        return {"language": lang_name(lang), "native_language": NATIVE_NAMES.get(lang, lang_name(lang))}
-
     def _seed(self, key: str, stage: str, attempt: int = 0) -> int:
         return derive_seed(self.cfg.seed, f"{key}/{stage}", attempt)
 
@@ -173,7 +170,7 @@ class Synthesizer:
             c.fields["seed_ids"] = [d.id for d in demos]
             text = "\n".join(f"Task {i + 1}: {d.text}" for i, d in enumerate(demos))
             return self.prompts.render(
-                "self_instruct", demos=text, rules=self._rules, **self._lang_fields(c.lang)
+                "self_instruct", demos=text, rules=self._rules, **_lang_fields(c.lang)
             )
         source = c.fields["source_instruction"]
         return self.prompts.render(
@@ -183,14 +180,14 @@ class Synthesizer:
             if c.fields["source_lang"] != "und"
             else "given",
             rules=self._rules,
-            **self._lang_fields(c.lang),
+            **_lang_fields(c.lang),
         )
 
     def pre_query(self, lang: str) -> PreQuery:
         """Magpie's pre-query template for ``lang`` (the system turn carries the language)."""
         if lang not in self._pre_query:
             system = (
-                self.prompts.render("magpie_system", rules=self._rules, **self._lang_fields(lang)).strip()
+                self.prompts.render("magpie_system", rules=self._rules, **_lang_fields(lang)).strip()
                 or None
             )
 
@@ -364,7 +361,7 @@ class Synthesizer:
         )
         convs = []
         for c in cands:
-            system = self.prompts.render(name, rules=self._rules, **self._lang_fields(c.lang)).strip()
+            system = self.prompts.render(name, rules=self._rules, **_lang_fields(c.lang)).strip()
             own = _system_turn(c.origin)
             if own:  # the input's own system turn comes first; it is kept in the output messages
                 system = f"{own[0]['content']}\n\n{system}".strip()
@@ -517,6 +514,11 @@ class Synthesizer:
             yield index, line, lang
 
 
+def _lang_fields(lang: str) -> dict[str, str]:
+    """The {language} / {native_language} fields of the prompts for ``lang``."""
+    return {"language": lang_name(lang), "native_language": NATIVE_NAMES.get(lang, lang_name(lang))}
+
+
 def rules_to_check(prompts: PromptSet, rules: str | None) -> str:
     """The {rules_to_check} block of the reviewer prompts for a --rules text (empty without rules)."""
     rules = (rules or "").strip()
@@ -529,8 +531,7 @@ def reread_prompt(prompts: PromptSet, instruction: str, lang: str, rules_check: 
         "reread",
         instruction=fence(instruction, "INSTRUCTION"),
         rules_to_check=rules_check,
-        language=lang_name(lang),
-        native_language=NATIVE_NAMES.get(lang, lang_name(lang)),
+        **_lang_fields(lang),
     )
 
 
