@@ -134,8 +134,6 @@ class Inputs:
         for r in self.all_readers() + [s for s in self.stats if s is not None]:
             r.close()
 
-    close = release
-
 
 def _return_freed_memory() -> None:
     """Give freed heap memory back to the OS (glibc keeps large freed blocks otherwise, so RSS
@@ -252,10 +250,8 @@ def merge_checkpoints(
             if on_tensor:
                 on_tensor(name)
         files = writer.close()
-    except BaseException:
-        inputs.close()
-        raise
-    inputs.close()
+    finally:
+        inputs.release()
     copied_files = copy_model_files(inputs.reference.path, out_dir)
     if config.output_dtype and (out_dir / "config.json").exists():
         _set_config_dtype(out_dir / "config.json", config.output_dtype)
