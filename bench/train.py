@@ -53,7 +53,8 @@ def mixed_length_chats(n: int, seed: int = 0) -> list[dict]:
 
 def run(model: Path, data: Path, out: Path, *, packing: bool, max_length: int) -> dict:
     from in2x_cli import console
-    from in2x_cli.train.common import TrainOptions, read_metrics
+    from in2x_cli.train.options import TrainOptions
+    from in2x_cli.train.rundir import read_metrics
     from in2x_cli.train.sft import SftConfig, run_sft
 
     console.set_verbosity(0)

@@ -76,9 +76,9 @@ def cpt(
         return rc
 
     from in2x_cli import console
-    from in2x_cli.train.common import TrainOptions
     from in2x_cli.train.cpt import CptConfig, parse_token_count, run_cpt
     from in2x_cli.train.data import parse_data_spec
+    from in2x_cli.train.options import TrainOptions
 
     cfg = CptConfig(
         model=model,
@@ -120,7 +120,7 @@ def cpt(
         trust_remote_code=trust_remote_code,
         extra={"launch_config": launch_config},
     )
-    from in2x_cli.train.common import removed_if_left_empty
+    from in2x_cli.train.rundir import removed_if_left_empty
 
     with removed_if_left_empty(output):
         summary = run_cpt(cfg)

@@ -99,8 +99,8 @@ def grpo(
 
     from in2x_cli.io import read_text_lines
     from in2x_cli.rewards import DEFAULT_PRINCIPLES, RewardContext, parse_reward_spec
-    from in2x_cli.train.common import TrainOptions
     from in2x_cli.train.grpo import GRPORunConfig, run_grpo
+    from in2x_cli.train.options import TrainOptions
 
     principle_lines = tuple(p.strip() for p in read_text_lines(principles) if p.strip()) if principles else DEFAULT_PRINCIPLES
     if principles and not principle_lines:
@@ -161,7 +161,7 @@ def grpo(
         launch_config=launch_config,
         trust_remote_code=trust_remote_code,
     )
-    from in2x_cli.train.common import removed_if_left_empty
+    from in2x_cli.train.rundir import removed_if_left_empty
 
     with removed_if_left_empty(output):
         out = run_grpo(cfg)

@@ -81,7 +81,7 @@ def sft(
         return rc
 
     from in2x_cli import console
-    from in2x_cli.train.common import TrainOptions
+    from in2x_cli.train.options import TrainOptions
     from in2x_cli.train.sft import LoraOptions, SftConfig, run_sft
 
     cfg = SftConfig(
@@ -120,7 +120,7 @@ def sft(
         trust_remote_code=trust_remote_code,
         extra={"launch_config": launch_config},
     )
-    from in2x_cli.train.common import removed_if_left_empty
+    from in2x_cli.train.rundir import removed_if_left_empty
 
     with removed_if_left_empty(output):
         summary = run_sft(cfg)

@@ -37,7 +37,7 @@ from typing import Any
 
 from in2x_cli import console
 from in2x_cli.errors import UserError
-from in2x_cli.train import common
+from in2x_cli.train.callbacks import install_callbacks
 from in2x_cli.train.data import (
     DataSource,
     MixtureStream,
@@ -46,6 +46,12 @@ from in2x_cli.train.data import (
     pack_documents,
     shuffle_buffer,
 )
+from in2x_cli.train.devices import select_device
+from in2x_cli.train.export import save_final_model
+from in2x_cli.train.flops import flops_per_token
+from in2x_cli.train.loop import run_training
+from in2x_cli.train.options import TrainOptions, common_training_args, seed_everything
+from in2x_cli.train.rundir import check_output_dir, prepare_output_dir
 
 LR_SCHEDULES = {  # ours → transformers' get_scheduler names (the warm-up is linear in all three)
     "constant": "constant_with_warmup",
@@ -58,7 +64,7 @@ LR_SCHEDULES = {  # ours → transformers' get_scheduler names (the warm-up is l
 class CptConfig:
     model: str
     data: tuple[DataSource, ...]
-    train: common.TrainOptions
+    train: TrainOptions
     text_field: str = "text"
     seq_len: int = 8192
     learning_rate: float = 1e-5
@@ -188,14 +194,14 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         raise UserError(f"--keep must be in (0, 1], got {cfg.keep}")
     if cfg.seq_len < 2:
         raise UserError("--seq-len must be at least 2")
-    common.check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     model_path = resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
     sources = list(cfg.data)
     counts = validate_sources(sources, cfg.text_field)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     max_steps = None if cfg.ppl_only else resolve_max_steps(cfg, world)  # a missing budget fails before any loading
     # only now (input valid) is the run directory created, or emptied by --overwrite
-    resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
 
     import torch
     import transformers
@@ -220,7 +226,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
             seq_len=cfg.seq_len,
             batch_size=cfg.ppl_batch_size,
             text_field=cfg.text_field,
-            device=common.select_device(cfg.train.device),
+            device=select_device(cfg.train.device),
             trust_remote_code=cfg.trust_remote_code,
         )
         if cfg.ppl_only:
@@ -238,7 +244,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     context_changes = apply_context_extension(model_config, seq_len=cfg.seq_len, rope_theta=cfg.rope_theta, rope_scaling=cfg.rope_scaling)
     base_dtype = getattr(model_config, "dtype", None)
     model_config.use_cache = False  # packed-sequence masks are only built without a cache object
-    common.seed_everything(cfg.train.seed)
+    seed_everything(cfg.train.seed)
     with loading_errors(model_path):
         model = AutoModelForCausalLM.from_pretrained(
             str(model_path), config=model_config, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, use_safetensors=True
@@ -246,7 +252,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
 
     from in2x_cli.train.launch import distributed_training_args
 
-    base_args = common.common_training_args(cfg.train)
+    base_args = common_training_args(cfg.train)
     assert max_steps is not None
     args = TrainingArguments(
         **base_args,
@@ -268,14 +274,14 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         data_collator=make_collator(model, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else sep, packed=True, cross_document_attention=cfg.cross_document_attention),
         processing_class=tokenizer,
     )
-    common.install_callbacks(
-        trainer, cfg.train.output_dir, description="cpt", flops_per_token_value=common.flops_per_token(model, cfg.seq_len)
+    install_callbacks(
+        trainer, cfg.train.output_dir, description="cpt", flops_per_token_value=flops_per_token(model, cfg.seq_len)
     )
     console.info(
         f"cpt: {len(sources)} source(s) ({', '.join(f'{s.path} w={w:.3g} rows={n}' for s, w, n in zip(sources, normalize_weights(sources), counts, strict=True))}), "
         f"{max_steps} steps x {cfg.seq_len * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * world} tokens"
     )
-    common.run_training(trainer, resume_from)
+    run_training(trainer, resume_from)
 
     mixture = dataset.mixture
     summary = {
@@ -298,7 +304,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         extra={"base_model": str(model_path), "summary": summary},
     )
     model.config.use_cache = True  # off only for training; inference wants the KV cache
-    common.save_final_model(
+    save_final_model(
         trainer,
         cfg.train.output_dir,
         tokenizer=tokenizer,

@@ -2,7 +2,7 @@
 
 Reading order: the batch plan (paper batch sizes → TRL's knobs), the prompt file, the reward
 adapter, the trainer subclass, and ``run_grpo`` which ties them to the shared training glue
-(``train/common.py``: output dir, callbacks, resume, signals, final export).
+(``train/``: run directory, callbacks, resume, signals, final export).
 
 What the subclass changes in TRL (everything else, including generation, reward calling,
 gathering across processes, checkpointing and vLLM weight sync, is TRL's own code):
@@ -50,7 +50,7 @@ from in2x_cli import console
 from in2x_cli.core import grpo_loss
 from in2x_cli.errors import InputError, UserError
 from in2x_cli.rewards import Reward, RewardContext, RewardSpec, resolve_rewards
-from in2x_cli.train.common import TrainOptions
+from in2x_cli.train.options import TrainOptions
 
 ROLLOUT_BUFFER_FILE = "in2x_rollout_buffer.pt"
 ROLLOUT_ENGINES = ("auto", "vllm", "transformers")
@@ -543,8 +543,8 @@ def vllm_available() -> bool:
 
 
 def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPOConfig:
-    from in2x_cli.train.common import common_training_args
     from in2x_cli.train.launch import distributed_training_args
+    from in2x_cli.train.options import common_training_args
 
     base = common_training_args(cfg.train)
     base.update(distributed_training_args(cfg.launch_config))
@@ -596,13 +596,11 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
 
     from in2x_cli import provenance
     from in2x_cli.io.checkpoint import resolve_model
-    from in2x_cli.train.common import (
-        install_callbacks,
-        prepare_output_dir,
-        run_training,
-        save_final_model,
-        seed_everything,
-    )
+    from in2x_cli.train.callbacks import install_callbacks
+    from in2x_cli.train.export import save_final_model
+    from in2x_cli.train.loop import run_training
+    from in2x_cli.train.options import seed_everything
+    from in2x_cli.train.rundir import prepare_output_dir
 
     cfg.validate()
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -643,7 +641,7 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
-    from in2x_cli.train.common import flops_per_token
+    from in2x_cli.train.flops import flops_per_token
 
     install_callbacks(
         trainer,

@@ -31,7 +31,7 @@ from typing import Any
 
 from in2x_cli import console
 from in2x_cli.errors import InputError, UserError
-from in2x_cli.train import common
+from in2x_cli.train.callbacks import install_callbacks
 from in2x_cli.train.data import (
     IGNORE_INDEX,
     EpochPlan,
@@ -41,6 +41,11 @@ from in2x_cli.train.data import (
     make_collator,
     plan_epochs,
 )
+from in2x_cli.train.export import save_final_model
+from in2x_cli.train.flops import flops_per_token
+from in2x_cli.train.loop import run_training
+from in2x_cli.train.options import TrainOptions, common_training_args, seed_everything
+from in2x_cli.train.rundir import check_output_dir, prepare_output_dir
 
 LR_SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
 
@@ -58,7 +63,7 @@ class LoraOptions:
 class SftConfig:
     model: str
     data: tuple[str, ...]
-    train: common.TrainOptions
+    train: TrainOptions
     max_length: int = 4096
     packing: bool = True
     epochs: int = 2
@@ -167,7 +172,7 @@ def load_model(cfg: SftConfig, model_path: Any) -> Any:
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.random_init:  # benchmarking: the architecture of model_path with fresh weights
         config = AutoConfig.from_pretrained(str(model_path), **kwargs)
-        common.seed_everything(cfg.train.seed)
+        seed_everything(cfg.train.seed)
         return AutoModelForCausalLM.from_config(config, dtype=torch.float32, **kwargs)
     return AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32, use_safetensors=True, **kwargs)
 
@@ -179,7 +184,7 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         raise UserError(f"unknown --lr-schedule {cfg.lr_schedule!r} (expected {', '.join(LR_SCHEDULES)})")
     if cfg.max_length < 2:
         raise UserError("--max-length must be at least 2")
-    common.check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     model_path = resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
 
     import torch
@@ -198,7 +203,7 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         formatter = make_chat_formatter(tokenizer, cfg.mask_mode)
     examples = load_examples(cfg, formatter)
     # only now (data valid) is the run directory created, or emptied by --overwrite
-    resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     langs = [ex.lang for ex in examples]
     plan = plan_epochs([ex.round for ex in examples], langs, epochs=cfg.epochs, use_rounds=cfg.rounds, temperature=cfg.language_temperature, seed=cfg.train.seed)
     rows, sizes = build_epochs(examples, plan, packing=cfg.packing, max_length=cfg.max_length, seed=cfg.train.seed)
@@ -210,7 +215,7 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
 
     with loading_errors(model_path):
         base_dtype = getattr(AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), "dtype", None)
-        common.seed_everything(cfg.train.seed)
+        seed_everything(cfg.train.seed)
         model = load_model(cfg, model_path)
     model.config.use_cache = False
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -224,7 +229,7 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
     from in2x_cli.train.launch import distributed_training_args
 
     args = TrlSFTConfig(
-        **common.common_training_args(cfg.train),
+        **common_training_args(cfg.train),
         **distributed_training_args(cfg.extra.get("launch_config", "single")),
         num_train_epochs=1,  # the epochs are laid out in the data (see build_epochs)
         max_steps=cfg.max_steps or -1,
@@ -259,14 +264,14 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         processing_class=tokenizer,
         peft_config=peft_config,
     )
-    common.install_callbacks(
+    install_callbacks(
         trainer,
         cfg.train.output_dir,
         description="sft",
-        flops_per_token_value=common.flops_per_token(model, cfg.max_length if cfg.packing else max(len(r["input_ids"]) for r in rows)),
+        flops_per_token_value=flops_per_token(model, cfg.max_length if cfg.packing else max(len(r["input_ids"]) for r in rows)),
         epoch_fn=lambda state: round(epoch_fraction(state.global_step, boundaries), 4),
     )
-    common.run_training(trainer, resume_from)
+    run_training(trainer, resume_from)
 
     summary = {
         "steps": trainer.state.global_step,
@@ -288,7 +293,7 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         extra={"base_model": str(model_path), "summary": summary},
     )
     trainer.accelerator.unwrap_model(trainer.model).config.use_cache = True
-    common.save_final_model(
+    save_final_model(
         trainer,
         cfg.train.output_dir,
         tokenizer=tokenizer,

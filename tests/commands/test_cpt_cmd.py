@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from in2x_cli.tiny import load_corpus
-from in2x_cli.train.common import read_metrics
+from in2x_cli.train.rundir import read_metrics
 from tests.util import REPO, assert_user_error, invoke, write_jsonl
 
 # Losses of the 6 steps of the reference run below (seed 0, CPU fp32); the random tiny model

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from in2x_cli.tiny import load_corpus
-from in2x_cli.train.common import read_metrics
+from in2x_cli.train.rundir import read_metrics
 from tests.util import REPO, assert_user_error, invoke, write_jsonl
 
 FAST = ["--max-length", "64", "--batch-size", "2", "--lr", "1e-3", "--logging-steps", "1", "--report-to", "none", "--seed", "0"]

@@ -74,7 +74,7 @@ def test_resume_from_the_last_checkpoint_trains_no_extra_step(tiny_model: Path, 
     step would change the weights, so this compares against the uninterrupted run.)"""
     import shutil
 
-    from in2x_cli.train.common import read_metrics
+    from in2x_cli.train.rundir import read_metrics
     from tests.reliability.helpers import safetensors_equal
     from tests.reliability.scenarios import TRAIN_STAGES
     from tests.util import invoke
