@@ -205,13 +205,12 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
 
     import torch
     import transformers
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoConfig, Trainer, TrainingArguments
 
-    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
+    from in2x_cli.io.checkpoint import load_causal_lm, load_tokenizer, loading_errors
 
     transformers.utils.logging.disable_progress_bar()
-    with loading_errors(model_path):
-        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), model_path)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.trust_remote_code)
     sep = document_separator(tokenizer, cfg.doc_separator)
 
     ppl_report: dict[str, Any] | None = None
@@ -245,10 +244,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     base_dtype = getattr(model_config, "dtype", None)
     model_config.use_cache = False  # packed-sequence masks are only built without a cache object
     seed_everything(cfg.train.seed)
-    with loading_errors(model_path):
-        model = AutoModelForCausalLM.from_pretrained(
-            str(model_path), config=model_config, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, use_safetensors=True
-        )
+    model = load_causal_lm(model_path, config=model_config, trust_remote_code=cfg.trust_remote_code)
 
     from in2x_cli.train.launch import distributed_training_args
 

@@ -71,11 +71,11 @@ def save_final_model(
 
 
 def _merge_adapter(base: str | Path, adapter_dir: Path, out: Path, *, max_shard_size: str, dtype: Any) -> None:
-    import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32, use_safetensors=True)
+    from in2x_cli.io.checkpoint import load_causal_lm
+
+    model = load_causal_lm(base)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     if dtype is not None:
         merged = merged.to(dtype)

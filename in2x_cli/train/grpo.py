@@ -592,10 +592,9 @@ def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPO
 def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     """Train and export; returns the output directory (the final HF model lives in it)."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from in2x_cli import provenance
-    from in2x_cli.io.checkpoint import resolve_model
+    from in2x_cli.io.checkpoint import load_causal_lm, load_tokenizer, resolve_model
     from in2x_cli.train.callbacks import install_callbacks
     from in2x_cli.train.export import save_final_model
     from in2x_cli.train.loop import run_training
@@ -623,13 +622,10 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
 
     resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     seed_everything(cfg.train.seed)
-    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
-
-    with loading_errors(model_dir):
-        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.trust_remote_code), model_dir)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, use_safetensors=True)
+    tokenizer = load_tokenizer(model_dir, trust_remote_code=cfg.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = load_causal_lm(model_dir, trust_remote_code=cfg.trust_remote_code)
     base_dtype = _config_dtype(model.config)
 
     args = build_config(cfg, plan, use_vllm)

@@ -164,17 +164,19 @@ def _trainer_class() -> type:
 
 
 def load_model(cfg: SftConfig, model_path: Any) -> Any:
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from in2x_cli.io.checkpoint import load_causal_lm
 
     kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.random_init:  # benchmarking: the architecture of model_path with fresh weights
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
         config = AutoConfig.from_pretrained(str(model_path), **kwargs)
         seed_everything(cfg.train.seed)
         return AutoModelForCausalLM.from_config(config, dtype=torch.float32, **kwargs)
-    return AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32, use_safetensors=True, **kwargs)
+    return load_causal_lm(model_path, **kwargs)
 
 
 def run_sft(cfg: SftConfig) -> dict[str, Any]:
@@ -190,14 +192,13 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
     import torch
     import transformers
     from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import SFTConfig as TrlSFTConfig
 
-    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
+    from in2x_cli.io.checkpoint import load_tokenizer, loading_errors
 
     transformers.utils.logging.disable_progress_bar()
-    with loading_errors(model_path):
-        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), model_path)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.trust_remote_code)
+    with loading_errors(model_path):  # a chat template that does not compile
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         formatter = make_chat_formatter(tokenizer, cfg.mask_mode)
