@@ -62,18 +62,15 @@ class Example:
     where: str
 
 
-def _row_messages(data: dict[str, Any], where: str) -> list[dict[str, str]] | None:
-    from in2x_cli.records import validate_messages
+def row_messages(data: dict[str, Any], where: str) -> list[dict[str, str]] | None:
+    """The conversation of a calibration row (``records.row_conversation``: ``messages``, or an
+    instruction string with a ``response`` string), or None for a text row."""
+    from in2x_cli.records import row_conversation, row_prompt
 
-    if "messages" in data:
-        return validate_messages(data["messages"], where)
-    prompt = next((data[k] for k in ("instruction", "prompt", "query") if isinstance(data.get(k), str)), None)
-    response = data.get("response")
-    if prompt is not None:
-        if not isinstance(response, str):
-            raise InputError("calibration row with an instruction needs a 'response' string", where)
-        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-    return None
+    messages = row_conversation(data, where, responses=("response",), lenient=True, with_input=False)
+    if messages is None and row_prompt(data) is not None:
+        raise InputError("calibration row with an instruction needs a 'response' string", where)
+    return messages
 
 
 def _ids(tokenizer: Any, messages: list[dict[str, str]], *, generation_prompt: bool) -> list[int]:
@@ -90,7 +87,7 @@ def load_examples(path: str, tokenizer: Any, *, max_examples: int, max_length: i
         if len(examples) >= max_examples:
             break
         data, where = line.data, line.where
-        messages = _row_messages(data, where)
+        messages = row_messages(data, where)
         if messages is not None:
             if getattr(tokenizer, "chat_template", None) is None:
                 raise InputError("chat-shaped calibration row but the model's tokenizer has no chat template (use {'text': ...})", where)

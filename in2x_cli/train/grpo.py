@@ -111,27 +111,27 @@ def prompt_messages(data: dict[str, Any], where: str) -> tuple[list[dict[str, st
         target-language prompt templates as ``in2x translate``; ``src``, ``ref``, ``src_lang`` and
         ``tgt_lang`` reach the rewards under these names whatever the input spelled.
     """
-    from in2x_cli.records import InstructionRow, TranslationRow, validate_messages
+    from in2x_cli.core.translate import build_messages
+    from in2x_cli.records import InstructionRow, TranslationRow, has_prompt, row_conversation
 
     fields = dict(data)
     system = data.get("system")
     if system is not None and not isinstance(system, str):
         raise InputError("field 'system' must be a string", where)
-    if "messages" in data and not any(k in data for k in ("instruction", "prompt", "query")):
-        msgs = [dict(m) for m in validate_messages(data["messages"], where)]
+    if "messages" in data and not has_prompt(data):
+        msgs = row_conversation(data, where) or []
         if msgs[-1]["role"] == "assistant":
             msgs = msgs[:-1]
         if not msgs or msgs[-1]["role"] != "user":
             raise InputError("'messages' must end with a user turn (optionally followed by one assistant turn)", where)
-        return [{"role": m["role"], "content": m["content"]} for m in msgs], fields
-    if any(k in data for k in ("instruction", "prompt", "query")):
+        return msgs, fields
+    if has_prompt(data):
         rec = InstructionRow.from_dict(data, where)
         text = rec.instruction or ""
         if not text.strip():
             raise InputError("the instruction is empty", where)
-        msgs = [{"role": "system", "content": system}] if system else []
-        return [*msgs, {"role": "user", "content": text}], fields
-    if any(k in data for k in ("src", "src_text", "source")):
+        return build_messages(text, system), fields
+    if any(k in data for k in ("src", *TranslationRow.ALIASES["src"])):
         from in2x_cli.core.translate import TEMPLATES, render_prompt, select_template
         from in2x_cli.langs import normalize_lang
 
@@ -144,8 +144,7 @@ def prompt_messages(data: dict[str, Any], where: str) -> tuple[list[dict[str, st
             raise InputError("the source text is empty", where)
         text = render_prompt(select_template(TEMPLATES, src_lang, tgt), tr.src or "", src_lang, tgt)
         fields.update({"src": tr.src, "ref": tr.ref, "src_lang": src_lang, "tgt_lang": tgt})
-        msgs = [{"role": "system", "content": system}] if system else []
-        return [*msgs, {"role": "user", "content": text}], fields
+        return build_messages(text, system), fields
     raise InputError("row has no prompt: expected 'messages', 'instruction' (or 'prompt'/'query'), or 'src' with 'tgt_lang'", where)
 
 
