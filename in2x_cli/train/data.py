@@ -384,19 +384,14 @@ def temperature_quota(counts: dict[str, int], temperature: float, total: int | N
     """
     if temperature <= 0 or not math.isfinite(temperature):
         raise UserError(f"--language-temperature must be > 0, got {temperature}")
+    from in2x_cli.core.apportion import apportion
+
     langs = [k for k, v in counts.items() if v > 0]
     if not langs:
         return {}
     n_total = sum(counts[k] for k in langs) if total is None else total
     scores = {k: counts[k] ** (1.0 / temperature) for k in langs}
-    z = sum(scores.values())
-    exact = {k: n_total * scores[k] / z for k in langs}
-    quota = {k: math.floor(exact[k]) for k in langs}
-    left = n_total - sum(quota.values())
-    order = sorted(langs, key=lambda k: (-(exact[k] - quota[k]), -counts[k], k))
-    for k in order[:left]:
-        quota[k] += 1
-    return quota
+    return apportion(n_total, scores, tie_key=lambda k: (-counts[k], k))
 
 
 def temperature_sample(indices_by_lang: dict[str, list[int]], temperature: float, rng: random.Random) -> list[int]:
