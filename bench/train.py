@@ -68,11 +68,13 @@ def run(model: Path, data: Path, out: Path, *, packing: bool, max_length: int) -
             logging_steps=10,
             report_to=("none",),
             per_device_batch_size=8,
+            learning_rate=1e-3,
+            lr_scheduler_type="cosine",
+            warmup_steps=0.03,
         ),
         max_length=max_length,
         packing=packing,
         epochs=1,
-        learning_rate=1e-3,
     )
     summary = run_sft(cfg)
     final = [r for r in read_metrics(out) if "train_runtime" in r and "loss" not in r][-1]

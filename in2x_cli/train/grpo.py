@@ -236,14 +236,20 @@ class TICGRPOConfig(GRPOConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.ratio_level not in grpo_loss.RATIO_LEVELS:
-            raise UserError(f"unknown --ratio-level {self.ratio_level!r} (expected {', '.join(grpo_loss.RATIO_LEVELS)})")
-        if self.advantage_type not in grpo_loss.ADVANTAGE_KINDS:
-            raise UserError(f"unknown --advantage {self.advantage_type!r} (expected {', '.join(grpo_loss.ADVANTAGE_KINDS)})")
-        if self.dual_clip is not None and self.dual_clip <= 1.0:
-            raise UserError(f"--dual-clip must be > 1 (or 0 to turn it off), got {self.dual_clip}")
+        check_tic_choices(self.ratio_level, self.advantage_type, self.dual_clip)
         if (self.length_penalty_target is None) != (self.length_penalty_cap is None):
             raise UserError("the length penalty needs both a target and a cap")
+
+
+def check_tic_choices(ratio_level: str, advantage: str, dual_clip: float | None) -> None:
+    """The Trajectory-Corrected GRPO choices, checked here for both configs (``GRPORunConfig`` when
+    the command builds it, ``TICGRPOConfig`` for direct use of the trainer)."""
+    if ratio_level not in grpo_loss.RATIO_LEVELS:
+        raise UserError(f"unknown --ratio-level {ratio_level!r} (expected {', '.join(grpo_loss.RATIO_LEVELS)})")
+    if advantage not in grpo_loss.ADVANTAGE_KINDS:
+        raise UserError(f"unknown --advantage {advantage!r} (expected {', '.join(grpo_loss.ADVANTAGE_KINDS)})")
+    if dual_clip is not None and dual_clip <= 1.0:
+        raise UserError(f"--dual-clip must be > 1 (or 0 to turn it off), got {dual_clip}")
 
 
 class TICGRPOTrainer(GRPOTrainer):
@@ -473,9 +479,23 @@ class TICGRPOTrainer(GRPOTrainer):
 # --------------------------------------------------------------------------- the run
 
 
+def parse_length_penalty(text: str | None) -> tuple[int, int] | None:
+    """``--length-penalty TARGET:CAP`` in tokens (e.g. ``768:1024``) → (target, cap); None = off."""
+    if not text:
+        return None
+    try:
+        target, cap = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise UserError(f"invalid --length-penalty {text!r} (expected TARGET:CAP in tokens, e.g. 768:1024)") from None
+    if not 0 <= target < cap:
+        raise UserError(f"invalid --length-penalty {text!r}: need 0 <= TARGET < CAP")
+    return target, cap
+
+
 @dataclass(frozen=True)
 class GRPORunConfig:
-    """Everything ``in2x grpo`` needs, resolved from the command line."""
+    """Everything ``in2x grpo`` needs, resolved from the command line (the optimizer, schedule
+    and step budget live in ``train``; its batch size is completions per device per micro-step)."""
 
     model: str
     prompts: str
@@ -487,12 +507,6 @@ class GRPORunConfig:
     minibatch: int = 32
     num_iterations: int = 1
     epochs: float = 1.0
-    max_steps: int | None = None
-    learning_rate: float = 1e-6
-    lr_scheduler: str = "constant"
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
     max_completion_tokens: int = 1024
     temperature_start: float = 1.0
     temperature_end: float = 0.7
@@ -508,29 +522,19 @@ class GRPORunConfig:
     reward_clip_high: float | None = None
     rollout_engine: str = "auto"
     vllm_gpu_memory_utilization: float = 0.3
-    launch_config: str = "single"
-    trust_remote_code: bool = False
 
-    def validate(self) -> None:
-        """Cheap checks, run before anything is loaded."""
+    def __post_init__(self) -> None:
         if self.rollout_engine not in ROLLOUT_ENGINES:
             raise UserError(f"unknown --rollout-engine {self.rollout_engine!r} (expected {', '.join(ROLLOUT_ENGINES)})")
-        if self.ratio_level not in grpo_loss.RATIO_LEVELS:
-            raise UserError(f"unknown --ratio-level {self.ratio_level!r} (expected {', '.join(grpo_loss.RATIO_LEVELS)})")
-        if self.advantage not in grpo_loss.ADVANTAGE_KINDS:
-            raise UserError(f"unknown --advantage {self.advantage!r} (expected {', '.join(grpo_loss.ADVANTAGE_KINDS)})")
+        check_tic_choices(self.ratio_level, self.advantage, self.dual_clip)
         if self.temperature_start <= 0 or self.temperature_end <= 0:
             raise UserError("--temperature-start and --temperature-end must be > 0")
         if not 0 < self.top_p <= 1:
             raise UserError("--top-p must be in (0, 1]")
         if self.epsilon_high <= 0:
             raise UserError("--epsilon-high must be > 0")
-        if self.dual_clip is not None and self.dual_clip <= 1:
-            raise UserError("--dual-clip must be > 1 (or 0 to turn it off)")
         if self.entropy_coef < 0 or self.kl_coef < 0:
             raise UserError("--entropy-coef and --kl-coef must be >= 0")
-        if not 0 <= self.warmup_ratio < 1:
-            raise UserError("--warmup-ratio must be in [0, 1)")
         if self.epochs <= 0:
             raise UserError("--epochs must be > 0")
 
@@ -542,11 +546,9 @@ def vllm_available() -> bool:
 
 
 def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPOConfig:
-    from in2x_cli.train.launch import distributed_training_args
     from in2x_cli.train.options import common_training_args
 
     base = common_training_args(cfg.train)
-    base.update(distributed_training_args(cfg.launch_config))
     base.update(per_device_train_batch_size=plan.per_device_batch, gradient_accumulation_steps=plan.gradient_accumulation_steps)
     extra: dict[str, Any] = {}
     if use_vllm:
@@ -561,12 +563,6 @@ def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPO
         steps_per_generation=plan.steps_per_generation,
         num_iterations=cfg.num_iterations,
         num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="constant_with_warmup" if cfg.lr_scheduler == "constant" and cfg.warmup_ratio > 0 else cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a fraction of the run
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
         max_completion_length=cfg.max_completion_tokens,
         temperature=cfg.temperature_start,
         temperature_end=cfg.temperature_end,
@@ -584,7 +580,7 @@ def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPO
         reward_clip_high=cfg.reward_clip_high,
         shuffle_dataset=True,
         log_completions=False,
-        trust_remote_code=cfg.trust_remote_code,
+        trust_remote_code=cfg.train.trust_remote_code,
     )
 
 
@@ -600,7 +596,6 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     from in2x_cli.train.options import seed_everything
     from in2x_cli.train.rundir import prepare_output_dir
 
-    cfg.validate()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     plan = plan_batches(
         rollout_batch=cfg.rollout_batch,
@@ -614,17 +609,17 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     if len(rows) < cfg.rollout_batch:
         raise UserError(f"{len(rows)} prompts is fewer than one rollout batch (--rollout-batch {cfg.rollout_batch})", cfg.prompts)
     rewards = resolve_rewards(cfg.rewards, cfg.reward_context)
-    model_dir = resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    model_dir = resolve_model(cfg.model, trust_remote_code=cfg.train.trust_remote_code)
     use_vllm = cfg.rollout_engine == "vllm" or (cfg.rollout_engine == "auto" and vllm_available())
     if cfg.rollout_engine == "vllm" and not vllm_available():
         raise UserError("--rollout-engine vllm needs vLLM and a GPU: pip install 'in2x[gpu]'")
 
     resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     seed_everything(cfg.train.seed)
-    tokenizer = load_tokenizer(model_dir, trust_remote_code=cfg.trust_remote_code)
+    tokenizer = load_tokenizer(model_dir, trust_remote_code=cfg.train.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = load_causal_lm(model_dir, trust_remote_code=cfg.trust_remote_code)
+    model = load_causal_lm(model_dir, trust_remote_code=cfg.train.trust_remote_code)
     base_dtype = _config_dtype(model.config)
 
     args = build_config(cfg, plan, use_vllm)

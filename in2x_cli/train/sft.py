@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from in2x_cli import console
@@ -47,8 +47,6 @@ from in2x_cli.train.loop import run_training
 from in2x_cli.train.options import TrainOptions, common_training_args, seed_everything
 from in2x_cli.train.rundir import check_output_dir, prepare_output_dir
 
-LR_SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
-
 
 @dataclass(frozen=True)
 class LoraOptions:
@@ -61,6 +59,8 @@ class LoraOptions:
 
 @dataclass(frozen=True)
 class SftConfig:
+    """``in2x sft``; the optimizer, schedule and step budget live in ``train``."""
+
     model: str
     data: tuple[str, ...]
     train: TrainOptions
@@ -69,18 +69,14 @@ class SftConfig:
     epochs: int = 2
     rounds: bool = False
     language_temperature: float = 1.0
-    learning_rate: float = 2e-5
-    lr_schedule: str = "cosine"
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_steps: int | None = None
     mask_mode: str = "auto"
     lora: LoraOptions | None = None
     attn_implementation: str | None = None
     random_init: bool = False
-    trust_remote_code: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_length < 2:
+            raise UserError("--max-length must be at least 2")
 
 
 @dataclass
@@ -166,7 +162,7 @@ def _trainer_class() -> type:
 def load_model(cfg: SftConfig, model_path: Any) -> Any:
     from in2x_cli.io.checkpoint import load_causal_lm
 
-    kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
+    kwargs: dict[str, Any] = {"trust_remote_code": cfg.train.trust_remote_code}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.random_init:  # benchmarking: the architecture of model_path with fresh weights
@@ -182,12 +178,8 @@ def load_model(cfg: SftConfig, model_path: Any) -> Any:
 def run_sft(cfg: SftConfig) -> dict[str, Any]:
     from in2x_cli.io.checkpoint import resolve_model
 
-    if cfg.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"unknown --lr-schedule {cfg.lr_schedule!r} (expected {', '.join(LR_SCHEDULES)})")
-    if cfg.max_length < 2:
-        raise UserError("--max-length must be at least 2")
     check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
-    model_path = resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    model_path = resolve_model(cfg.model, trust_remote_code=cfg.train.trust_remote_code)
 
     import torch
     import transformers
@@ -197,7 +189,7 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
     from in2x_cli.io.checkpoint import load_tokenizer, loading_errors
 
     transformers.utils.logging.disable_progress_bar()
-    tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.trust_remote_code)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.train.trust_remote_code)
     with loading_errors(model_path):  # a chat template that does not compile
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -215,7 +207,7 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
     from transformers import AutoConfig
 
     with loading_errors(model_path):
-        base_dtype = getattr(AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), "dtype", None)
+        base_dtype = getattr(AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.train.trust_remote_code), "dtype", None)
         seed_everything(cfg.train.seed)
         model = load_model(cfg, model_path)
     model.config.use_cache = False
@@ -227,19 +219,10 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         total += n
         boundaries.append(total / global_batch)
 
-    from in2x_cli.train.launch import distributed_training_args
-
     args = TrlSFTConfig(
         **common_training_args(cfg.train),
-        **distributed_training_args(cfg.extra.get("launch_config", "single")),
         num_train_epochs=1,  # the epochs are laid out in the data (see build_epochs)
-        max_steps=cfg.max_steps or -1,
         train_sampling_strategy="sequential",
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=LR_SCHEDULES[cfg.lr_schedule],
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
         max_length=cfg.max_length,
         packing=False,  # packed by us per epoch; TRL's own packing would pack across epochs
         dataset_kwargs={"skip_prepare_dataset": True},
