@@ -64,7 +64,7 @@ QWEN25_05B = {
 
 
 # import name -> pip distribution: every third-party module an ``in2x sft`` run needs (measured: the
-# modules a tiny CPU run imports; tests/commands/test_sft_cmd.py checks this table still covers them)
+# modules a tiny CPU run imports; tests/train/test_sft_cmd.py checks this table still covers them)
 SFT_PATH_MODULES: dict[str, str] = {
     # the training stack
     "torch": "torch", "transformers": "transformers", "tokenizers": "tokenizers", "huggingface_hub": "huggingface_hub",
