@@ -47,7 +47,7 @@ from in2x_cli.train.data import (
     shuffle_buffer,
 )
 from in2x_cli.train.devices import select_device
-from in2x_cli.train.export import save_final_model
+from in2x_cli.train.export import finish_run
 from in2x_cli.train.flops import flops_per_token
 from in2x_cli.train.loop import run_training
 from in2x_cli.train.options import TrainOptions, common_training_args, seed_everything
@@ -196,7 +196,6 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     # only now (input valid) is the run directory created, or emptied by --overwrite
     resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
 
-    import torch
     import transformers
     from transformers import AutoConfig, Trainer, TrainingArguments
 
@@ -234,7 +233,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     from in2x_cli.train.data import apply_context_extension
 
     context_changes = apply_context_extension(model_config, seq_len=cfg.seq_len, rope_theta=cfg.rope_theta, rope_scaling=cfg.rope_scaling)
-    base_dtype = getattr(model_config, "dtype", None)
+    base_dtype = getattr(model_config, "dtype", None)  # the export's (loading in float32 changes the config's)
     model_config.use_cache = False  # packed-sequence masks are only built without a cache object
     seed_everything(cfg.train.seed)
     model = load_causal_lm(model_path, config=model_config, trust_remote_code=cfg.train.trust_remote_code)
@@ -271,22 +270,10 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         ],
         **({"ppl_filter": ppl_report} if ppl_report else {}),
     }
-    from in2x_cli import provenance
-
-    record = provenance.collect(
-        command="cpt",
-        config=cfg,
-        inputs=[str(model_path), *(s.path for s in cfg.data)],
-        seed=cfg.train.seed,
-        extra={"base_model": str(model_path), "summary": summary},
-    )
     model.config.use_cache = True  # off only for training; inference wants the KV cache
-    save_final_model(
-        trainer,
-        cfg.train.output_dir,
-        tokenizer=tokenizer,
-        provenance=record,
-        max_shard_size=cfg.train.max_shard_size,
-        save_dtype=base_dtype if isinstance(base_dtype, torch.dtype) and base_dtype != torch.float32 else None,
-    )
+    inputs = [str(model_path), *(s.path for s in cfg.data)]
+    finish_run(
+        trainer, cfg.train, command="cpt", config=cfg, base_model=model_path, inputs=inputs, extra={"summary": summary},
+        tokenizer=tokenizer, base_dtype=base_dtype,
+    )  # fmt: skip
     return summary

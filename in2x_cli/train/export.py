@@ -8,7 +8,50 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from in2x_cli.train.options import TrainOptions
 from in2x_cli.train.rundir import FINAL_PARTIAL
+
+
+def export_dtype(dtype: Any) -> Any:
+    """A base model's dtype (its config's, a torch dtype or a name) when it is a floating dtype
+    other than float32, else None: the stages train in float32 and cast the export back to it."""
+    import torch
+
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    return dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point and dtype != torch.float32 else None
+
+
+def finish_run(
+    trainer: Any,
+    opts: TrainOptions,
+    *,
+    command: str,
+    config: Any,
+    base_model: Path,
+    inputs: list[str],
+    extra: dict[str, Any],
+    tokenizer: Any,
+    base_dtype: Any,
+    chat_template: str | None = None,
+    merge_lora_base: str | Path | None = None,
+) -> None:
+    """The end of every training stage: the provenance record (command, resolved config, inputs,
+    seed, base model and ``extra``) and the final export (``save_final_model``), cast back to
+    ``base_dtype`` (``export_dtype``)."""
+    from in2x_cli import provenance
+
+    record = provenance.collect(command=command, config=config, inputs=inputs, seed=opts.seed, extra={"base_model": str(base_model), **extra})
+    save_final_model(
+        trainer,
+        opts.output_dir,
+        tokenizer=tokenizer,
+        provenance=record,
+        max_shard_size=opts.max_shard_size,
+        save_dtype=export_dtype(base_dtype),
+        chat_template=chat_template,
+        merge_lora_base=merge_lora_base,
+    )
 
 
 def save_final_model(

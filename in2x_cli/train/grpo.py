@@ -588,10 +588,9 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     """Train and export; returns the output directory (the final HF model lives in it)."""
     from datasets import Dataset
 
-    from in2x_cli import provenance
     from in2x_cli.io.checkpoint import load_causal_lm, load_tokenizer, resolve_model
     from in2x_cli.train.callbacks import install_callbacks
-    from in2x_cli.train.export import save_final_model
+    from in2x_cli.train.export import finish_run
     from in2x_cli.train.loop import run_training
     from in2x_cli.train.options import seed_everything
     from in2x_cli.train.rundir import prepare_output_dir
@@ -620,7 +619,7 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = load_causal_lm(model_dir, trust_remote_code=cfg.train.trust_remote_code)
-    base_dtype = _config_dtype(model.config)
+    base_dtype = getattr(model.config, "dtype", None)
 
     args = build_config(cfg, plan, use_vllm)
     args.reward_weights = [r.weight for r in rewards]
@@ -645,25 +644,14 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
         f"ratio {cfg.ratio_level}, advantages {cfg.advantage}, rollouts by {'vLLM (colocate)' if use_vllm else 'transformers'}"
     )
     run_training(trainer, resume_from)
-    record = provenance.collect(
-        command=provenance_command,
-        config=cfg,
-        inputs=[str(model_dir), cfg.prompts],
-        seed=cfg.train.seed,
-        extra={
-            "base_model": str(model_dir),
-            "batch_plan": plan,
-            "rollout_engine": "vllm" if use_vllm else "transformers",
-            "rewards": [{"name": r.name, "weight": r.weight} for r in rewards],
-            "steps": trainer.state.global_step,
-        },
-    )
-    save_final_model(trainer, cfg.train.output_dir, tokenizer=tokenizer, provenance=record, max_shard_size=cfg.train.max_shard_size, save_dtype=base_dtype)
+    extra = {
+        "batch_plan": plan,
+        "rollout_engine": "vllm" if use_vllm else "transformers",
+        "rewards": [{"name": r.name, "weight": r.weight} for r in rewards],
+        "steps": trainer.state.global_step,
+    }
+    finish_run(
+        trainer, cfg.train, command=provenance_command, config=cfg, base_model=model_dir, inputs=[str(model_dir), cfg.prompts],
+        extra=extra, tokenizer=tokenizer, base_dtype=base_dtype,
+    )  # fmt: skip
     return Path(cfg.train.output_dir)
-
-
-def _config_dtype(config: Any) -> torch.dtype | None:
-    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype, None)
-    return dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else None

@@ -41,7 +41,7 @@ from in2x_cli.train.data import (
     make_collator,
     plan_epochs,
 )
-from in2x_cli.train.export import save_final_model
+from in2x_cli.train.export import finish_run
 from in2x_cli.train.flops import flops_per_token
 from in2x_cli.train.loop import run_training
 from in2x_cli.train.options import TrainOptions, common_training_args, seed_everything
@@ -181,7 +181,6 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
     check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     model_path = resolve_model(cfg.model, trust_remote_code=cfg.train.trust_remote_code)
 
-    import torch
     import transformers
     from datasets import Dataset
     from trl import SFTConfig as TrlSFTConfig
@@ -267,24 +266,10 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
             for lab, n, r, mix in zip(plan.labels, plan.sizes, sizes, lang_mix, strict=True)
         ],
     }
-    from in2x_cli import provenance
-
-    record = provenance.collect(
-        command="sft",
-        config=cfg,
-        inputs=[str(model_path), *cfg.data],
-        seed=cfg.train.seed,
-        extra={"base_model": str(model_path), "summary": summary},
-    )
     trainer.accelerator.unwrap_model(trainer.model).config.use_cache = True
-    save_final_model(
-        trainer,
-        cfg.train.output_dir,
-        tokenizer=tokenizer,
-        provenance=record,
-        max_shard_size=cfg.train.max_shard_size,
-        save_dtype=base_dtype if isinstance(base_dtype, torch.dtype) and base_dtype != torch.float32 else None,
-        chat_template=formatter.inference_template,
+    finish_run(
+        trainer, cfg.train, command="sft", config=cfg, base_model=model_path, inputs=[str(model_path), *cfg.data],
+        extra={"summary": summary}, tokenizer=tokenizer, base_dtype=base_dtype, chat_template=formatter.inference_template,
         merge_lora_base=model_path if cfg.lora is not None and cfg.lora.merge else None,
-    )
+    )  # fmt: skip
     return summary
