@@ -1,7 +1,8 @@
 """The options the training commands (cpt, sft, grpo) share, declared once.
 
-``@training_command(TrainDefaults(...))`` appends them to a command's parameters and hands the
-command two frozen values built from them instead: ``train`` (``train.options.TrainOptions``, which
+``@training_command(TrainDefaults(...))`` adds them to a command's parameters (``--output`` next to
+``--model``, the rest after the command's own) and hands the command two frozen values built from
+them instead: ``train`` (``train.options.TrainOptions``, which
 checks every choice) and ``launch`` (``train.launch.LaunchSpec``)::
 
     @training_command(TrainDefaults(batch_size=4, learning_rate=2e-5, ...))
@@ -138,10 +139,11 @@ def training_command(defaults: TrainDefaults) -> Callable[[Callable[..., int | N
             train, launch = build(ctx, {n: kwargs.pop(n) for n in names})
             return fn(ctx, **kwargs, train=train, launch=launch)
 
+        output = next(p for p in shared if p.name == "output_dir").replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
         at = [p.name for p in params].index("model") + 1
-        params = [*params[:at], shared[0].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD), *params[at:]]
-        command.__signature__ = own.replace(parameters=[*params, *shared[1:]])  # type: ignore[attr-defined]
-        command.__annotations__ = {**{p.name: p.annotation for p in [*params, *shared[1:]]}, "return": own.return_annotation}
+        everything = [*params[:at], output, *params[at:], *(p for p in shared if p.name != "output_dir")]
+        command.__signature__ = own.replace(parameters=everything)  # type: ignore[attr-defined]
+        command.__annotations__ = {**{p.name: p.annotation for p in everything}, "return": own.return_annotation}
         return command
 
     return decorate
