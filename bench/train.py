@@ -53,7 +53,8 @@ def mixed_length_chats(n: int, seed: int = 0) -> list[dict]:
 
 def run(model: Path, data: Path, out: Path, *, packing: bool, max_length: int) -> dict:
     from in2x_cli import console
-    from in2x_cli.train.common import TrainOptions, read_metrics
+    from in2x_cli.train.options import TrainOptions
+    from in2x_cli.train.rundir import read_metrics
     from in2x_cli.train.sft import SftConfig, run_sft
 
     console.set_verbosity(0)
@@ -67,11 +68,13 @@ def run(model: Path, data: Path, out: Path, *, packing: bool, max_length: int) -
             logging_steps=10,
             report_to=("none",),
             per_device_batch_size=8,
+            learning_rate=1e-3,
+            lr_scheduler_type="cosine",
+            warmup_steps=0.03,
         ),
         max_length=max_length,
         packing=packing,
         epochs=1,
-        learning_rate=1e-3,
     )
     summary = run_sft(cfg)
     final = [r for r in read_metrics(out) if "train_runtime" in r and "loss" not in r][-1]

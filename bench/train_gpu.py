@@ -12,7 +12,7 @@ What it does
     4. reads ``metrics.jsonl`` and reports the median ``tokens_per_second`` and ``mfu`` over the
        logged steps after the first 10 (warm-up), with the device name, as JSON.
 
-MFU = tokens/s · (6N + 12·L·d·T) / peak bf16 FLOP/s (see ``in2x_cli.train.common.flops_per_token``;
+MFU = tokens/s · (6N + 12·L·d·T) / peak bf16 FLOP/s (see ``in2x_cli.train.flops.flops_per_token``;
 H100 SXM peak 989.4 TFLOP/s dense).
 
 Running it on the device machine (its image has torch + transformers, not TRL): carry wheels.
@@ -64,7 +64,7 @@ QWEN25_05B = {
 
 
 # import name -> pip distribution: every third-party module an ``in2x sft`` run needs (measured: the
-# modules a tiny CPU run imports; tests/commands/test_sft_cmd.py checks this table still covers them)
+# modules a tiny CPU run imports; tests/train/test_sft_cmd.py checks this table still covers them)
 SFT_PATH_MODULES: dict[str, str] = {
     # the training stack
     "torch": "torch", "transformers": "transformers", "tokenizers": "tokenizers", "huggingface_hub": "huggingface_hub",
@@ -170,7 +170,7 @@ def main() -> int:
         print(proc.stderr[-4000:], file=sys.stderr)
         return proc.returncode
 
-    from in2x_cli.train.common import read_metrics
+    from in2x_cli.train.rundir import read_metrics
 
     rows = [r for r in read_metrics(out) if "loss" in r and r["step"] > 10]
     tps = [r["tokens_per_second"] for r in rows if "tokens_per_second" in r]

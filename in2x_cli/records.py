@@ -5,6 +5,11 @@ fields are checked, known fields are type-checked (an error names file:line and 
 every other key lands in ``extra`` and is written back, in its original position, by ``to_dict``.
 Some fields accept aliases (WMT25 writes ``src_text``); the row is written back under the key it
 came with.
+
+Rows as text and conversations, the one parser every stage uses (``row_prompt``,
+``row_conversation``, ``row_text``): an instruction comes from ``instruction`` or its aliases
+``prompt``/``query`` (``PROMPT_FIELDS``), a reply from ``response``/``output``/``completion``
+(``RESPONSE_FIELDS``), a conversation from ``messages``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ R = TypeVar("R", bound="Record")
 
 Message = dict[str, str]
 ROLES = ("system", "user", "assistant", "tool")
+PROMPT_FIELDS = ("instruction", "prompt", "query")  # aliases of one field, in order of precedence
+RESPONSE_FIELDS = ("response", "output", "completion")
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "an object"}
 
@@ -140,7 +147,7 @@ class InstructionRow(Record):
     """
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("instruction",)
-    ALIASES: ClassVar[dict[str, tuple[str, ...]]] = {"instruction": ("prompt", "query")}
+    ALIASES: ClassVar[dict[str, tuple[str, ...]]] = {"instruction": PROMPT_FIELDS[1:]}
 
     instruction: str | None = None
     id: str | int | None = None
@@ -154,7 +161,7 @@ class InstructionRow(Record):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "") -> InstructionRow:
-        if not any(k in data for k in ("instruction", "prompt", "query")) and "messages" in data:
+        if not has_prompt(data) and "messages" in data:
             text = first_user_message(data["messages"], where)
             rec = super().from_dict({**data, "instruction": text}, where)
             rec._keys["instruction"] = "instruction"
@@ -251,3 +258,80 @@ def row_key(data: dict[str, Any], fallback: int) -> str:
         if key in data and data[key] is not None:
             return f"{key}:{data[key]}"
     return f"row:{fallback}"
+
+
+# --------------------------------------------------------------------------- rows as text and conversations
+
+
+def has_prompt(data: dict[str, Any]) -> bool:
+    """The row names an instruction field (``PROMPT_FIELDS``), whatever its value."""
+    return any(k in data for k in PROMPT_FIELDS)
+
+
+def row_prompt(data: dict[str, Any]) -> str | None:
+    """The instruction text of a row: the first of ``PROMPT_FIELDS`` whose value is a string (the
+    others are passed over), or None. ``row_conversation`` without ``lenient`` is stricter, and
+    ``grpo`` reads the instruction through ``InstructionRow``, which also type-checks the row's
+    other known fields."""
+    return next((data[k] for k in PROMPT_FIELDS if isinstance(data.get(k), str)), None)
+
+
+def row_conversation(
+    data: dict[str, Any],
+    where: str,
+    *,
+    responses: tuple[str, ...] = RESPONSE_FIELDS,
+    lenient: bool = False,
+    with_input: bool = True,
+) -> list[Message] | None:
+    """The conversation of a row: its ``messages`` (validated, each turn reduced to ``role`` and
+    ``content``), else its instruction (``row_prompt``) and reply as one user and one assistant
+    turn; None when the row has neither ``messages`` nor both an instruction and a reply.
+
+    What the stages accept differs, by these arguments:
+
+    - ``sft`` (defaults): the first instruction field present and the first of
+      ``response``/``output``/``completion`` present decide, and must be strings (``null`` counts
+      as absent); an Alpaca ``input`` string is appended to the instruction after a blank line.
+    - merge calibration (``responses=("response",), lenient=True, with_input=False``): the first
+      instruction field holding a string, only ``response`` (a string) as the reply; ``input`` is
+      ignored.
+    - ``grpo`` uses the ``messages`` branch only (its prompt is the conversation up to the last
+      user turn).
+    """
+    if "messages" in data:
+        return [{"role": m["role"], "content": m["content"]} for m in validate_messages(data["messages"], where)]
+    if lenient:  # the first string values
+        prompt: Any = row_prompt(data)
+        response: Any = next((data[k] for k in responses if isinstance(data.get(k), str)), None)
+    else:  # the first fields present decide (null = absent; another non-string is an error)
+        prompt = next((data[k] for k in PROMPT_FIELDS if k in data), None)
+        response = next((data[k] for k in responses if k in data), None)
+    if prompt is None or response is None:
+        return None
+    for name, value in (("instruction", prompt), ("response", response)):
+        if not isinstance(value, str):
+            raise InputError(f"field {name!r} must be a string, got {type(value).__name__}", where)
+    extra = data.get("input")
+    if with_input and isinstance(extra, str) and extra:
+        prompt = prompt + "\n\n" + extra
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+
+
+def row_text(data: dict[str, Any], field: str | None, where: str) -> str:
+    """The text of a row to embed or grade (``cluster``, ``sample-difficulty``): ``field`` when
+    given; else the instruction (``row_prompt``), the first user message of ``messages``, or ``text``."""
+    if field is not None:
+        value = data.get(field)
+        if not isinstance(value, str):
+            got = "missing" if field not in data else type(value).__name__
+            raise InputError(f"field {field!r} must be a string, got {got}", where)
+        return value
+    prompt = row_prompt(data)
+    if prompt is not None:
+        return prompt
+    if "messages" in data:
+        return first_user_message(data["messages"], where)
+    if isinstance(data.get("text"), str):
+        return data["text"]
+    raise InputError("no text to use: expected 'instruction' (or 'prompt'/'query'), 'messages' or 'text', or pass --field", where)

@@ -197,11 +197,11 @@ step "synthesize: self-instruct $(count "$RUN/synth.jsonl") accepted, $(count "$
 
 # 4. cpt: the paper's three phases, shortened.
 q cpt -m "$RUN/base" --data "$RUN/data/knowledge.jsonl:0.8" --data "$RUN/data/creative.jsonl:0.2" --seq-len 128 \
-  --max-steps "$CPT_STEPS" --lr 1e-4 --lr-schedule constant --batch-size 4 --report-to none -o "$RUN/cpt1"
+  --max-steps "$CPT_STEPS" --lr 1e-4 --lr-scheduler-type constant --batch-size 4 --report-to none -o "$RUN/cpt1"
 q cpt -m "$RUN/cpt1" --data "$RUN/data/knowledge.jsonl" --min-tokens 64 --seq-len 256 --rope-theta 20000 \
-  --max-steps "$CPT_STEPS" --lr 1e-4 --lr-schedule constant --batch-size 2 --report-to none -o "$RUN/cpt2"
+  --max-steps "$CPT_STEPS" --lr 1e-4 --lr-scheduler-type constant --batch-size 2 --report-to none -o "$RUN/cpt2"
 q cpt -m "$RUN/cpt2" --data "$RUN/data/knowledge.jsonl" --data "$RUN/data/creative.jsonl" --ppl-filter "$RUN/cpt2" --keep 0.5 \
-  --seq-len 128 --max-steps "$CPT_STEPS" --lr 3e-5 --lr-schedule linear --batch-size 4 --report-to none -o "$RUN/cpt3"
+  --seq-len 128 --max-steps "$CPT_STEPS" --lr 3e-5 --lr-scheduler-type linear --batch-size 4 --report-to none -o "$RUN/cpt3"
 step "cpt: phase 1 (knowledge 0.8 + creative 0.2, constant LR) -> phase 2 (long docs, seq 256, RoPE theta 20000) -> phase 3 (lowest-perplexity half, LR 3e-5 linear decay): $RUN/cpt3"
 
 # 5. sft: the sampled rows (round r in epoch r) plus synthesized data and translation chats.

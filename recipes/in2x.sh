@@ -133,10 +133,10 @@ fi
 # ---------------------------------------------------------------- 3. continued pretraining, three phases
 lead || wait_for "$RUN/.data-ready"
 "$IN2X" cpt -m "$MODEL" --data "$DATA/cpt_knowledge.jsonl:0.8" --data "$DATA/cpt_creative.jsonl:0.2" --seq-len "$CPT1_SEQ" \
-  --max-tokens "$CPT1_TOKENS" --lr "$CPT1_LR" --lr-schedule constant --batch-size "$CPT_BATCH" --grad-accum "$CPT_ACCUM" \
+  --max-tokens "$CPT1_TOKENS" --lr "$CPT1_LR" --lr-scheduler-type constant --batch-size "$CPT_BATCH" --grad-accum "$CPT_ACCUM" \
   --gradient-checkpointing $(steps) "${LAUNCH[@]}" -o "$RUN/cpt1" --resume
 "$IN2X" cpt -m "$RUN/cpt1" --data "$DATA/cpt_long.jsonl" --min-tokens "$CPT2_MIN_TOKENS" --seq-len "$CPT2_SEQ" --rope-theta "$CPT2_ROPE_THETA" \
-  --max-tokens "$CPT2_TOKENS" --lr "$CPT2_LR" --lr-schedule constant --batch-size "$CPT_BATCH" --grad-accum "$CPT_ACCUM" \
+  --max-tokens "$CPT2_TOKENS" --lr "$CPT2_LR" --lr-scheduler-type constant --batch-size "$CPT_BATCH" --grad-accum "$CPT_ACCUM" \
   --gradient-checkpointing $(steps) "${LAUNCH[@]}" -o "$RUN/cpt2" --resume
 # Phase 3: perplexity filter under the phase-2 model (rank 0 writes the kept set), then fast annealing.
 if lead; then
@@ -145,17 +145,17 @@ if lead; then
 fi
 wait_for "$RUN/.ppl-ready"
 "$IN2X" cpt -m "$RUN/cpt2" --data "$DATA/cpt_hq.jsonl" --ppl-filter "$RUN/cpt2" --keep "$CPT3_KEEP" --seq-len "$CPT2_SEQ" \
-  --max-tokens "$CPT3_TOKENS" --lr "$CPT3_LR" --lr-schedule linear --batch-size "$CPT_BATCH" --grad-accum "$CPT_ACCUM" \
+  --max-tokens "$CPT3_TOKENS" --lr "$CPT3_LR" --lr-scheduler-type linear --batch-size "$CPT_BATCH" --grad-accum "$CPT_ACCUM" \
   --gradient-checkpointing $(steps) "${LAUNCH[@]}" -o "$RUN/cpt3" --resume
 say "cpt: three phases -> $RUN/cpt3"
 
 # ---------------------------------------------------------------- 4. SFT (two epochs, one sampling round each)
-"$IN2X" sft "$RUN/sft_data.jsonl" -m "$RUN/cpt3" --rounds --lr "$SFT_LR" --lr-schedule cosine --max-length "$SFT_MAX_LEN" \
+"$IN2X" sft "$RUN/sft_data.jsonl" -m "$RUN/cpt3" --rounds --lr "$SFT_LR" --lr-scheduler-type cosine --max-length "$SFT_MAX_LEN" \
   --language-temperature "$LANG_TEMPERATURE" --batch-size "$SFT_BATCH" --grad-accum "$SFT_ACCUM" --gradient-checkpointing \
   $(steps) "${LAUNCH[@]}" -o "$RUN/sft" --resume
 # A Japanese expert for the merge (the paper fuses models with "orthogonal" language skills): the
 # same recipe on the Japanese conversations only.
-"$IN2X" sft "$RUN/sft_data_ja.jsonl" -m "$RUN/cpt3" --rounds --lr "$SFT_LR" --lr-schedule cosine --max-length "$SFT_MAX_LEN" \
+"$IN2X" sft "$RUN/sft_data_ja.jsonl" -m "$RUN/cpt3" --rounds --lr "$SFT_LR" --lr-scheduler-type cosine --max-length "$SFT_MAX_LEN" \
   --batch-size "$SFT_BATCH" --grad-accum "$SFT_ACCUM" --gradient-checkpointing $(steps) "${LAUNCH[@]}" -o "$RUN/sft_ja" --resume
 say "sft: $RUN/sft (all languages) and $RUN/sft_ja (Japanese expert)"
 

@@ -1,7 +1,15 @@
 import pytest
 
 from in2x_cli.errors import InputError
-from in2x_cli.records import ChatRow, InstructionRow, ScoredRow, TranslationRow
+from in2x_cli.records import (
+    ChatRow,
+    InstructionRow,
+    ScoredRow,
+    TranslationRow,
+    row_conversation,
+    row_prompt,
+    row_text,
+)
 
 
 def test_translation_row_aliases_round_trip():
@@ -46,3 +54,28 @@ def test_chat_row_validates_messages(messages, fragment):
 def test_null_counts_as_missing():
     with pytest.raises(InputError, match="missing required field 'src'"):
         TranslationRow.from_dict({"src": None}, "f:1")
+
+
+def test_row_conversation_accepts_each_stages_fields():
+    """One parser, the stages' accepted fields as arguments (sft defaults; merge calibration lenient)."""
+    msgs = [{"role": "user", "content": "q", "name": "u1"}, {"role": "assistant", "content": "a"}]
+    assert row_conversation({"messages": msgs}, "f:1") == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    alpaca = {"prompt": "Fix:", "input": "teh cat", "output": "the cat"}
+    assert row_conversation(alpaca, "f:1") == [{"role": "user", "content": "Fix:\n\nteh cat"}, {"role": "assistant", "content": "the cat"}]
+    calibration = {"responses": ("response",), "lenient": True, "with_input": False}
+    assert row_conversation(alpaca, "f:1", **calibration) is None  # 'output' is no calibration reply
+    assert row_conversation({**alpaca, "response": "the cat"}, "f:1", **calibration)[0]["content"] == "Fix:"
+    odd = {"instruction": 3, "query": "q", "response": "a"}
+    assert row_conversation(odd, "f:1", **calibration)[0]["content"] == "q"  # non-strings passed over
+    with pytest.raises(InputError, match="f:2: field 'instruction' must be a string, got int"):
+        row_conversation(odd, "f:2")  # sft: the first field present decides
+    assert row_conversation({"instruction": None, "query": "q", "response": "a"}, "f:1") is None
+    assert row_conversation({"text": "t"}, "f:1") is None and row_prompt({"text": "t"}) is None
+
+
+def test_row_text_order():
+    assert row_text({"query": "q", "messages": [{"role": "user", "content": "u"}], "text": "t"}, None, "f:1") == "q"
+    assert row_text({"prompt": 1, "messages": [{"role": "user", "content": "u"}]}, None, "f:1") == "u"
+    assert row_text({"text": "t", "body": "b"}, "body", "f:1") == "b"
+    with pytest.raises(InputError, match="f:3: field 'body' must be a string, got missing"):
+        row_text({"text": "t"}, "body", "f:3")

@@ -32,31 +32,6 @@ def pick_device(device: str = "auto") -> str:
     return "cpu"
 
 
-def load_causal_lm(model_path: str, *, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """Load (model, tokenizer) from a local directory or cached hub id, safetensors only."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from in2x_cli.io.checkpoint import check_tokenizer, resolve_model
-
-    path = resolve_model(model_path, trust_remote_code=trust_remote_code)
-    device = pick_device(device)
-    if dtype == "auto":
-        torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    else:
-        torch_dtype = getattr(torch, dtype)
-    try:
-        tok = check_tokenizer(AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code), path)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True
-        )
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load model: {str(exc).splitlines()[0]}", str(path)) from None
-    model.to(device)
-    model.eval()
-    return model, tok
-
-
 class TransformersBackend(Backend):
     """``model``: local directory or hub id. ``batch_size`` counts sequences (prompts × n)."""
 
@@ -78,8 +53,12 @@ class TransformersBackend(Backend):
         self.model_path = str(model)
         if model_obj is not None:
             self.model, self._tok = model_obj, tokenizer_obj
-        else:
-            self.model, self._tok = load_causal_lm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        else:  # a local directory or cached hub id, safetensors only ("auto" dtype: bf16 on a GPU)
+            from in2x_cli.io.checkpoint import load_causal_lm, load_tokenizer, resolve_model
+
+            path = resolve_model(model, trust_remote_code=trust_remote_code)
+            self._tok = load_tokenizer(path, trust_remote_code=trust_remote_code)
+            self.model = load_causal_lm(path, dtype=dtype, device=pick_device(device), trust_remote_code=trust_remote_code)
         self.batch_size = max(1, int(batch_size))
         self.device = next(self.model.parameters()).device
         cfg = self.model.config

@@ -3,42 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from in2x_cli.commands import common
-from in2x_cli.commands import train_options as opts
+from in2x_cli.commands.common import BACKEND_HELP
+from in2x_cli.commands.train_options import TrainDefaults, training_command
 from in2x_cli.errors import UserError
 
+if TYPE_CHECKING:
+    from in2x_cli.train.launch import LaunchSpec
+    from in2x_cli.train.options import TrainOptions
 
-def _length_penalty(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        target, cap = (int(x) for x in text.split(":"))
-    except ValueError:
-        raise UserError(f"invalid --length-penalty {text!r} (expected TARGET:CAP in tokens, e.g. 768:1024)") from None
-    if not 0 <= target < cap:
-        raise UserError(f"invalid --length-penalty {text!r}: need 0 <= TARGET < CAP")
-    return target, cap
+DEFAULTS = TrainDefaults(
+    batch_size=8,
+    learning_rate=1e-6,
+    learning_rate_note="paper silent; 1e-6 as TRL and verl",
+    lr_scheduler_type="constant",
+    lr_scheduler_note="paper silent; constant as verl",
+    warmup_steps=0,
+    warmup_note="paper silent",
+    max_steps_note="default: the epochs",
+    grad_accum=False,
+    save_steps=100,
+    logging_steps=1,
+)
 
 
+@training_command(DEFAULTS)
 def grpo(
     ctx: typer.Context,
     prompts: str = typer.Argument(..., help="Prompt JSONL ('-' = stdin): rows with 'messages', 'instruction' (or 'prompt'/'query'), or 'src' + 'tgt_lang'; other fields (answer, ref, ...) reach the rewards."),
     model: str = typer.Option(..., "--model", "-m", help="Policy to train: a local HF model directory (e.g. an sft output) or a cached hub id."),
-    output: Path = opts.output_option(),
     reward: list[str] = typer.Option(..., "--reward", "-r", help="Reward NAME[:WEIGHT], repeatable: math_exact, format, language_match, translation_chrf, translation_bleu, translation_comet, generative_judge, or module:function."),
     num_generations: int = typer.Option(16, "--num-generations", "-G", help="Rollouts per prompt (paper: 16)."),
     rollout_batch: int = typer.Option(128, "--rollout-batch", help="Prompts sampled per rollout batch (paper: batch 128)."),
     minibatch: int = typer.Option(32, "--minibatch", help="Prompts per optimizer update (paper: minibatch 32); rollout-batch/minibatch updates per rollout batch, all but the first off-policy."),
     num_iterations: int = typer.Option(1, "--num-iterations", min=1, help="Passes over each rollout batch (paper: 1)."),
-    batch_size: int = opts.batch_size_option(8),
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over the prompt set (paper: one epoch)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimizer updates (default: the epochs)."),
-    learning_rate: float = typer.Option(1e-6, "--learning-rate", "--lr", help="Peak learning rate (paper silent; 1e-6 as TRL and verl)."),
-    lr_scheduler: str = typer.Option("constant", "--lr-scheduler", help="transformers scheduler name (paper silent; constant as verl)."),
-    warmup_ratio: float = typer.Option(0.0, "--warmup-ratio", help="Fraction of steps of linear warm-up."),
     max_completion_tokens: int = typer.Option(1024, "--max-completion-tokens", min=1, help="Longest rollout in tokens (paper silent)."),
     temperature_start: float = typer.Option(1.0, "--temperature-start", help="Sampling temperature of the first rollout batch (paper decays it but gives no values)."),
     temperature_end: float = typer.Option(0.7, "--temperature-end", help="Sampling temperature of the last rollout batch; linear in between (equal to start = constant)."),
@@ -55,31 +57,14 @@ def grpo(
     format_tags: str = typer.Option("think", "--format-tags", help="Comma-separated tags the 'format' reward requires in order (rows may override with 'format_tags')."),
     comet_model: str | None = typer.Option(None, "--comet-model", help="COMET checkpoint for translation_comet."),
     judge_model: str | None = typer.Option(None, "--judge-model", help="Judge model for generative_judge. The judge scores open-ended rows only: a row with a reference ('answer' or 'ref') is left to the rule rewards (None) unless it sets \"judge\": true; \"judge\": false skips a row."),
-    judge_backend: str = typer.Option("transformers", "--judge-backend", help=common.BACKEND_HELP),
+    judge_backend: str = typer.Option("transformers", "--judge-backend", help=BACKEND_HELP),
     principles: Path | None = typer.Option(None, "--principles", help="Judge principles, one per line (default: five generic ones; the paper's are not published)."),
     judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", min=16, help="Longest judge reply."),
     rollout_engine: str = typer.Option("auto", "--rollout-engine", help="auto (TRL's colocated vLLM when installed with a GPU, else transformers), vllm or transformers."),
     vllm_gpu_memory: float = typer.Option(0.3, "--vllm-gpu-memory", help="Share of GPU memory the colocated vLLM may take."),
-    seed: int = common.seed_option(),
-    trust_remote_code: bool = common.trust_remote_code_option(),
-    resume: bool = opts.resume_option(),
-    overwrite: bool = opts.overwrite_option(),
-    save_steps: int = opts.save_steps_option(100),
-    save_total_limit: int = opts.save_total_limit_option(),
-    logging_steps: int = opts.logging_steps_option(1),
-    precision: str = opts.precision_option(),
-    device: str = opts.device_option(),
-    report_to: str = opts.report_to_option(),
-    max_shard_size: str = opts.max_shard_size_option(),
-    gradient_checkpointing: bool = opts.gradient_checkpointing_option(),
-    launcher: str = opts.launcher_option(),
-    launch_config: str = opts.launch_config_option(),
-    num_processes: int | None = opts.num_processes_option(),
-    num_machines: int = opts.num_machines_option(),
-    machine_rank: int = opts.machine_rank_option(),
-    main_process_ip: str | None = opts.main_process_ip_option(),
-    main_process_port: int = opts.main_process_port_option(),
-    print_launch: bool = opts.print_launch_option(),
+    *,
+    train: TrainOptions,
+    launch: LaunchSpec,
 ) -> int | None:
     """Reinforcement learning with Trajectory-Corrected GRPO (In2x / TIC-GRPO): one importance
     ratio per rollout, upper-only and dual clipping, length-corrected advantages, entropy bonus,
@@ -88,41 +73,20 @@ def grpo(
 
     Example: jq -c 'select(.answer) | {instruction, answer}' in2x_cli/data/tiny/instructions.jsonl | in2x grpo - --model runs/sft --output runs/grpo --reward math_exact --reward format:0.2 -G 8 --rollout-batch 8 --minibatch 4
     """
-    from in2x_cli.train.launch import maybe_launch
-
-    if launcher != "none" and prompts == "-":
-        raise UserError("reading prompts from stdin ('-') needs --launcher none: every launched process reads the prompts itself")
-    spec = opts.launch_spec(launcher, launch_config, num_processes, num_machines, machine_rank, main_process_ip, main_process_port, print_launch)
-    rc = maybe_launch(spec, ctx, "grpo")
-    if rc is not None:
-        return rc
-
     from in2x_cli.io import read_text_lines
     from in2x_cli.rewards import DEFAULT_PRINCIPLES, RewardContext, parse_reward_spec
-    from in2x_cli.train.common import TrainOptions
-    from in2x_cli.train.grpo import GRPORunConfig, run_grpo
+    from in2x_cli.train.grpo import GRPORunConfig, parse_length_penalty, run_grpo
+    from in2x_cli.train.launch import launch_or_train
 
+    if launch.launcher != "none" and prompts == "-":
+        raise UserError("reading prompts from stdin ('-') needs --launcher none: every launched process reads the prompts itself")
     principle_lines = tuple(p.strip() for p in read_text_lines(principles) if p.strip()) if principles else DEFAULT_PRINCIPLES
     if principles and not principle_lines:
         raise UserError("no principles in the file (one per line)", str(principles))
     cfg = GRPORunConfig(
         model=model,
         prompts=prompts,
-        train=TrainOptions(
-            output_dir=output,
-            seed=seed,
-            resume=resume,
-            overwrite=overwrite,
-            save_steps=save_steps,
-            save_total_limit=save_total_limit or None,
-            logging_steps=logging_steps,
-            precision=precision,
-            device=device,
-            report_to=tuple(r.strip() for r in report_to.split(",")),
-            max_shard_size=max_shard_size,
-            gradient_checkpointing=gradient_checkpointing,
-            per_device_batch_size=batch_size,
-        ),
+        train=train,
         rewards=tuple(parse_reward_spec(r) for r in reward),
         reward_context=RewardContext(
             format_tags=tuple(t.strip() for t in format_tags.split(",") if t.strip()),
@@ -131,18 +95,14 @@ def grpo(
             judge_backend=judge_backend,
             principles=principle_lines,
             judge_max_tokens=judge_max_tokens,
-            trust_remote_code=trust_remote_code,
-            seed=seed,
+            trust_remote_code=train.trust_remote_code,
+            seed=train.seed,
         ),
         num_generations=num_generations,
         rollout_batch=rollout_batch,
         minibatch=minibatch,
         num_iterations=num_iterations,
         epochs=epochs,
-        max_steps=max_steps,
-        learning_rate=learning_rate,
-        lr_scheduler=lr_scheduler,
-        warmup_ratio=warmup_ratio,
         max_completion_tokens=max_completion_tokens,
         temperature_start=temperature_start,
         temperature_end=temperature_end,
@@ -153,22 +113,13 @@ def grpo(
         dual_clip=dual_clip or None,
         entropy_coef=entropy_coef,
         kl_coef=kl_coef,
-        length_penalty=_length_penalty(length_penalty),
+        length_penalty=parse_length_penalty(length_penalty),
         length_penalty_weight=length_penalty_weight,
         reward_clip_high=reward_clip_high,
         rollout_engine=rollout_engine,
         vllm_gpu_memory_utilization=vllm_gpu_memory,
-        launch_config=launch_config,
-        trust_remote_code=trust_remote_code,
     )
-    from in2x_cli.train.common import removed_if_left_empty
-
-    with removed_if_left_empty(output):
-        out = run_grpo(cfg)
-    from in2x_cli import console
-
-    console.info(f"grpo: wrote {out}")
-    return None
+    return launch_or_train(ctx, "grpo", launch, train.output_dir, lambda: f"grpo: wrote {run_grpo(cfg)}")
 
 
 def register(app: typer.Typer) -> None:

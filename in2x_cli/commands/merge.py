@@ -76,27 +76,15 @@ def merge(
     if ctx.invoked_subcommand is not None:
         return
     from in2x_cli.io.checkpoint import parse_size
-    from in2x_cli.merge.config import config_from_flags, load_yaml_config
+    from in2x_cli.merge.config import recipe_from_options
     from in2x_cli.merge.run import RunOptions, run_merge
 
     if output is None:
         raise UserError("missing --output/-o (the merged model directory)")
-    if config is not None:
-        flags = {"--method": method, "--base": base, "--model": model, "--weight": weight, "--density": density,
-                 "--lambda": lambda_, "--normalize": normalize, "--rescale": rescale, "--calibration": calibration,
-                 "--stats": stats, "--dtype": dtype, "--tokenizer-source": tokenizer_source}
-        given = [k for k, v in flags.items() if v not in (None, [], ())]
-        if given:
-            raise UserError(f"{given[0]} cannot be combined with --config: put it in the YAML recipe")
-        recipe = load_yaml_config(str(config), seed=seed, resize_vocab=resize_vocab or None)
-    else:
-        if method is None:
-            raise UserError("missing --method (or a YAML recipe with --config)")
-        recipe = config_from_flags(
-            method=method, models=model, base_model=base, weights=weight, densities=density, lambda_=lambda_,
-            normalize=normalize, rescale=rescale, calibration=calibration, stats=stats, dtype=dtype,
-            tokenizer_source=tokenizer_source, seed=seed or 0, resize_vocab=resize_vocab,
-        )
+    flags = {"method": method, "base_model": base, "models": model, "weights": weight, "densities": density, "lambda_": lambda_,
+             "normalize": normalize, "rescale": rescale, "calibration": calibration, "stats": stats, "dtype": dtype,
+             "tokenizer_source": tokenizer_source}  # fmt: skip
+    recipe = recipe_from_options(str(config) if config is not None else None, flags, seed=seed, resize_vocab=resize_vocab)
     opts = RunOptions(
         output=output, shard_bytes=parse_size(shard_size), device=device, overwrite=overwrite, max_examples=max_examples,
         max_length=max_length, calibration_device=calibration_device, trust_remote_code=trust_remote_code,
@@ -106,48 +94,6 @@ def merge(
         f"merge: {recipe.method} of {len(recipe.models)} model(s){' onto ' + recipe.base_model if recipe.base_model else ''} → "
         f"{output} ({summary.tensors} tensors, {summary.bytes / 1e6:.1f} MB in {len(summary.files)} file(s), {summary.seconds:.1f}s)"
     )
-
-
-STATS_COMMANDS = {"fisher": "fisher-stats", "activations": "activation-stats"}
-
-
-def _stats_command(kind: str):  # noqa: ANN202 - typer reads the signature
-    name = STATS_COMMANDS[kind]
-    def command(
-        model: str = typer.Argument(..., help="Model directory (safetensors + tokenizer)."),
-        calibration: str = typer.Option(..., "--calibration", help="Calibration JSONL ('-' = stdin): text, messages or instruction+response rows."),
-        output: Path = typer.Option(..., "--output", "-o", help="Statistics directory to create (safetensors keyed like the checkpoint)."),
-        max_examples: int = typer.Option(128, "--max-examples", help="Rows used (the first N)."),
-        max_length: int = typer.Option(512, "--max-length", help="Tokens per row (longer rows are truncated)."),
-        device: str = typer.Option("auto", "--device", help="auto (cuda if available) | cpu | cuda."),
-        dtype: str = typer.Option("float32", "--dtype", help="Dtype the model runs in (statistics accumulate in float32)."),
-        shard_size: str = typer.Option("2GB", "--shard-size", help="Largest statistics shard."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing directory."),
-        trust_remote_code: bool = trust_remote_code_option(),
-    ) -> None:
-        from in2x_cli import provenance
-        from in2x_cli.io.checkpoint import atomic_output_dir, parse_size, resolve_model, write_provenance
-        from in2x_cli.merge.config import normalize_dtype
-        from in2x_cli.merge.stats import StatsConfig, calibrate
-
-        cfg = StatsConfig(
-            kind=kind,  # type: ignore[arg-type]
-            max_examples=max_examples, max_length=max_length, device=device,
-            dtype=normalize_dtype(dtype, "--dtype") or "float32", trust_remote_code=trust_remote_code,
-        )
-        model_dir = str(resolve_model(model, trust_remote_code=trust_remote_code))
-        with atomic_output_dir(output, overwrite=overwrite) as tmp, console.progress() as bar:
-            task: list[object] = []
-
-            def start(n: int):  # noqa: ANN202
-                task.append(bar.add_task(f"{kind} statistics", total=n))
-                return lambda: bar.advance(task[0])  # type: ignore[arg-type]
-
-            meta = calibrate(model_dir, calibration, tmp, cfg, shard_bytes=parse_size(shard_size), progress=start)
-            write_provenance(tmp, provenance.collect(command=f"merge {name}", config=cfg, inputs=[model_dir, calibration], extra={"stats": meta}))
-        console.info(f"merge {name}: {meta['examples']} examples, {meta['tokens']} tokens → {output} ({meta['tensors']} tensors)")
-
-    return command
 
 
 FISHER_DOC = """Diagonal Fisher of a model on calibration data, saved for `in2x merge --method fisher --stats DIR`.
@@ -165,13 +111,38 @@ ACT_DOC = """Squared input norms ‖X_j‖² of every linear layer on calibratio
     Example: head -64 ja.jsonl | in2x merge activation-stats runs/sft-ja --calibration - -o runs/sft-ja.act
     """
 
+STATS_COMMANDS = {"fisher": ("fisher-stats", FISHER_DOC), "activations": ("activation-stats", ACT_DOC)}
 
-_fisher_cmd = _stats_command("fisher")
-_fisher_cmd.__doc__ = FISHER_DOC
-_act_cmd = _stats_command("activations")
-_act_cmd.__doc__ = ACT_DOC
-merge_app.command(STATS_COMMANDS["fisher"])(_fisher_cmd)
-merge_app.command(STATS_COMMANDS["activations"])(_act_cmd)
+
+def _stats_command(kind: str, name: str, doc: str):  # noqa: ANN202 - typer reads the signature
+    def command(
+        model: str = typer.Argument(..., help="Model directory (safetensors + tokenizer)."),
+        calibration: str = typer.Option(..., "--calibration", help="Calibration JSONL ('-' = stdin): text, messages or instruction+response rows."),
+        output: Path = typer.Option(..., "--output", "-o", help="Statistics directory to create (safetensors keyed like the checkpoint)."),
+        max_examples: int = typer.Option(128, "--max-examples", help="Rows used (the first N)."),
+        max_length: int = typer.Option(512, "--max-length", help="Tokens per row (longer rows are truncated)."),
+        device: str = typer.Option("auto", "--device", help="auto (cuda if available) | cpu | cuda."),
+        dtype: str = typer.Option("float32", "--dtype", help="Dtype the model runs in (statistics accumulate in float32)."),
+        shard_size: str = typer.Option("2GB", "--shard-size", help="Largest statistics shard."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing directory."),
+        trust_remote_code: bool = trust_remote_code_option(),
+    ) -> None:
+        from in2x_cli.io.checkpoint import parse_size
+        from in2x_cli.merge.config import normalize_dtype
+        from in2x_cli.merge.run import run_stats
+        from in2x_cli.merge.stats import StatsConfig
+
+        cfg = StatsConfig(kind=kind, max_examples=max_examples, max_length=max_length, device=device,  # type: ignore[arg-type]
+                          dtype=normalize_dtype(dtype, "--dtype") or "float32", trust_remote_code=trust_remote_code)
+        meta = run_stats(model, calibration, output, cfg, shard_bytes=parse_size(shard_size), overwrite=overwrite, command=f"merge {name}")
+        console.info(f"merge {name}: {meta['examples']} examples, {meta['tokens']} tokens → {output} ({meta['tensors']} tensors)")
+
+    command.__doc__ = doc
+    return command
+
+
+for _kind, (_name, _doc) in STATS_COMMANDS.items():
+    merge_app.command(_name)(_stats_command(_kind, _name, _doc))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from in2x_cli.commands import train_options as opts
-from in2x_cli.commands.common import seed_option, trust_remote_code_option
+from in2x_cli.commands.train_options import TrainDefaults, training_command
+
+if TYPE_CHECKING:
+    from in2x_cli.train.launch import LaunchSpec
+    from in2x_cli.train.options import TrainOptions
+
+DEFAULTS = TrainDefaults(
+    batch_size=4,
+    learning_rate=2e-5,
+    learning_rate_note="paper: 2e-5",
+    lr_scheduler_type="cosine",
+    lr_scheduler_note="paper: cosine",
+    warmup_steps=0.03,
+    warmup_note="paper silent; 3% as TRL/Alpaca recipes",
+    max_steps_note="default: the epochs",
+)
 
 
+@training_command(DEFAULTS)
 def sft(
     ctx: typer.Context,
     data: list[str] = typer.Argument(..., help="Chat JSONL file(s): rows with 'messages' [{role, content}] (or 'instruction' + 'response'); optional 'lang', 'round'."),
     model: str = typer.Option(..., "--model", "-m", help="Base model: a local HF directory (safetensors) or a cached hub id."),
-    output: Path = opts.output_option(),
     epochs: int = typer.Option(2, "--epochs", min=1, help="Passes over the data (paper: 2). Ignored with --rounds."),
     rounds: bool = typer.Option(False, "--rounds", help="Train round r in epoch r: rows carry 'round' from `sample-difficulty --rounds` (paper: one sampling round per epoch); epochs = distinct rounds, ascending."),
     language_temperature: float = typer.Option(
@@ -23,15 +37,8 @@ def sft(
         "(XLM/mT5-style), so one language cannot dominate the model's semantic space. 1 = natural mix (default), 2-5 flattens it. "
         "Chosen over a loss temperature because the language share is the direct lever and keeps the loss a plain NLL.",
     ),  # fmt: skip
-    lr: float = typer.Option(2e-5, "--lr", help="Peak learning rate (paper: 2e-5)."),
-    lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine (paper), linear or constant, after a linear warm-up."),
-    warmup_ratio: float = typer.Option(0.03, "--warmup-ratio", min=0.0, max=0.5, help="Warm-up as a fraction of all steps (paper silent; 0.03 as TRL/Alpaca recipes)."),
-    weight_decay: float = typer.Option(0.0, "--weight-decay", help="AdamW weight decay (paper silent)."),
     max_length: int = typer.Option(4096, "--max-length", help="Tokens per conversation (cut at the end) and per packed row (paper silent)."),
     packing: bool = typer.Option(True, "--packing/--no-packing", help="Pack conversations into --max-length rows (best-fit decreasing); attention and positions stay inside each conversation."),
-    batch_size: int = opts.batch_size_option(4),
-    grad_accum: int = opts.grad_accum_option(1),
-    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (the LR schedule still spans N)."),
     mask_mode: str = typer.Option("auto", "--mask-mode", help="How assistant tokens are found: auto, markers ({% generation %} in the template), trl (TRL's training twin of known templates such as Qwen2.5), render (render each prefix)."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (peft) instead of all weights."),
     lora_r: int = typer.Option(16, "--lora-r", min=1, help="LoRA rank."),
@@ -41,26 +48,9 @@ def sft(
     merge_lora: bool = typer.Option(False, "--merge-lora", help="Merge the adapters into the base weights on save (a plain HF model); otherwise the adapter is saved."),
     attn_implementation: str | None = typer.Option(None, "--attn-implementation", help="sdpa, eager, flash_attention_2 (default: transformers' choice)."),
     random_init: bool = typer.Option(False, "--random-init", help="Use --model's architecture with fresh random weights (throughput benchmarks; needs no weights)."),
-    seed: int = seed_option(),
-    save_steps: int = opts.save_steps_option(),
-    save_total_limit: int = opts.save_total_limit_option(),
-    logging_steps: int = opts.logging_steps_option(),
-    resume: bool = opts.resume_option(),
-    overwrite: bool = opts.overwrite_option(),
-    precision: str = opts.precision_option(),
-    device: str = opts.device_option(),
-    report_to: str = opts.report_to_option(),
-    gradient_checkpointing: bool = opts.gradient_checkpointing_option(),
-    max_shard_size: str = opts.max_shard_size_option(),
-    trust_remote_code: bool = trust_remote_code_option(),
-    launcher: str = opts.launcher_option(),
-    launch_config: str = opts.launch_config_option(),
-    num_processes: int | None = opts.num_processes_option(),
-    num_machines: int = opts.num_machines_option(),
-    machine_rank: int = opts.machine_rank_option(),
-    main_process_ip: str | None = opts.main_process_ip_option(),
-    main_process_port: int = opts.main_process_port_option(),
-    print_launch: bool = opts.print_launch_option(),
+    *,
+    train: TrainOptions,
+    launch: LaunchSpec,
 ) -> int | None:
     """Supervised fine-tuning with loss on assistant tokens only, packed without cross-contamination.
     Paper defaults: 2 epochs (one sampling round each with --rounds), LR 2e-5 cosine. Writes
@@ -69,63 +59,33 @@ def sft(
     Example: in2x sample-difficulty pool.jsonl --total 2000 --rounds 2 | in2x sft - --model runs/cpt --rounds --output runs/sft
     """
     from in2x_cli.errors import UserError
-    from in2x_cli.train.launch import maybe_launch
+    from in2x_cli.train.launch import launch_or_train
+    from in2x_cli.train.sft import LoraOptions, SftConfig, run_sft
 
     if merge_lora and not lora:
         raise UserError("--merge-lora needs --lora")
-    if launcher != "none" and "-" in data:
+    if launch.launcher != "none" and "-" in data:
         raise UserError("reading data from stdin ('-') needs --launcher none: every launched process reads the data itself")
-    spec = opts.launch_spec(launcher, launch_config, num_processes, num_machines, machine_rank, main_process_ip, main_process_port, print_launch)
-    rc = maybe_launch(spec, ctx, "sft")
-    if rc is not None:
-        return rc
-
-    from in2x_cli import console
-    from in2x_cli.train.common import TrainOptions
-    from in2x_cli.train.sft import LoraOptions, SftConfig, run_sft
-
     cfg = SftConfig(
         model=model,
         data=tuple(data),
-        train=TrainOptions(
-            output_dir=output,
-            seed=seed,
-            resume=resume,
-            overwrite=overwrite,
-            save_steps=save_steps,
-            save_total_limit=save_total_limit or None,
-            logging_steps=logging_steps,
-            precision=precision,
-            device=device,
-            report_to=tuple(r.strip() for r in report_to.split(",")),
-            max_shard_size=max_shard_size,
-            gradient_checkpointing=gradient_checkpointing,
-            per_device_batch_size=batch_size,
-            gradient_accumulation_steps=grad_accum,
-        ),
+        train=train,
         max_length=max_length,
         packing=packing,
         epochs=epochs,
         rounds=rounds,
         language_temperature=language_temperature,
-        learning_rate=lr,
-        lr_schedule=lr_schedule,
-        warmup_ratio=warmup_ratio,
-        weight_decay=weight_decay,
-        max_steps=max_steps,
         mask_mode=mask_mode,
         lora=LoraOptions(lora_r, lora_alpha, lora_dropout, lora_targets, merge_lora) if lora else None,
         attn_implementation=attn_implementation,
         random_init=random_init,
-        trust_remote_code=trust_remote_code,
-        extra={"launch_config": launch_config},
     )
-    from in2x_cli.train.common import removed_if_left_empty
 
-    with removed_if_left_empty(output):
-        summary = run_sft(cfg)
-    console.info(f"sft: {summary['steps']} steps, {summary['tokens_seen']} tokens -> {output}")
-    return None
+    def summary() -> str:
+        done = run_sft(cfg)
+        return f"sft: {done['steps']} steps, {done['tokens_seen']} tokens -> {train.output_dir}"
+
+    return launch_or_train(ctx, "sft", launch, train.output_dir, summary)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,15 +20,11 @@ def tiny_model(
 
     Example: in2x tiny-model runs/tiny --train-steps 200 && echo '{"src":"Hello.","src_lang":"en","tgt_lang":"ja"}' | in2x translate --model runs/tiny -
     """
-    from in2x_cli.errors import UserError
-    from in2x_cli.io.checkpoint import atomic_output_dir
-    from in2x_cli.tiny import TinyConfig, build_tiny_model
+    from in2x_cli.tiny.model import TinyConfig
+    from in2x_cli.tiny.run import run_tiny_model
 
-    if train_steps < 0:
-        raise UserError(f"--train-steps must be >= 0, got {train_steps}")
     cfg = TinyConfig(seed=seed, train_steps=train_steps)
-    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
-        build_tiny_model(tmp, cfg)
+    run_tiny_model(out_dir, cfg, overwrite=overwrite)
     console.info(f"tiny-model: wrote {out_dir} (Qwen2, hidden {cfg.hidden_size}, {cfg.num_layers} layers, {train_steps} warm-up steps)")
 
 

@@ -474,26 +474,6 @@ class TextDigest:
         return self._h.hexdigest()
 
 
-TEXT_FIELDS = ("instruction", "prompt", "query", "text")
-
-
-def row_text(data: dict[str, Any], field: str | None, where: str) -> str:
-    """The text to embed or grade: ``field`` when given; else the first of instruction, prompt,
-    query, the first user message of ``messages``, text."""
-    from in2x_cli.errors import InputError
-    from in2x_cli.records import first_user_message
-
-    if field is not None:
-        value = data.get(field)
-        if not isinstance(value, str):
-            got = "missing" if field not in data else type(value).__name__
-            raise InputError(f"field {field!r} must be a string, got {got}", where)
-        return value
-    for key in TEXT_FIELDS[:3]:
-        if isinstance(data.get(key), str):
-            return data[key]
-    if "messages" in data:
-        return first_user_message(data["messages"], where)
-    if isinstance(data.get("text"), str):
-        return data["text"]
-    raise InputError("no text to use: expected 'instruction' (or 'prompt'/'query'), 'messages' or 'text', or pass --field", where)
+# The text of a row to embed or grade is read by the one row parser (records.py); its callers here
+# import it from this module until they import it from records.
+from in2x_cli.records import row_text as row_text  # noqa: E402

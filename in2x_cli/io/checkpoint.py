@@ -109,6 +109,46 @@ def check_tokenizer(tokenizer: Any, path: str | Path) -> Any:
     return tokenizer
 
 
+def load_tokenizer(path: str | Path, *, trust_remote_code: bool = False, what: str = "model") -> Any:
+    """The tokenizer of a model directory (``resolve_model``'s result): ``AutoTokenizer`` checked by
+    ``check_tokenizer``, any loading failure one UserError naming the directory (``loading_errors``)."""
+    from transformers import AutoTokenizer
+
+    with loading_errors(path, what):
+        return check_tokenizer(AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code), path)
+
+
+def load_causal_lm(
+    path: str | Path,
+    *,
+    dtype: Any = "float32",
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    what: str = "model",
+    **kwargs: Any,
+) -> Any:
+    """``AutoModelForCausalLM`` from a model directory (``resolve_model``'s result), safetensors only.
+
+    ``dtype``: a torch dtype or its name; ``auto`` = bfloat16 on a CUDA ``device``, else float32.
+    With ``device`` the model is moved there in eval mode (inference, calibration); without, it
+    stays on the CPU for the Trainer to place. ``kwargs`` go to ``from_pretrained`` (``config``,
+    ``attn_implementation``). A loading failure is one UserError naming the directory.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if isinstance(dtype, str):
+        on_cuda = device is not None and device.startswith("cuda")
+        dtype = (torch.bfloat16 if on_cuda else torch.float32) if dtype == "auto" else getattr(torch, dtype)
+    with loading_errors(path, what):
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True, **kwargs
+        )
+    if device is not None:
+        model = model.to(device).eval()
+    return model
+
+
 def custom_code(path: Path) -> str | None:
     """What in a model directory exists only as custom code (``auto_map`` for an architecture or
     tokenizer class transformers does not ship), or None."""

@@ -386,6 +386,27 @@ def _per_model(values: list[Any], n: int, flag: str) -> list[Any]:
     return values
 
 
+# The recipe's command-line flags, by config_from_flags parameter (their order is --help's).
+RECIPE_FLAGS = {
+    "method": "--method", "base_model": "--base", "models": "--model", "weights": "--weight", "densities": "--density",
+    "lambda_": "--lambda", "normalize": "--normalize", "rescale": "--rescale", "calibration": "--calibration",
+    "stats": "--stats", "dtype": "--dtype", "tokenizer_source": "--tokenizer-source",
+}  # fmt: skip
+
+
+def recipe_from_options(config: str | None, flags: dict[str, Any], *, seed: int | None, resize_vocab: bool) -> MergeConfig:
+    """The recipe of ``in2x merge``: a YAML file (``--config``; then no recipe flag may be given)
+    or the recipe the flags spell (``flags``: ``config_from_flags``'s arguments, None/[] = not given)."""
+    if config is not None:
+        given = [RECIPE_FLAGS[k] for k, v in flags.items() if v not in (None, [], ())]
+        if given:
+            raise UserError(f"{given[0]} cannot be combined with --config: put it in the YAML recipe")
+        return load_yaml_config(config, seed=seed, resize_vocab=resize_vocab or None)
+    if flags["method"] is None:
+        raise UserError("missing --method (or a YAML recipe with --config)")
+    return config_from_flags(**flags, seed=seed or 0, resize_vocab=resize_vocab)
+
+
 def config_from_flags(
     *,
     method: str,

@@ -1,5 +1,6 @@
-"""The ``in2x merge`` stage, top to bottom: output dir → calibration statistics (if any) →
-streaming merge → side files → provenance."""
+"""The ``in2x merge`` stages, top to bottom. ``run_merge``: output dir → calibration statistics
+(if any) → streaming merge → side files → provenance. ``run_stats`` (``merge fisher-stats`` /
+``activation-stats``): one model's statistics into their own directory, for later merges."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from in2x_cli import console, provenance
-from in2x_cli.io.checkpoint import atomic_output_dir, write_provenance
+from in2x_cli.io.checkpoint import atomic_output_dir, resolve_model, write_provenance
 from in2x_cli.merge.config import MergeConfig
 from in2x_cli.merge.executor import MergeSummary, merge_checkpoints
 from in2x_cli.merge.stats import StatsConfig, calibrate
@@ -42,16 +43,31 @@ def _calibrate_missing(config: MergeConfig, opts: RunOptions, scratch: Path) -> 
             kind=kind, max_examples=opts.max_examples, max_length=opts.max_length,
             device=opts.calibration_device, trust_remote_code=opts.trust_remote_code,
         )
-        with console.progress() as bar:
-            task: list[Any] = []
-
-            def start(n: int, _bar: Any = bar, _task: list[Any] = task, _path: str = m.path) -> Any:
-                _task.append(_bar.add_task(f"{kind} {Path(_path).name}", total=n))
-                return lambda: _bar.advance(_task[0])
-
-            calibrate(m.path, m.calibration, out, cfg, shard_bytes=opts.shard_bytes, progress=start)
+        calibrate_with_progress(m.path, m.calibration, out, cfg, shard_bytes=opts.shard_bytes, label=f"{kind} {Path(m.path).name}")
         dirs.append(str(out))
     return dirs
+
+
+def calibrate_with_progress(model_dir: str, calibration: str, out: Path, cfg: StatsConfig, *, shard_bytes: int, label: str) -> dict[str, Any]:
+    """``stats.calibrate`` with a progress bar (one step per calibration row) on stderr."""
+    with console.progress() as bar:
+        task: list[Any] = []
+
+        def start(n: int) -> Any:
+            task.append(bar.add_task(label, total=n))
+            return lambda: bar.advance(task[0])
+
+        return calibrate(model_dir, calibration, out, cfg, shard_bytes=shard_bytes, progress=start)
+
+
+def run_stats(model: str, calibration: str, output: Path, cfg: StatsConfig, *, shard_bytes: int, overwrite: bool, command: str) -> dict[str, Any]:
+    """One model's ``cfg.kind`` statistics into a new directory ``output`` (created atomically,
+    with provenance); returns their summary (examples, tokens, tensors, files)."""
+    model_dir = str(resolve_model(model, trust_remote_code=cfg.trust_remote_code))
+    with atomic_output_dir(output, overwrite=overwrite) as tmp:
+        meta = calibrate_with_progress(model_dir, calibration, tmp, cfg, shard_bytes=shard_bytes, label=f"{cfg.kind} statistics")
+        write_provenance(tmp, provenance.collect(command=command, config=cfg, inputs=[model_dir, calibration], extra={"stats": meta}))
+    return meta
 
 
 def run_merge(config: MergeConfig, opts: RunOptions) -> MergeSummary:

@@ -62,18 +62,15 @@ class Example:
     where: str
 
 
-def _row_messages(data: dict[str, Any], where: str) -> list[dict[str, str]] | None:
-    from in2x_cli.records import validate_messages
+def row_messages(data: dict[str, Any], where: str) -> list[dict[str, str]] | None:
+    """The conversation of a calibration row (``records.row_conversation``: ``messages``, or an
+    instruction string with a ``response`` string), or None for a text row."""
+    from in2x_cli.records import row_conversation, row_prompt
 
-    if "messages" in data:
-        return validate_messages(data["messages"], where)
-    prompt = next((data[k] for k in ("instruction", "prompt", "query") if isinstance(data.get(k), str)), None)
-    response = data.get("response")
-    if prompt is not None:
-        if not isinstance(response, str):
-            raise InputError("calibration row with an instruction needs a 'response' string", where)
-        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-    return None
+    messages = row_conversation(data, where, responses=("response",), lenient=True, with_input=False)
+    if messages is None and row_prompt(data) is not None:
+        raise InputError("calibration row with an instruction needs a 'response' string", where)
+    return messages
 
 
 def _ids(tokenizer: Any, messages: list[dict[str, str]], *, generation_prompt: bool) -> list[int]:
@@ -90,7 +87,7 @@ def load_examples(path: str, tokenizer: Any, *, max_examples: int, max_length: i
         if len(examples) >= max_examples:
             break
         data, where = line.data, line.where
-        messages = _row_messages(data, where)
+        messages = row_messages(data, where)
         if messages is not None:
             if getattr(tokenizer, "chat_template", None) is None:
                 raise InputError("chat-shaped calibration row but the model's tokenizer has no chat template (use {'text': ...})", where)
@@ -122,30 +119,11 @@ def _device(name: str) -> str:
     return name
 
 
-def load_tokenizer(model_dir: str, cfg: StatsConfig) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=cfg.trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load the tokenizer ({type(exc).__name__}): calibration needs one in the model directory", model_dir) from None
-    from in2x_cli.io.checkpoint import check_tokenizer
-
-    return check_tokenizer(tokenizer, model_dir)
-
-
 def load_model(model_dir: str, cfg: StatsConfig) -> tuple[Any, str]:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from in2x_cli.io.checkpoint import loading_errors
+    from in2x_cli.io.checkpoint import load_causal_lm
 
     device = _device(cfg.device)
-    with loading_errors(model_dir):
-        model = AutoModelForCausalLM.from_pretrained(
-            model_dir, dtype=getattr(torch, cfg.dtype), trust_remote_code=cfg.trust_remote_code, use_safetensors=True
-        )
-    return model.to(device), device
+    return load_causal_lm(model_dir, dtype=cfg.dtype, device=device, trust_remote_code=cfg.trust_remote_code), device
 
 
 def compute_statistics(
@@ -258,11 +236,12 @@ def calibrate(
     progress: Callable[[int], Callable[[], None]] | None = None,
 ) -> dict[str, Any]:
     """Read the calibration rows, load the model, compute ``cfg.kind`` statistics, save them in ``out_dir``."""
-    from in2x_cli.io.checkpoint import CheckpointReader
+    from in2x_cli.io.checkpoint import CheckpointReader, load_tokenizer
 
     with CheckpointReader(model_dir) as reader:
         order = reader.names()
-    tokenizer = load_tokenizer(model_dir, cfg)
+    # calibration needs the tokenizer of the model directory
+    tokenizer = load_tokenizer(model_dir, trust_remote_code=cfg.trust_remote_code, what="tokenizer")
     # the calibration rows are read and checked before the (whole) model is loaded
     examples = load_examples(calibration, tokenizer, max_examples=cfg.max_examples, max_length=cfg.max_length)
     model, device = load_model(model_dir, cfg)

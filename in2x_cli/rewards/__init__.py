@@ -23,13 +23,12 @@ object is polled after each call and logged under ``rewards/<name>/<key>``.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from in2x_cli.errors import UserError
+from in2x_cli.plugins import import_dotted, split_dotted
 
 RewardFn = Callable[..., list]
 
@@ -111,27 +110,12 @@ def parse_reward_spec(text: str) -> RewardSpec:
     return RewardSpec(name, weight)
 
 
-def _import_target(target: str, name: str) -> Any:
-    if ":" in target:
-        module_name, _, attr = target.partition(":")
-    elif "." in target:
-        module_name, _, attr = target.rpartition(".")
-    else:
-        raise UserError(f"unknown reward {name!r} (built-ins: {', '.join(REWARDS)}; or a dotted path module:function)")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"cannot import reward {name!r}: {exc}") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise UserError(f"reward module {module_name!r} has no {attr!r}") from None
-
-
 def resolve_reward(spec: RewardSpec, context: RewardContext) -> Reward:
     """Import and (for classes) instantiate one reward."""
     target = REWARDS.get(spec.name, spec.name)
-    obj = _import_target(target, spec.name)
+    if split_dotted(target, allow_dot=True) is None:
+        raise UserError(f"unknown reward {spec.name!r} (built-ins: {', '.join(REWARDS)}; or a dotted path module:function)")
+    obj = import_dotted(target, what="reward", allow_dot=True)
     if inspect.isclass(obj):
         obj = obj(context)
     if not callable(obj):

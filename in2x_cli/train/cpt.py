@@ -6,13 +6,13 @@ The paper's three phases are three ``in2x cpt`` calls, each starting from the pr
 
     # 1. knowledge + creative data, constant LR, 8,192-token rows
     in2x cpt --model Qwen/Qwen2.5-7B --data knowledge.jsonl:0.8 --data creative.jsonl:0.2 \
-        --seq-len 8192 --lr-schedule constant --max-tokens 20B -o runs/cpt1
+        --seq-len 8192 --lr-scheduler-type constant --max-tokens 20B -o runs/cpt1
     # 2. length-filtered data, context grown towards 32k (ABF: a larger RoPE base)
     in2x cpt --model runs/cpt1 --data long.jsonl --min-tokens 8192 --seq-len 32768 \
-        --rope-theta 1000000 --lr-schedule constant --max-tokens 5B -o runs/cpt2
+        --rope-theta 1000000 --lr-scheduler-type constant --max-tokens 5B -o runs/cpt2
     # 3. anneal on the lowest-perplexity share, LR decaying linearly from 3e-5 (paper)
     in2x cpt --model runs/cpt2 --data hq.jsonl --ppl-filter runs/cpt2 --keep 0.3 \
-        --seq-len 32768 --lr 3e-5 --lr-schedule linear --max-tokens 1B -o runs/cpt3
+        --seq-len 32768 --lr 3e-5 --lr-scheduler-type linear --max-tokens 1B -o runs/cpt3
 
 The paper gives the phase-3 schedule (3e-5, linear decay) but no phase-1/2 learning rate, warmup,
 batch size, token budgets or keep fraction: the ``--max-tokens`` values above are examples of ours,
@@ -31,13 +31,13 @@ import math
 import os
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from in2x_cli import console
 from in2x_cli.errors import UserError
-from in2x_cli.train import common
+from in2x_cli.train.callbacks import install_callbacks
 from in2x_cli.train.data import (
     DataSource,
     MixtureStream,
@@ -46,27 +46,23 @@ from in2x_cli.train.data import (
     pack_documents,
     shuffle_buffer,
 )
-
-LR_SCHEDULES = {  # ours → transformers' get_scheduler names (the warm-up is linear in all three)
-    "constant": "constant_with_warmup",
-    "cosine": "cosine",
-    "linear": "linear",
-}
+from in2x_cli.train.devices import select_device
+from in2x_cli.train.export import finish_run
+from in2x_cli.train.flops import flops_per_token
+from in2x_cli.train.loop import run_training
+from in2x_cli.train.options import TrainOptions, common_training_args, seed_everything
+from in2x_cli.train.rundir import check_output_dir, prepare_output_dir
 
 
 @dataclass(frozen=True)
 class CptConfig:
+    """``in2x cpt``; the optimizer, schedule and budget in steps live in ``train``."""
+
     model: str
     data: tuple[DataSource, ...]
-    train: common.TrainOptions
+    train: TrainOptions
     text_field: str = "text"
     seq_len: int = 8192
-    learning_rate: float = 1e-5
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_steps: int | None = None
     max_tokens: int | None = None
     min_tokens: int = 0
     shuffle_buffer: int = 1000
@@ -78,8 +74,16 @@ class CptConfig:
     keep: float = 0.5
     ppl_only: bool = False
     ppl_batch_size: int = 8
-    trust_remote_code: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if any(d.path == "-" for d in self.data):
+            raise UserError("cpt re-reads its sources (validation, restarts when a source runs out): pass files, not stdin")
+        if not 0 < self.keep <= 1:
+            raise UserError(f"--keep must be in (0, 1], got {self.keep}")
+        if self.seq_len < 2:
+            raise UserError("--seq-len must be at least 2")
+        if not self.ppl_only and not self.train.max_steps and not self.max_tokens:
+            raise UserError("cpt streams its data: give a training budget with --max-steps or --max-tokens")
 
 
 class TokenStream:
@@ -159,12 +163,11 @@ def validate_sources(sources: list[DataSource], text_field: str) -> list[int]:
 
 def resolve_max_steps(cfg: CptConfig, world_size: int) -> int:
     """``--max-steps`` or ``--max-tokens`` / (seq_len × batch × grad_accum × processes), rounded up."""
-    if cfg.max_steps:
-        return cfg.max_steps
-    if cfg.max_tokens:
-        per_step = cfg.seq_len * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * max(1, world_size)
-        return max(1, math.ceil(cfg.max_tokens / per_step))
-    raise UserError("cpt streams its data: give a training budget with --max-steps or --max-tokens")
+    if cfg.train.max_steps:
+        return cfg.train.max_steps
+    assert cfg.max_tokens, "CptConfig checks that a budget is given"
+    per_step = cfg.seq_len * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * max(1, world_size)
+    return max(1, math.ceil(cfg.max_tokens / per_step))
 
 
 def document_separator(tokenizer: Any, requested: str | None) -> int:
@@ -184,28 +187,22 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     """Train; returns a summary (also stored in the provenance)."""
     from in2x_cli.io.checkpoint import resolve_model
 
-    if not 0 < cfg.keep <= 1:
-        raise UserError(f"--keep must be in (0, 1], got {cfg.keep}")
-    if cfg.seq_len < 2:
-        raise UserError("--seq-len must be at least 2")
-    common.check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
-    model_path = resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    model_path = resolve_model(cfg.model, trust_remote_code=cfg.train.trust_remote_code)
     sources = list(cfg.data)
     counts = validate_sources(sources, cfg.text_field)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    max_steps = None if cfg.ppl_only else resolve_max_steps(cfg, world)  # a missing budget fails before any loading
+    max_steps = None if cfg.ppl_only else resolve_max_steps(cfg, world)
     # only now (input valid) is the run directory created, or emptied by --overwrite
-    resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
 
-    import torch
     import transformers
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoConfig, Trainer, TrainingArguments
 
-    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
+    from in2x_cli.io.checkpoint import load_causal_lm, load_tokenizer, loading_errors
 
     transformers.utils.logging.disable_progress_bar()
-    with loading_errors(model_path):
-        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), model_path)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.train.trust_remote_code)
     sep = document_separator(tokenizer, cfg.doc_separator)
 
     ppl_report: dict[str, Any] | None = None
@@ -220,8 +217,8 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
             seq_len=cfg.seq_len,
             batch_size=cfg.ppl_batch_size,
             text_field=cfg.text_field,
-            device=common.select_device(cfg.train.device),
-            trust_remote_code=cfg.trust_remote_code,
+            device=select_device(cfg.train.device),
+            trust_remote_code=cfg.train.trust_remote_code,
         )
         if cfg.ppl_only:
             console.info(f"cpt: perplexity filter written to {Path(cfg.train.output_dir) / 'ppl'} (--ppl-only: no training)")
@@ -232,32 +229,17 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         return tokenizer(text, add_special_tokens=False)["input_ids"] + [sep]
 
     with loading_errors(model_path):
-        model_config = AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code)
+        model_config = AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.train.trust_remote_code)
     from in2x_cli.train.data import apply_context_extension
 
     context_changes = apply_context_extension(model_config, seq_len=cfg.seq_len, rope_theta=cfg.rope_theta, rope_scaling=cfg.rope_scaling)
-    base_dtype = getattr(model_config, "dtype", None)
+    base_dtype = getattr(model_config, "dtype", None)  # the export's (loading in float32 changes the config's)
     model_config.use_cache = False  # packed-sequence masks are only built without a cache object
-    common.seed_everything(cfg.train.seed)
-    with loading_errors(model_path):
-        model = AutoModelForCausalLM.from_pretrained(
-            str(model_path), config=model_config, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, use_safetensors=True
-        )
+    seed_everything(cfg.train.seed)
+    model = load_causal_lm(model_path, config=model_config, trust_remote_code=cfg.train.trust_remote_code)
 
-    from in2x_cli.train.launch import distributed_training_args
-
-    base_args = common.common_training_args(cfg.train)
     assert max_steps is not None
-    args = TrainingArguments(
-        **base_args,
-        **distributed_training_args(cfg.extra.get("launch_config", "single")),
-        max_steps=max_steps,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=LR_SCHEDULES[cfg.lr_schedule],
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-    )
+    args = TrainingArguments(**{**common_training_args(cfg.train), "max_steps": max_steps})
     from in2x_cli.train.data import make_collator
 
     dataset = make_stream_dataset(sources, tokenize, cfg)
@@ -268,14 +250,14 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         data_collator=make_collator(model, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else sep, packed=True, cross_document_attention=cfg.cross_document_attention),
         processing_class=tokenizer,
     )
-    common.install_callbacks(
-        trainer, cfg.train.output_dir, description="cpt", flops_per_token_value=common.flops_per_token(model, cfg.seq_len)
+    install_callbacks(
+        trainer, cfg.train.output_dir, description="cpt", flops_per_token_value=flops_per_token(model, cfg.seq_len)
     )
     console.info(
         f"cpt: {len(sources)} source(s) ({', '.join(f'{s.path} w={w:.3g} rows={n}' for s, w, n in zip(sources, normalize_weights(sources), counts, strict=True))}), "
         f"{max_steps} steps x {cfg.seq_len * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * world} tokens"
     )
-    common.run_training(trainer, resume_from)
+    run_training(trainer, resume_from)
 
     mixture = dataset.mixture
     summary = {
@@ -288,22 +270,10 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         ],
         **({"ppl_filter": ppl_report} if ppl_report else {}),
     }
-    from in2x_cli import provenance
-
-    record = provenance.collect(
-        command="cpt",
-        config=cfg,
-        inputs=[str(model_path), *(s.path for s in cfg.data)],
-        seed=cfg.train.seed,
-        extra={"base_model": str(model_path), "summary": summary},
-    )
     model.config.use_cache = True  # off only for training; inference wants the KV cache
-    common.save_final_model(
-        trainer,
-        cfg.train.output_dir,
-        tokenizer=tokenizer,
-        provenance=record,
-        max_shard_size=cfg.train.max_shard_size,
-        save_dtype=base_dtype if isinstance(base_dtype, torch.dtype) and base_dtype != torch.float32 else None,
-    )
+    inputs = [str(model_path), *(s.path for s in cfg.data)]
+    finish_run(
+        trainer, cfg.train, command="cpt", config=cfg, base_model=model_path, inputs=inputs, extra={"summary": summary},
+        tokenizer=tokenizer, base_dtype=base_dtype,
+    )  # fmt: skip
     return summary

@@ -244,23 +244,13 @@ def make_collator(model: Any, pad_token_id: int, *, packed: bool, cross_document
 
 
 def chat_messages(data: dict[str, Any], where: str) -> list[dict[str, str]]:
-    """The conversation of an SFT row: ``messages`` ([{role, content}]), or ``instruction``/``prompt``
-    + ``response``/``output`` (→ one user and one assistant turn). It must contain an assistant turn."""
-    from in2x_cli.records import validate_messages
+    """The conversation of an SFT row (``records.row_conversation``: ``messages``, or an
+    instruction and a response as one user and one assistant turn). It must contain an assistant turn."""
+    from in2x_cli.records import row_conversation
 
-    if "messages" in data:
-        msgs = validate_messages(data["messages"], where)
-        msgs = [{"role": m["role"], "content": m["content"]} for m in msgs]
-    else:
-        prompt = next((data[k] for k in ("instruction", "prompt", "query") if k in data), None)
-        response = next((data[k] for k in ("response", "output", "completion") if k in data), None)
-        if prompt is None or response is None:
-            raise InputError("missing required field 'messages' (or 'instruction' + 'response')", where)
-        for name, value in (("instruction", prompt), ("response", response)):
-            if not isinstance(value, str):
-                raise InputError(f"field {name!r} must be a string, got {type(value).__name__}", where)
-        text = prompt + (("\n\n" + data["input"]) if isinstance(data.get("input"), str) and data["input"] else "")
-        msgs = [{"role": "user", "content": text}, {"role": "assistant", "content": response}]
+    msgs = row_conversation(data, where)
+    if msgs is None:
+        raise InputError("missing required field 'messages' (or 'instruction' + 'response')", where)
     if not any(m["role"] == "assistant" for m in msgs):
         raise InputError("'messages' has no assistant turn to train on", where)
     return msgs
@@ -394,19 +384,14 @@ def temperature_quota(counts: dict[str, int], temperature: float, total: int | N
     """
     if temperature <= 0 or not math.isfinite(temperature):
         raise UserError(f"--language-temperature must be > 0, got {temperature}")
+    from in2x_cli.core.apportion import apportion
+
     langs = [k for k, v in counts.items() if v > 0]
     if not langs:
         return {}
     n_total = sum(counts[k] for k in langs) if total is None else total
     scores = {k: counts[k] ** (1.0 / temperature) for k in langs}
-    z = sum(scores.values())
-    exact = {k: n_total * scores[k] / z for k in langs}
-    quota = {k: math.floor(exact[k]) for k in langs}
-    left = n_total - sum(quota.values())
-    order = sorted(langs, key=lambda k: (-(exact[k] - quota[k]), -counts[k], k))
-    for k in order[:left]:
-        quota[k] += 1
-    return quota
+    return apportion(n_total, scores, tie_key=lambda k: (-counts[k], k))
 
 
 def temperature_sample(indices_by_lang: dict[str, list[int]], temperature: float, rng: random.Random) -> list[int]:

@@ -2,7 +2,7 @@
 
 Reading order: the batch plan (paper batch sizes → TRL's knobs), the prompt file, the reward
 adapter, the trainer subclass, and ``run_grpo`` which ties them to the shared training glue
-(``train/common.py``: output dir, callbacks, resume, signals, final export).
+(``train/``: run directory, callbacks, resume, signals, final export).
 
 What the subclass changes in TRL (everything else, including generation, reward calling,
 gathering across processes, checkpointing and vLLM weight sync, is TRL's own code):
@@ -50,7 +50,7 @@ from in2x_cli import console
 from in2x_cli.core import grpo_loss
 from in2x_cli.errors import InputError, UserError
 from in2x_cli.rewards import Reward, RewardContext, RewardSpec, resolve_rewards
-from in2x_cli.train.common import TrainOptions
+from in2x_cli.train.options import TrainOptions
 
 ROLLOUT_BUFFER_FILE = "in2x_rollout_buffer.pt"
 ROLLOUT_ENGINES = ("auto", "vllm", "transformers")
@@ -111,27 +111,27 @@ def prompt_messages(data: dict[str, Any], where: str) -> tuple[list[dict[str, st
         target-language prompt templates as ``in2x translate``; ``src``, ``ref``, ``src_lang`` and
         ``tgt_lang`` reach the rewards under these names whatever the input spelled.
     """
-    from in2x_cli.records import InstructionRow, TranslationRow, validate_messages
+    from in2x_cli.core.translate import build_messages
+    from in2x_cli.records import InstructionRow, TranslationRow, has_prompt, row_conversation
 
     fields = dict(data)
     system = data.get("system")
     if system is not None and not isinstance(system, str):
         raise InputError("field 'system' must be a string", where)
-    if "messages" in data and not any(k in data for k in ("instruction", "prompt", "query")):
-        msgs = [dict(m) for m in validate_messages(data["messages"], where)]
+    if "messages" in data and not has_prompt(data):
+        msgs = row_conversation(data, where) or []
         if msgs[-1]["role"] == "assistant":
             msgs = msgs[:-1]
         if not msgs or msgs[-1]["role"] != "user":
             raise InputError("'messages' must end with a user turn (optionally followed by one assistant turn)", where)
-        return [{"role": m["role"], "content": m["content"]} for m in msgs], fields
-    if any(k in data for k in ("instruction", "prompt", "query")):
+        return msgs, fields
+    if has_prompt(data):
         rec = InstructionRow.from_dict(data, where)
         text = rec.instruction or ""
         if not text.strip():
             raise InputError("the instruction is empty", where)
-        msgs = [{"role": "system", "content": system}] if system else []
-        return [*msgs, {"role": "user", "content": text}], fields
-    if any(k in data for k in ("src", "src_text", "source")):
+        return build_messages(text, system), fields
+    if any(k in data for k in ("src", *TranslationRow.ALIASES["src"])):
         from in2x_cli.core.translate import TEMPLATES, render_prompt, select_template
         from in2x_cli.langs import normalize_lang
 
@@ -144,8 +144,7 @@ def prompt_messages(data: dict[str, Any], where: str) -> tuple[list[dict[str, st
             raise InputError("the source text is empty", where)
         text = render_prompt(select_template(TEMPLATES, src_lang, tgt), tr.src or "", src_lang, tgt)
         fields.update({"src": tr.src, "ref": tr.ref, "src_lang": src_lang, "tgt_lang": tgt})
-        msgs = [{"role": "system", "content": system}] if system else []
-        return [*msgs, {"role": "user", "content": text}], fields
+        return build_messages(text, system), fields
     raise InputError("row has no prompt: expected 'messages', 'instruction' (or 'prompt'/'query'), or 'src' with 'tgt_lang'", where)
 
 
@@ -237,14 +236,20 @@ class TICGRPOConfig(GRPOConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.ratio_level not in grpo_loss.RATIO_LEVELS:
-            raise UserError(f"unknown --ratio-level {self.ratio_level!r} (expected {', '.join(grpo_loss.RATIO_LEVELS)})")
-        if self.advantage_type not in grpo_loss.ADVANTAGE_KINDS:
-            raise UserError(f"unknown --advantage {self.advantage_type!r} (expected {', '.join(grpo_loss.ADVANTAGE_KINDS)})")
-        if self.dual_clip is not None and self.dual_clip <= 1.0:
-            raise UserError(f"--dual-clip must be > 1 (or 0 to turn it off), got {self.dual_clip}")
+        check_tic_choices(self.ratio_level, self.advantage_type, self.dual_clip)
         if (self.length_penalty_target is None) != (self.length_penalty_cap is None):
             raise UserError("the length penalty needs both a target and a cap")
+
+
+def check_tic_choices(ratio_level: str, advantage: str, dual_clip: float | None) -> None:
+    """The Trajectory-Corrected GRPO choices, checked here for both configs (``GRPORunConfig`` when
+    the command builds it, ``TICGRPOConfig`` for direct use of the trainer)."""
+    if ratio_level not in grpo_loss.RATIO_LEVELS:
+        raise UserError(f"unknown --ratio-level {ratio_level!r} (expected {', '.join(grpo_loss.RATIO_LEVELS)})")
+    if advantage not in grpo_loss.ADVANTAGE_KINDS:
+        raise UserError(f"unknown --advantage {advantage!r} (expected {', '.join(grpo_loss.ADVANTAGE_KINDS)})")
+    if dual_clip is not None and dual_clip <= 1.0:
+        raise UserError(f"--dual-clip must be > 1 (or 0 to turn it off), got {dual_clip}")
 
 
 class TICGRPOTrainer(GRPOTrainer):
@@ -474,9 +479,23 @@ class TICGRPOTrainer(GRPOTrainer):
 # --------------------------------------------------------------------------- the run
 
 
+def parse_length_penalty(text: str | None) -> tuple[int, int] | None:
+    """``--length-penalty TARGET:CAP`` in tokens (e.g. ``768:1024``) → (target, cap); None = off."""
+    if not text:
+        return None
+    try:
+        target, cap = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise UserError(f"invalid --length-penalty {text!r} (expected TARGET:CAP in tokens, e.g. 768:1024)") from None
+    if not 0 <= target < cap:
+        raise UserError(f"invalid --length-penalty {text!r}: need 0 <= TARGET < CAP")
+    return target, cap
+
+
 @dataclass(frozen=True)
 class GRPORunConfig:
-    """Everything ``in2x grpo`` needs, resolved from the command line."""
+    """Everything ``in2x grpo`` needs, resolved from the command line (the optimizer, schedule
+    and step budget live in ``train``; its batch size is completions per device per micro-step)."""
 
     model: str
     prompts: str
@@ -488,12 +507,6 @@ class GRPORunConfig:
     minibatch: int = 32
     num_iterations: int = 1
     epochs: float = 1.0
-    max_steps: int | None = None
-    learning_rate: float = 1e-6
-    lr_scheduler: str = "constant"
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
     max_completion_tokens: int = 1024
     temperature_start: float = 1.0
     temperature_end: float = 0.7
@@ -509,29 +522,19 @@ class GRPORunConfig:
     reward_clip_high: float | None = None
     rollout_engine: str = "auto"
     vllm_gpu_memory_utilization: float = 0.3
-    launch_config: str = "single"
-    trust_remote_code: bool = False
 
-    def validate(self) -> None:
-        """Cheap checks, run before anything is loaded."""
+    def __post_init__(self) -> None:
         if self.rollout_engine not in ROLLOUT_ENGINES:
             raise UserError(f"unknown --rollout-engine {self.rollout_engine!r} (expected {', '.join(ROLLOUT_ENGINES)})")
-        if self.ratio_level not in grpo_loss.RATIO_LEVELS:
-            raise UserError(f"unknown --ratio-level {self.ratio_level!r} (expected {', '.join(grpo_loss.RATIO_LEVELS)})")
-        if self.advantage not in grpo_loss.ADVANTAGE_KINDS:
-            raise UserError(f"unknown --advantage {self.advantage!r} (expected {', '.join(grpo_loss.ADVANTAGE_KINDS)})")
+        check_tic_choices(self.ratio_level, self.advantage, self.dual_clip)
         if self.temperature_start <= 0 or self.temperature_end <= 0:
             raise UserError("--temperature-start and --temperature-end must be > 0")
         if not 0 < self.top_p <= 1:
             raise UserError("--top-p must be in (0, 1]")
         if self.epsilon_high <= 0:
             raise UserError("--epsilon-high must be > 0")
-        if self.dual_clip is not None and self.dual_clip <= 1:
-            raise UserError("--dual-clip must be > 1 (or 0 to turn it off)")
         if self.entropy_coef < 0 or self.kl_coef < 0:
             raise UserError("--entropy-coef and --kl-coef must be >= 0")
-        if not 0 <= self.warmup_ratio < 1:
-            raise UserError("--warmup-ratio must be in [0, 1)")
         if self.epochs <= 0:
             raise UserError("--epochs must be > 0")
 
@@ -543,11 +546,9 @@ def vllm_available() -> bool:
 
 
 def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPOConfig:
-    from in2x_cli.train.common import common_training_args
-    from in2x_cli.train.launch import distributed_training_args
+    from in2x_cli.train.options import common_training_args
 
     base = common_training_args(cfg.train)
-    base.update(distributed_training_args(cfg.launch_config))
     base.update(per_device_train_batch_size=plan.per_device_batch, gradient_accumulation_steps=plan.gradient_accumulation_steps)
     extra: dict[str, Any] = {}
     if use_vllm:
@@ -562,12 +563,6 @@ def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPO
         steps_per_generation=plan.steps_per_generation,
         num_iterations=cfg.num_iterations,
         num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="constant_with_warmup" if cfg.lr_scheduler == "constant" and cfg.warmup_ratio > 0 else cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a fraction of the run
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
         max_completion_length=cfg.max_completion_tokens,
         temperature=cfg.temperature_start,
         temperature_end=cfg.temperature_end,
@@ -585,26 +580,21 @@ def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPO
         reward_clip_high=cfg.reward_clip_high,
         shuffle_dataset=True,
         log_completions=False,
-        trust_remote_code=cfg.trust_remote_code,
+        trust_remote_code=cfg.train.trust_remote_code,
     )
 
 
 def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     """Train and export; returns the output directory (the final HF model lives in it)."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from in2x_cli import provenance
-    from in2x_cli.io.checkpoint import resolve_model
-    from in2x_cli.train.common import (
-        install_callbacks,
-        prepare_output_dir,
-        run_training,
-        save_final_model,
-        seed_everything,
-    )
+    from in2x_cli.io.checkpoint import load_causal_lm, load_tokenizer, resolve_model
+    from in2x_cli.train.callbacks import install_callbacks
+    from in2x_cli.train.export import finish_run
+    from in2x_cli.train.loop import run_training
+    from in2x_cli.train.options import seed_everything
+    from in2x_cli.train.rundir import prepare_output_dir
 
-    cfg.validate()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     plan = plan_batches(
         rollout_batch=cfg.rollout_batch,
@@ -618,21 +608,18 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     if len(rows) < cfg.rollout_batch:
         raise UserError(f"{len(rows)} prompts is fewer than one rollout batch (--rollout-batch {cfg.rollout_batch})", cfg.prompts)
     rewards = resolve_rewards(cfg.rewards, cfg.reward_context)
-    model_dir = resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    model_dir = resolve_model(cfg.model, trust_remote_code=cfg.train.trust_remote_code)
     use_vllm = cfg.rollout_engine == "vllm" or (cfg.rollout_engine == "auto" and vllm_available())
     if cfg.rollout_engine == "vllm" and not vllm_available():
         raise UserError("--rollout-engine vllm needs vLLM and a GPU: pip install 'in2x[gpu]'")
 
     resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     seed_everything(cfg.train.seed)
-    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
-
-    with loading_errors(model_dir):
-        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.trust_remote_code), model_dir)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, use_safetensors=True)
-    base_dtype = _config_dtype(model.config)
+    tokenizer = load_tokenizer(model_dir, trust_remote_code=cfg.train.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = load_causal_lm(model_dir, trust_remote_code=cfg.train.trust_remote_code)
+    base_dtype = getattr(model.config, "dtype", None)
 
     args = build_config(cfg, plan, use_vllm)
     args.reward_weights = [r.weight for r in rewards]
@@ -643,7 +630,7 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
-    from in2x_cli.train.common import flops_per_token
+    from in2x_cli.train.flops import flops_per_token
 
     install_callbacks(
         trainer,
@@ -657,25 +644,14 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
         f"ratio {cfg.ratio_level}, advantages {cfg.advantage}, rollouts by {'vLLM (colocate)' if use_vllm else 'transformers'}"
     )
     run_training(trainer, resume_from)
-    record = provenance.collect(
-        command=provenance_command,
-        config=cfg,
-        inputs=[str(model_dir), cfg.prompts],
-        seed=cfg.train.seed,
-        extra={
-            "base_model": str(model_dir),
-            "batch_plan": plan,
-            "rollout_engine": "vllm" if use_vllm else "transformers",
-            "rewards": [{"name": r.name, "weight": r.weight} for r in rewards],
-            "steps": trainer.state.global_step,
-        },
-    )
-    save_final_model(trainer, cfg.train.output_dir, tokenizer=tokenizer, provenance=record, max_shard_size=cfg.train.max_shard_size, save_dtype=base_dtype)
+    extra = {
+        "batch_plan": plan,
+        "rollout_engine": "vllm" if use_vllm else "transformers",
+        "rewards": [{"name": r.name, "weight": r.weight} for r in rewards],
+        "steps": trainer.state.global_step,
+    }
+    finish_run(
+        trainer, cfg.train, command=provenance_command, config=cfg, base_model=model_dir, inputs=[str(model_dir), cfg.prompts],
+        extra=extra, tokenizer=tokenizer, base_dtype=base_dtype,
+    )  # fmt: skip
     return Path(cfg.train.output_dir)
-
-
-def _config_dtype(config: Any) -> torch.dtype | None:
-    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype, None)
-    return dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else None

@@ -40,6 +40,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,15 +162,20 @@ def build_launch_command(spec: LaunchSpec, child_args: list[str], *, python: str
     return [*cmd, "-m", "in2x_cli", *child]
 
 
-def child_args_from_context(ctx: Any, command: str) -> list[str]:
-    """Rebuild ``COMMAND OPTIONS...`` from a click/typer context: every parameter the user set
-    (defaults are left out), minus the launcher's own options; global ``-q``/``-v`` come first."""
-    from in2x_cli import console
-
+def was_given(ctx: Any, name: str) -> bool:
+    """Whether the user set parameter ``name`` (on the command line or in the environment)."""
     try:
         from typer._click.core import ParameterSource
     except ImportError:  # pragma: no cover
         from click.core import ParameterSource  # type: ignore[no-redef]
+
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def child_args_from_context(ctx: Any, command: str) -> list[str]:
+    """Rebuild ``COMMAND OPTIONS...`` from a click/typer context: every parameter the user set
+    (defaults are left out), minus the launcher's own options; global ``-q``/``-v`` come first."""
+    from in2x_cli import console
 
     args: list[str] = []
     level = console.verbosity()
@@ -184,12 +190,11 @@ def child_args_from_context(ctx: Any, command: str) -> list[str]:
         if name in LAUNCH_PARAM_NAMES or name not in ctx.params:
             continue
         value = ctx.params[name]
-        source = ctx.get_parameter_source(name)
         if param.param_type_name == "argument":
             values = value if isinstance(value, (list, tuple)) else [value]
             positional += [str(v) for v in values if v is not None]
             continue
-        if source in (ParameterSource.DEFAULT, None) or value is None:
+        if not was_given(ctx, name) or value is None:
             continue
         if getattr(param, "is_flag", False) and isinstance(value, bool):
             if value:
@@ -229,6 +234,24 @@ def maybe_launch(spec: LaunchSpec, ctx: Any, command: str) -> int | None:
     except FileNotFoundError as exc:
         raise UserError(f"cannot start the launcher: {exc}") from None
     return proc.returncode
+
+
+def launch_or_train(ctx: Any, command: str, spec: LaunchSpec, output_dir: Path, train: Callable[[], str | None]) -> int | None:
+    """The launch block of every training command: re-run under the launcher (its exit status),
+    print the launch command (``--print-launch``, 0), or ``train()`` in this process and print the
+    summary line it returns on stderr. A run directory this run created and left empty (it failed
+    before writing anything, e.g. the model did not load) is removed."""
+    rc = maybe_launch(spec, ctx, command)
+    if rc is not None:
+        return rc
+    from in2x_cli import console
+    from in2x_cli.train.rundir import removed_if_left_empty
+
+    with removed_if_left_empty(output_dir):
+        summary = train()
+    if summary:
+        console.info(summary)
+    return None
 
 
 def _check_torchrun_config(config: str) -> None:

@@ -76,22 +76,15 @@ def perplexity_filter(
     trust_remote_code: bool = False,
 ) -> tuple[list[DataSource], dict[str, Any]]:
     """Score and filter every source; returns the kept files as new sources (same weights) and a report."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from in2x_cli import provenance
     from in2x_cli.io import JsonlWriter, iter_jsonl
-    from in2x_cli.io.checkpoint import resolve_model
+    from in2x_cli.io.checkpoint import load_causal_lm, load_tokenizer, resolve_model
 
-    path = resolve_model(model_spec, what="--ppl-filter model", trust_remote_code=trust_remote_code)
+    what = "--ppl-filter model"
+    path = resolve_model(model_spec, what=what, trust_remote_code=trust_remote_code)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
-
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    with loading_errors(path, "--ppl-filter model"):
-        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code), path)
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True)
-    model = model.to(device).eval()
+    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code, what=what)
+    model = load_causal_lm(path, dtype="auto", device=device, trust_remote_code=trust_remote_code, what=what)
     new_sources: list[DataSource] = []
     report: dict[str, Any] = {"model": str(path), "keep": keep, "seq_len": seq_len, "sources": []}
     for k, src in enumerate(sources):

@@ -26,12 +26,12 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from in2x_cli import console
 from in2x_cli.errors import InputError, UserError
-from in2x_cli.train import common
+from in2x_cli.train.callbacks import install_callbacks
 from in2x_cli.train.data import (
     IGNORE_INDEX,
     EpochPlan,
@@ -41,8 +41,11 @@ from in2x_cli.train.data import (
     make_collator,
     plan_epochs,
 )
-
-LR_SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
+from in2x_cli.train.export import finish_run
+from in2x_cli.train.flops import flops_per_token
+from in2x_cli.train.loop import run_training
+from in2x_cli.train.options import TrainOptions, common_training_args, seed_everything
+from in2x_cli.train.rundir import check_output_dir, prepare_output_dir
 
 
 @dataclass(frozen=True)
@@ -56,26 +59,24 @@ class LoraOptions:
 
 @dataclass(frozen=True)
 class SftConfig:
+    """``in2x sft``; the optimizer, schedule and step budget live in ``train``."""
+
     model: str
     data: tuple[str, ...]
-    train: common.TrainOptions
+    train: TrainOptions
     max_length: int = 4096
     packing: bool = True
     epochs: int = 2
     rounds: bool = False
     language_temperature: float = 1.0
-    learning_rate: float = 2e-5
-    lr_schedule: str = "cosine"
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_steps: int | None = None
     mask_mode: str = "auto"
     lora: LoraOptions | None = None
     attn_implementation: str | None = None
     random_init: bool = False
-    trust_remote_code: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_length < 2:
+            raise UserError("--max-length must be at least 2")
 
 
 @dataclass
@@ -159,46 +160,42 @@ def _trainer_class() -> type:
 
 
 def load_model(cfg: SftConfig, model_path: Any) -> Any:
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from in2x_cli.io.checkpoint import load_causal_lm
 
-    kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
+    kwargs: dict[str, Any] = {"trust_remote_code": cfg.train.trust_remote_code}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.random_init:  # benchmarking: the architecture of model_path with fresh weights
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
         config = AutoConfig.from_pretrained(str(model_path), **kwargs)
-        common.seed_everything(cfg.train.seed)
+        seed_everything(cfg.train.seed)
         return AutoModelForCausalLM.from_config(config, dtype=torch.float32, **kwargs)
-    return AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32, use_safetensors=True, **kwargs)
+    return load_causal_lm(model_path, **kwargs)
 
 
 def run_sft(cfg: SftConfig) -> dict[str, Any]:
     from in2x_cli.io.checkpoint import resolve_model
 
-    if cfg.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"unknown --lr-schedule {cfg.lr_schedule!r} (expected {', '.join(LR_SCHEDULES)})")
-    if cfg.max_length < 2:
-        raise UserError("--max-length must be at least 2")
-    common.check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
-    model_path = resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    check_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    model_path = resolve_model(cfg.model, trust_remote_code=cfg.train.trust_remote_code)
 
-    import torch
     import transformers
     from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import SFTConfig as TrlSFTConfig
 
-    from in2x_cli.io.checkpoint import check_tokenizer, loading_errors
+    from in2x_cli.io.checkpoint import load_tokenizer, loading_errors
 
     transformers.utils.logging.disable_progress_bar()
-    with loading_errors(model_path):
-        tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), model_path)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.train.trust_remote_code)
+    with loading_errors(model_path):  # a chat template that does not compile
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         formatter = make_chat_formatter(tokenizer, cfg.mask_mode)
     examples = load_examples(cfg, formatter)
     # only now (data valid) is the run directory created, or emptied by --overwrite
-    resume_from = common.prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
+    resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     langs = [ex.lang for ex in examples]
     plan = plan_epochs([ex.round for ex in examples], langs, epochs=cfg.epochs, use_rounds=cfg.rounds, temperature=cfg.language_temperature, seed=cfg.train.seed)
     rows, sizes = build_epochs(examples, plan, packing=cfg.packing, max_length=cfg.max_length, seed=cfg.train.seed)
@@ -209,8 +206,8 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
     from transformers import AutoConfig
 
     with loading_errors(model_path):
-        base_dtype = getattr(AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.trust_remote_code), "dtype", None)
-        common.seed_everything(cfg.train.seed)
+        base_dtype = getattr(AutoConfig.from_pretrained(str(model_path), trust_remote_code=cfg.train.trust_remote_code), "dtype", None)
+        seed_everything(cfg.train.seed)
         model = load_model(cfg, model_path)
     model.config.use_cache = False
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -221,19 +218,10 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         total += n
         boundaries.append(total / global_batch)
 
-    from in2x_cli.train.launch import distributed_training_args
-
     args = TrlSFTConfig(
-        **common.common_training_args(cfg.train),
-        **distributed_training_args(cfg.extra.get("launch_config", "single")),
+        **common_training_args(cfg.train),
         num_train_epochs=1,  # the epochs are laid out in the data (see build_epochs)
-        max_steps=cfg.max_steps or -1,
         train_sampling_strategy="sequential",
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=LR_SCHEDULES[cfg.lr_schedule],
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
         max_length=cfg.max_length,
         packing=False,  # packed by us per epoch; TRL's own packing would pack across epochs
         dataset_kwargs={"skip_prepare_dataset": True},
@@ -259,14 +247,14 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         processing_class=tokenizer,
         peft_config=peft_config,
     )
-    common.install_callbacks(
+    install_callbacks(
         trainer,
         cfg.train.output_dir,
         description="sft",
-        flops_per_token_value=common.flops_per_token(model, cfg.max_length if cfg.packing else max(len(r["input_ids"]) for r in rows)),
+        flops_per_token_value=flops_per_token(model, cfg.max_length if cfg.packing else max(len(r["input_ids"]) for r in rows)),
         epoch_fn=lambda state: round(epoch_fraction(state.global_step, boundaries), 4),
     )
-    common.run_training(trainer, resume_from)
+    run_training(trainer, resume_from)
 
     summary = {
         "steps": trainer.state.global_step,
@@ -278,24 +266,10 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
             for lab, n, r, mix in zip(plan.labels, plan.sizes, sizes, lang_mix, strict=True)
         ],
     }
-    from in2x_cli import provenance
-
-    record = provenance.collect(
-        command="sft",
-        config=cfg,
-        inputs=[str(model_path), *cfg.data],
-        seed=cfg.train.seed,
-        extra={"base_model": str(model_path), "summary": summary},
-    )
     trainer.accelerator.unwrap_model(trainer.model).config.use_cache = True
-    common.save_final_model(
-        trainer,
-        cfg.train.output_dir,
-        tokenizer=tokenizer,
-        provenance=record,
-        max_shard_size=cfg.train.max_shard_size,
-        save_dtype=base_dtype if isinstance(base_dtype, torch.dtype) and base_dtype != torch.float32 else None,
-        chat_template=formatter.inference_template,
+    finish_run(
+        trainer, cfg.train, command="sft", config=cfg, base_model=model_path, inputs=[str(model_path), *cfg.data],
+        extra={"summary": summary}, tokenizer=tokenizer, base_dtype=base_dtype, chat_template=formatter.inference_template,
         merge_lora_base=model_path if cfg.lora is not None and cfg.lora.merge else None,
-    )
+    )  # fmt: skip
     return summary

@@ -8,6 +8,8 @@ from in2x_cli.io.checkpoint import (
     CheckpointReader,
     ShardedWriter,
     atomic_output_dir,
+    load_causal_lm,
+    load_tokenizer,
     parse_size,
     resolve_model,
 )
@@ -67,3 +69,19 @@ def test_atomic_output_dir(tmp_path):
     with pytest.raises(UserError, match="already exists"):
         with atomic_output_dir(out):
             pass
+
+
+def test_load_causal_lm_and_tokenizer(tiny_model, tmp_path):
+    """One load path for every stage: dtype by name ("auto" = float32 off CUDA), eval mode on a
+    device, and a broken directory as one UserError naming it."""
+    tok = load_tokenizer(tiny_model)
+    assert tok("Hello", add_special_tokens=False)["input_ids"]
+    model = load_causal_lm(tiny_model, dtype="auto", device="cpu")
+    assert next(model.parameters()).dtype == torch.float32 and not model.training
+    assert load_causal_lm(tiny_model, dtype="bfloat16").dtype == torch.bfloat16
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    with pytest.raises(UserError, match="cannot load the calibration model") as err:
+        load_causal_lm(broken, what="calibration model")
+    assert str(broken) in str(err.value)

@@ -241,7 +241,7 @@ TRAIN_STAGES: dict[str, TrainStage] = {
 
 
 def _checkpoints(out: Path) -> list[int]:
-    from in2x_cli.train.common import checkpoint_step, is_complete_checkpoint
+    from in2x_cli.train.rundir import checkpoint_step, is_complete_checkpoint
 
     if not out.is_dir():
         return []
@@ -308,7 +308,7 @@ def run_training(stage: str, model: Path, work: Path, *, seed: int, sig: int = s
         assert "resume: continuing from" in res.stderr or outcome.progress_at_kill == 0, res.stderr[-2000:]
     differing = safetensors_equal(ref, out)
     assert not differing, f"resumed weights differ from the uninterrupted run: {differing[:5]}"
-    from in2x_cli.train.common import read_metrics
+    from in2x_cli.train.rundir import read_metrics
 
     steps = [r["step"] for r in read_metrics(out) if "loss" in r]
     assert steps == list(range(1, s.steps + 1)), steps  # no step logged twice or lost

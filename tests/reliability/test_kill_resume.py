@@ -8,8 +8,8 @@ graceful signal) and per training stage (two seeded SIGKILL/SIGINT points; grpo 
 here, within the suite's time budget; bench/reliability.py runs more per stage and signal.
 
 Already covered elsewhere, not repeated: sft SIGKILL after a checkpoint, with weights_only loads
-recorded (tests/commands/test_sft_cmd.py); cpt SIGTERM → checkpoint → bit-identical resume
-(tests/commands/test_cpt_cmd.py); grpo resume from mid-rollout and boundary checkpoints
+recorded (tests/train/test_sft_cmd.py); cpt SIGTERM → checkpoint → bit-identical resume
+(tests/train/test_cpt_cmd.py); grpo resume from mid-rollout and boundary checkpoints
 (tests/train/test_grpo_train.py); in-process interruptions of translate, synthesize and
 sample-difficulty with torn partial lines (tests/commands/test_*_cmd.py).
 """
@@ -74,7 +74,7 @@ def test_resume_from_the_last_checkpoint_trains_no_extra_step(tiny_model: Path, 
     step would change the weights, so this compares against the uninterrupted run.)"""
     import shutil
 
-    from in2x_cli.train.common import read_metrics
+    from in2x_cli.train.rundir import read_metrics
     from tests.reliability.helpers import safetensors_equal
     from tests.reliability.scenarios import TRAIN_STAGES
     from tests.util import invoke

@@ -6,7 +6,7 @@ must not exist afterwards. Also a source scan: every ``torch.load`` in in2x and 
 transformers/TRL code our resume runs passes ``weights_only=True``; YAML only through
 ``safe_load``; ``trust_remote_code`` only from the ``--trust-remote-code`` flag.
 The planted-pickle refusal of ``resolve_model`` itself is tests/io/test_checkpoint.py; the
-weights_only=True loads of an sft resume are recorded in tests/commands/test_sft_cmd.py.
+weights_only=True loads of an sft resume are recorded in tests/train/test_sft_cmd.py.
 """
 
 from __future__ import annotations

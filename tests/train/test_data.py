@@ -3,7 +3,6 @@ schedules and context extension (hand-checked numbers)."""
 
 from __future__ import annotations
 
-import math
 import random
 
 import pytest
@@ -149,31 +148,6 @@ def test_context_extension_changes_config_as_documented():
     assert cfg2.max_position_embeddings == 32768
     with pytest.raises(UserError):
         apply_context_extension(cfg2, seq_len=10, rope_scaling="ntk:2")
-
-
-@pytest.mark.parametrize(
-    ("schedule", "expected"),
-    [
-        # 10 steps, 2 warm-up steps, peak 1.0; lr used at step k (0-based)
-        ("constant", [0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
-        ("linear", [0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]),
-        ("cosine", [0.0, 0.5] + [0.5 * (1 + math.cos(math.pi * (k - 2) / 8)) for k in range(2, 10)]),
-    ],
-)
-def test_lr_schedule_shapes(schedule, expected):
-    import torch
-    from transformers import get_scheduler
-
-    from in2x_cli.train.cpt import LR_SCHEDULES
-
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = get_scheduler(LR_SCHEDULES[schedule], opt, num_warmup_steps=2, num_training_steps=10)
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert lrs == pytest.approx(expected, abs=1e-9)
 
 
 def test_select_lowest():

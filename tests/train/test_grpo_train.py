@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from in2x_cli.train.common import read_metrics
+from in2x_cli.train.rundir import read_metrics
 from tests import fakes
 from tests.util import invoke, write_jsonl
 

@@ -1,88 +1,15 @@
-"""Shared training glue: output directory rules, metrics rows, MFU arithmetic, launch commands."""
+"""Launch commands (accelerate / torchrun), the shipped launch configs and their TrainingArguments."""
 
 from __future__ import annotations
 
 import json
 import shlex
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from in2x_cli.errors import UserError
-from in2x_cli.train import common
 from in2x_cli.train.launch import LaunchSpec, build_launch_command, distributed_training_args, recipes_dir
-
-
-def _checkpoint(path, step, complete=True):
-    d = path / f"checkpoint-{step}"
-    d.mkdir()
-    (d / "model.safetensors").write_bytes(b"x")
-    if complete:
-        (d / "trainer_state.json").write_text(json.dumps({"global_step": step}))
-    return d
-
-
-def test_prepare_output_dir_rules(tmp_path):
-    out = tmp_path / "run"
-    assert common.prepare_output_dir(out, resume=False, overwrite=False) is None and out.is_dir()
-    (out / "metrics.jsonl").write_text("{}\n")
-    with pytest.raises(UserError, match="--resume .* or --overwrite"):
-        common.prepare_output_dir(out, resume=False, overwrite=False)
-    _checkpoint(out, 2)
-    _checkpoint(out, 10)
-    torn = _checkpoint(out, 12, complete=False)  # killed while saving
-    assert common.prepare_output_dir(out, resume=True, overwrite=False) == out / "checkpoint-10"
-    assert not torn.exists()
-    assert common.prepare_output_dir(out, resume=False, overwrite=True) is None and list(out.iterdir()) == []
-    with pytest.raises(UserError, match="parent directory"):
-        common.prepare_output_dir(tmp_path / "missing" / "run", resume=False, overwrite=False)
-    with pytest.raises(UserError, match="mutually exclusive"):
-        common.prepare_output_dir(out, resume=True, overwrite=True)
-
-
-def test_metrics_callback_writes_rows_and_drops_rows_after_resume_point(tmp_path):
-    cb = common.make_metrics_callback(tmp_path, flops_per_token_value=1e9, peak=1e12, world_size=1)
-    state = SimpleNamespace(is_world_process_zero=True, global_step=0, epoch=0.0)
-    cb.on_train_begin(None, state, None)
-    for step, tokens in ((1, 100), (2, 300), (3, 500)):
-        state.global_step = step
-        cb.on_log(None, state, None, logs={"loss": 2.0 / step, "learning_rate": 1e-3, "num_input_tokens_seen": tokens, "flag": True})
-    cb.on_train_end(None, state, None)
-    rows = common.read_metrics(tmp_path)
-    assert [r["step"] for r in rows] == [1, 2, 3]
-    assert "tokens_per_second" not in rows[0] and rows[1]["tokens_per_second"] > 0
-    assert rows[1]["mfu"] == pytest.approx(rows[1]["tokens_per_second"] * 1e9 / 1e12)
-    assert "flag" not in rows[0] and rows[2]["loss"] == pytest.approx(2 / 3)
-    # resuming from step 2 drops the row logged after the checkpoint
-    state.global_step = 2
-    cb2 = common.make_metrics_callback(tmp_path)
-    cb2.on_train_begin(None, state, None)
-    cb2.on_train_end(None, state, None)
-    assert [r["step"] for r in common.read_metrics(tmp_path)] == [1, 2]
-
-
-def test_flops_per_token_tiny_model_by_hand(tiny_model):
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
-    d, kv, ff, layers, vocab = 64, 32, 128, 2, model.config.vocab_size
-    per_layer = (d * d + d) + 2 * (d * kv + kv) + d * d + 3 * d * ff + 2 * d  # q(+b), k,v(+b), o, mlp, 2 norms
-    n = layers * per_layer + d + vocab * d  # final norm + tied LM head (the embedding lookup is free)
-    assert common.matmul_params(model) == n
-    assert common.flops_per_token(model, 128) == 6 * n + 12 * layers * d * 128
-
-
-def test_peak_flops_and_mfu(monkeypatch):
-    monkeypatch.delenv("IN2X_PEAK_TFLOPS", raising=False)
-    assert common.peak_flops("NVIDIA H100 80GB HBM3", "bf16") == 989.4e12
-    assert common.peak_flops("NVIDIA H100 PCIe", "bf16") == 756e12
-    assert common.peak_flops("NVIDIA H200", "fp32") == 67e12
-    assert common.peak_flops("Some CPU", "bf16") is None
-    monkeypatch.setenv("IN2X_PEAK_TFLOPS", "100")
-    assert common.peak_flops("Some CPU", "bf16") == 100e12
-    # 10k tokens/s x 3e9 FLOP/token on 2 devices of 100 TFLOP/s = 15 %
-    assert common.mfu(10_000, 3e9, 100e12, world_size=2) == pytest.approx(0.15)
 
 
 def test_launch_commands_and_shipped_configs(monkeypatch):

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from in2x_cli.tiny import load_corpus
-from in2x_cli.train.common import read_metrics
-from tests.util import REPO, assert_user_error, invoke, write_jsonl
+from in2x_cli.train.rundir import read_metrics
+from tests.train.helpers import train_until_checkpoint
+from tests.util import assert_user_error, invoke, write_jsonl
 
 # Losses of the 6 steps of the reference run below (seed 0, CPU fp32); the random tiny model
 # starts near ln(1000) = 6.908. The run is phase 3's shape (linear decay, no warm-up) with a peak LR
@@ -125,13 +122,7 @@ def test_cpt_sigterm_checkpoints_then_resume_is_bit_identical(tiny_model, source
 
     args = ref_args(sources, tiny_model)
     run = tmp_path / "term"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "IN2X_NO_PROGRESS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "in2x_cli", *args, "-o", str(run)], env=env, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not (run / "checkpoint-2" / "trainer_state.json").exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    proc = train_until_checkpoint(args, run)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     err = err.decode()

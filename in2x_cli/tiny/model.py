@@ -1,23 +1,17 @@
-"""Tiny models built offline in seconds, for tests and ``make demo``.
-
-``build_tiny_model`` trains a byte-level BPE tokenizer on the bundled en/ja/zh corpus
-(``in2x_cli/data/tiny``), wraps it with a ChatML chat template (with ``{% generation %}``
-markers so TRL can build assistant-only loss masks), builds a Qwen2-shaped causal LM
-(hidden 64, 2 layers, 4 heads, 2 KV heads, tied embeddings) and saves an HF directory with
-safetensors weights. ``train_steps > 0`` then fits it briefly on the corpus (chat-formatted
-instructions, translation pairs and plain text) so its output is corpus-like instead of random.
-Everything is deterministic given ``seed``.
-"""
+"""The tiny model itself: a byte-level BPE tokenizer trained on the bundled corpus, a ChatML chat
+template with ``{% generation %}`` markers (so TRL can build assistant-only loss masks), and a
+Qwen2-shaped causal LM (hidden 64, 2 layers, 4 heads, 2 KV heads, tied embeddings). Deterministic
+given the seed."""
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from in2x_cli.errors import UserError
+from in2x_cli.tiny.corpus import CORPUS_FILES, corpus_dir, corpus_texts
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 
@@ -31,8 +25,6 @@ CHATML_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
-
-LANG_NAMES = {"en": "English", "ja": "Japanese", "zh": "Chinese"}
 
 
 @dataclass(frozen=True)
@@ -50,41 +42,9 @@ class TinyConfig:
     train_seq_len: int = 128
     learning_rate: float = 3e-3
 
-
-def corpus_dir() -> Path:
-    return Path(str(resources.files("in2x_cli") / "data" / "tiny"))
-
-
-def load_corpus(name: str) -> list[dict[str, Any]]:
-    """Rows of a bundled corpus file (``parallel``, ``instructions``, ``seed_tasks``, ``documents``, ``pretrain``)."""
-    path = corpus_dir() / f"{name}.jsonl"
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def _chat(user: str, assistant: str) -> str:
-    return f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{assistant}<|im_end|>\n"
-
-
-CORPUS_FILES = ("parallel", "instructions", "pretrain", "seed_tasks")  # what corpus_texts reads
-
-
-def corpus_texts() -> Iterator[str]:
-    """Everything the tokenizer and the warm-up training see, as strings."""
-    for row in load_corpus("parallel"):
-        for lang in ("en", "ja", "zh"):
-            yield row[lang]
-        yield _chat(f"Translate the following English text into Japanese.\n\n{row['en']}", row["ja"])
-        yield _chat(f"Translate the following Japanese text into Chinese.\n\n{row['ja']}", row["zh"])
-    for row in load_corpus("instructions"):
-        yield _chat(row["instruction"], row["response"])
-    for row in load_corpus("pretrain"):
-        yield row["text"]
-    for row in load_corpus("seed_tasks"):
-        yield _chat(row["instruction"] + (("\n\n" + row["input"]) if row.get("input") else ""), row["output"])
-    for row in load_corpus("documents"):
-        yield row["src_text"]
-        yield row["ref_text"]
+    def __post_init__(self) -> None:
+        if self.train_steps < 0:
+            raise UserError(f"--train-steps must be >= 0, got {self.train_steps}")
 
 
 def build_tokenizer(vocab_size: int = 1000) -> Any:

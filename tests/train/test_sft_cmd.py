@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from in2x_cli.tiny import load_corpus
-from in2x_cli.train.common import read_metrics
+from in2x_cli.train.rundir import read_metrics
+from tests.train.helpers import train_until_checkpoint
 from tests.util import REPO, assert_user_error, invoke, write_jsonl
 
 FAST = ["--max-length", "64", "--batch-size", "2", "--lr", "1e-3", "--logging-steps", "1", "--report-to", "none", "--seed", "0"]
@@ -163,13 +163,7 @@ def test_sft_resume_after_sigkill_is_bit_identical(tiny_model, chat, sft_ref, tm
     ref = sft_ref
 
     run = tmp_path / "killed"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "IN2X_NO_PROGRESS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "in2x_cli", *args, "-o", str(run)], env=env, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not (run / "checkpoint-2" / "trainer_state.json").exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    proc = train_until_checkpoint(args, run)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stderr.close()

@@ -1,0 +1,33 @@
+"""Where and in what precision a training run computes. The names are checked once, by
+``TrainOptions``; these resolve ``auto`` and check the hardware."""
+
+from __future__ import annotations
+
+from in2x_cli.errors import UserError
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def select_device(device: str = "auto") -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda, but no CUDA device is visible")
+    return device
+
+
+def select_precision(precision: str, device: str) -> str:
+    """Resolve ``auto`` to ``bf16`` (GPU with bf16), ``fp16`` (older GPU) or ``fp32`` (CPU)."""
+    import torch
+
+    if precision == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if precision == "fp16" and device == "cpu":
+        raise UserError("--precision fp16 needs a GPU (use bf16 or fp32 on CPU)")
+    return precision

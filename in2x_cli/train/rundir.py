@@ -1,0 +1,150 @@
+"""The run directory of a training command: create, check, resume from, and read back.
+
+Layout (one directory per run)::
+
+    <out>/
+      checkpoint-<step>/        Trainer checkpoints (model.safetensors, optimizer.pt, scheduler.pt,
+                                rng_state.pth, trainer_state.json); ``--resume`` continues from the
+                                newest complete one
+      metrics.jsonl             one JSON object per logging step (see ``callbacks.MetricsCallback``)
+      runs/                     TensorBoard event files (``report_to=tensorboard``)
+      config.json, model*.safetensors (+ index), tokenizer files, chat_template.jinja
+                                the final model, written by ``export.save_final_model`` when training ends
+      in2x_provenance.json      written last: its presence marks a finished run
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from in2x_cli import console
+from in2x_cli.errors import UserError
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+METRICS_FILE = "metrics.jsonl"
+FINAL_MARKER = "in2x_provenance.json"
+FINAL_PARTIAL = ".final.partial"  # the final export is written here, then moved into <out>
+
+
+def checkpoint_step(path: Path) -> int | None:
+    m = CHECKPOINT_RE.match(path.name)
+    return int(m.group(1)) if m else None
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    """Trainer writes ``trainer_state.json`` last, so a checkpoint killed mid-save lacks a valid one."""
+    state = path / "trainer_state.json"
+    if not state.is_file():
+        return False
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return False
+    has_weights = any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*")) or (path / "pytorch_model_fsdp_0").exists()
+    # FSDP sharded state dicts and DeepSpeed checkpoints keep weights in sub-directories
+    has_weights = has_weights or any(p.is_dir() for p in path.iterdir() if p.name.startswith(("pytorch_model_fsdp", "global_step")))
+    return has_weights
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest *complete* ``checkpoint-<step>`` directory, or None."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return None
+    cands = sorted(
+        (p for p in out.iterdir() if p.is_dir() and checkpoint_step(p) is not None),
+        key=lambda p: checkpoint_step(p) or 0,
+        reverse=True,
+    )
+    for p in cands:
+        if is_complete_checkpoint(p):
+            return p
+    return None
+
+
+def check_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
+    """The checks of ``prepare_output_dir`` without its side effects (nothing is created or
+    deleted): call it first, validate the data, then ``prepare_output_dir``, so that bad input
+    neither leaves an empty run directory behind nor lets ``--overwrite`` delete the old run."""
+    out = Path(output_dir)
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite are mutually exclusive")
+    if out.exists() and not out.is_dir():
+        raise UserError("output path exists and is not a directory", str(out))
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise UserError(f"parent directory {parent} does not exist", str(out))
+    if out.is_dir() and not resume and not overwrite and any(not p.name.startswith(".") for p in out.iterdir()):
+        raise UserError(
+            "output directory exists and is not empty: pass --resume to continue from its last checkpoint "
+            "or --overwrite to start over",
+            str(out),
+        )
+
+
+@contextmanager
+def removed_if_left_empty(output_dir: str | Path) -> Iterator[None]:
+    """A run directory this run created is removed when the run fails before writing anything
+    into it (e.g. the model does not load); one with checkpoints or logs stays for --resume."""
+    out = Path(output_dir)
+    existed = out.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool) -> Path | None:
+    """Create or validate the run directory; return the checkpoint to resume from (or None).
+
+    - missing directory: created (its parent must exist);
+    - ``overwrite``: an existing directory is emptied;
+    - ``resume``: continue from the newest complete checkpoint; incomplete checkpoints (killed
+      while saving) are removed; no checkpoint yet → start from scratch (with a note);
+    - otherwise an existing non-empty directory is an error (never silently mix two runs).
+    Call ``check_output_dir`` first (a bad path fails fast), this one after the data has been
+    validated and before loading any model.
+    """
+    out = Path(output_dir)
+    check_output_dir(out, resume=resume, overwrite=overwrite)
+    if out.exists() and overwrite:
+        shutil.rmtree(out)
+    if not out.exists():
+        if resume:
+            console.info(f"resume: {out} does not exist yet; starting a new run")
+        out.mkdir()
+        return None
+    if not resume:
+        return None
+    for p in out.iterdir():
+        if p.is_dir() and checkpoint_step(p) is not None and not is_complete_checkpoint(p):
+            console.warn(f"removing incomplete checkpoint {p} (killed while saving)")
+            shutil.rmtree(p, ignore_errors=True)
+    shutil.rmtree(out / FINAL_PARTIAL, ignore_errors=True)
+    ckpt = last_checkpoint(out)
+    if ckpt is None:
+        console.info(f"resume: no complete checkpoint in {out}; starting from scratch")
+    else:
+        console.info(f"resume: continuing from {ckpt}")
+    return ckpt
+
+
+
+def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:
+    """Rows of ``<out>/metrics.jsonl`` (for ``in2x plot`` and tests)."""
+    path = Path(output_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    return rows
