@@ -13,9 +13,8 @@ from in2x_cli import console
 from in2x_cli.errors import InputError, UserError
 from in2x_cli.eval_stage import print_wide_table
 from in2x_cli.io import iter_jsonl
+from in2x_cli.io.documents import AUTORANK_SCHEMA
 from in2x_cli.langs import parse_pair
-
-AUTORANK_SCHEMA = "in2x.autorank/1"
 
 
 @dataclass
@@ -122,10 +121,9 @@ def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None
 
 
 def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
-    from in2x_cli.eval_stage import check_eval_doc
-    from in2x_cli.io.jsonl import read_json
+    from in2x_cli.io.documents import read_eval_doc
 
-    doc = check_eval_doc(read_json(path), str(path))
+    doc = read_eval_doc(path)
     for result in doc.get("results", []):
         lower = {k for k, m in result.get("metrics", {}).items() if not m.get("higher_is_better", True)}
         for entry in result.get("systems", []):
@@ -248,20 +246,3 @@ def render_autorank(doc: dict[str, Any], top: int | None = None) -> None:
         for i, r in enumerate(entry["systems"][: top or n], start=1):
             table.add_row(str(i), r["system"], f"{r['autorank']:.2f}", *(f"{r['scores'][m]:.4g}" for m in entry["metrics"]))
         print_wide_table(table)
-
-
-def check_autorank_doc(doc: Any, where: str) -> dict[str, Any]:
-    """An ``in2x.autorank/1`` document read back (``plot``): pairs → metrics and ranked systems
-    with the types ``run_autorank`` writes, else an InputError naming the file and JSON path."""
-    from in2x_cli.eval_stage import _check_ranked, _want
-
-    if not isinstance(doc, dict) or doc.get("schema") != AUTORANK_SCHEMA:
-        raise InputError(f"not an in2x AutoRank output (schema {AUTORANK_SCHEMA!r})", where)
-    for i, pair in enumerate(_want(doc.get("pairs"), "list", where, "pairs")):
-        p = f"pairs[{i}]"
-        _want(pair, "object", where, p)
-        _want(pair.get("pair"), "string?", where, f"{p}.pair")
-        for j, m in enumerate(_want(pair.get("metrics", []), "list", where, f"{p}.metrics")):
-            _want(m, "string", where, f"{p}.metrics[{j}]")
-        _check_ranked(pair.get("systems"), where, f"{p}.systems")
-    return doc

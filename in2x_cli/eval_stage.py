@@ -4,7 +4,8 @@ Inputs become ``TestSet``s (one per language pair): the segments (id, src, ref, 
 and the systems' hypotheses, line-aligned with the segments; the first system is the baseline.
 Three readers: translation rows (JSONL), line-aligned text files, and a WMT24 pair directory.
 Scoring is ``core.metrics`` (segment statistics → scores), ``core.significance`` (paired tests)
-and ``core.autorank``. The JSON document this module builds is described in ``SCHEMA_DOC``.
+and ``core.autorank``. The JSON document this module builds is described in
+``io.documents.EVAL_SCHEMA_DOC``.
 """
 
 from __future__ import annotations
@@ -18,31 +19,8 @@ from typing import Any
 from in2x_cli import console
 from in2x_cli.errors import InputError, UserError
 from in2x_cli.io import iter_jsonl, read_text_lines
+from in2x_cli.io.documents import EVAL_SCHEMA
 from in2x_cli.langs import detect_lang, normalize_lang, parse_pair
-
-SCHEMA = "in2x.eval/1"
-SCHEMA_DOC = """\
-JSON on stdout (schema "in2x.eval/1"):
-  {"schema": "in2x.eval/1",
-   "results": [                       one entry per language pair
-     {"pair": "en-ja", "src_lang": "en", "tgt_lang": "ja", "source": "<input>", "segments": 997,
-      "metrics": {"bleu": {"name": "bleu", "signature": "nrefs:1|case:mixed|eff:no|tok:ja-mecab-...",
-                           "segment_signature": "...", "higher_is_better": true}, ...},
-      "baseline": "<first system>",
-      "significance": null | {"test": "bs"|"ar"|"bootstrap-ci" (one system), "samples": 1000,
-                              "confidence_samples": 1000 (ar), "seed": 12345, "level": 0.95},
-      "systems": [
-        {"system": "A", "segments": 997,
-         "scores": {"bleu": 26.76, "chrf": 31.98, ...},          corpus (system) scores
-         "segment_means": {"bleu": 24.85, "chrf": 30.85, ...},   mean segment scores (AutoRank's x)
-         "verbose_score": {"bleu": "60.7/32.8/20.1/12.8 (BP = ...)"},   as sacreBLEU's
-         "significance": {"bleu": {"score", "mean", "ci", "low", "high", "p_value"}},  with --paired
-         "by": {"domain": {"news": {"segments": 149, "scores": {...}, "segment_means": {...}}}}}],  with --by
-      "autorank": [{"system", "autorank", "mean_z", "scores", "z"}, ...]}],        with --autorank
-                   (ranked on segment_means, as WMT25; "scores" there are those means)
-   "provenance": {...}}
-Segment scores (--segments FILE): one JSONL row per (system, segment): id, system, src_lang,
-tgt_lang, doc_id, domain, src, ref, hyp, scores {metric: segment score}."""
 
 BY_FIELDS = {"domain": "domain", "doc": "doc_id", "doc_id": "doc_id"}
 TABLE_MAX_GROUPS = 30  # breakdowns with more groups (documents) stay in the JSON only
@@ -356,7 +334,7 @@ def _groups(ts: TestSet, by: str) -> dict[str, list[int]]:
 def evaluate(
     ts: TestSet, metrics: dict[str, Any], cfg: EvalConfig, step: Callable[[str], None] = lambda _d: None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Score every system of ``ts`` with every metric. Returns the result dict (SCHEMA_DOC) and,
+    """Score every system of ``ts`` with every metric. Returns the result dict (EVAL_SCHEMA_DOC) and,
     when ``cfg.segments`` is set, the segment rows."""
     from in2x_cli.core.autorank import autorank
     from in2x_cli.core.metrics import score_systems
@@ -611,79 +589,5 @@ def run_eval(cfg: EvalConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         results.append(result)
         rows.extend(seg_rows)
     inputs = [p for p in (cfg.input, cfg.src, cfg.ref, cfg.wmt24) if p] + [_split_named(h)[1] for h in cfg.hyps]
-    doc = {"schema": SCHEMA, "results": results, "provenance": provenance.collect(command="eval", config=cfg, inputs=inputs, seed=cfg.seed)}
+    doc = {"schema": EVAL_SCHEMA, "results": results, "provenance": provenance.collect(command="eval", config=cfg, inputs=inputs, seed=cfg.seed)}
     return doc, rows
-
-
-# --------------------------------------------------------------------------- reading results back
-
-
-def _shape_error(where: str, path: str, expected: str, value: Any) -> InputError:
-    shown = repr(value)
-    return InputError(f"{path} must be {expected}, got {shown[:40] + ('…' if len(shown) > 40 else '')}", where)
-
-
-def _want(value: Any, kind: str, where: str, path: str) -> Any:
-    """``value`` if it has the JSON ``kind`` (object, list, string, number, number?), else InputError."""
-    import math
-
-    ok = {
-        "object": isinstance(value, dict),
-        "list": isinstance(value, list),
-        "string": isinstance(value, str),
-        "string?": value is None or isinstance(value, str),
-        "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-        "number?": value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)),
-        "bool": isinstance(value, bool),
-    }[kind]
-    if not ok:
-        raise _shape_error(where, path, {"object": "a JSON object", "list": "a list", "string?": "a string or null",
-                                         "number?": "a number or null"}.get(kind, f"a {kind}"), value)
-    return value
-
-
-def check_eval_doc(doc: Any, where: str) -> dict[str, Any]:
-    """An ``in2x.eval/1`` document read back (``eval autorank``, ``plot``): the fields those readers
-    use have the types SCHEMA_DOC gives, else an InputError naming the file and the JSON path."""
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise InputError(f"not an in2x eval output (schema {SCHEMA!r})", where)
-    for i, res in enumerate(_want(doc.get("results"), "list", where, "results")):
-        p = f"results[{i}]"
-        _want(res, "object", where, p)
-        _want(res.get("pair"), "string?", where, f"{p}.pair")
-        for name, info in _want(res.get("metrics", {}), "object", where, f"{p}.metrics").items():
-            _want(info, "object", where, f"{p}.metrics.{name}")
-            _want(info.get("higher_is_better", True), "bool", where, f"{p}.metrics.{name}.higher_is_better")
-        for j, sys_ in enumerate(_want(res.get("systems"), "list", where, f"{p}.systems")):
-            q = f"{p}.systems[{j}]"
-            _want(sys_, "object", where, q)
-            _want(sys_.get("system"), "string", where, f"{q}.system")
-            _check_scores(sys_, where, q)
-            for name, est in _want(sys_.get("significance") or {}, "object", where, f"{q}.significance").items():
-                if est is None:
-                    continue
-                _want(est, "object", where, f"{q}.significance.{name}")
-                for key in ("low", "high"):
-                    _want(est.get(key), "number?", where, f"{q}.significance.{name}.{key}")
-            for by, groups in _want(sys_.get("by") or {}, "object", where, f"{q}.by").items():
-                for g, info in _want(groups, "object", where, f"{q}.by.{by}").items():
-                    _want(info, "object", where, f"{q}.by.{by}.{g}")
-                    _check_scores(info, where, f"{q}.by.{by}.{g}")
-        _check_ranked(res.get("autorank") or [], where, f"{p}.autorank")
-    return doc
-
-
-def _check_scores(entry: dict[str, Any], where: str, path: str) -> None:
-    """``scores`` (required) and ``segment_means`` (absent from older outputs): {metric: number or null}."""
-    for field_ in ("scores", "segment_means"):
-        for name, v in _want(entry.get(field_, {} if field_ == "segment_means" else None), "object", where, f"{path}.{field_}").items():
-            _want(v, "number?", where, f"{path}.{field_}.{name}")
-
-
-def _check_ranked(rows: Any, where: str, path: str) -> None:
-    """A ranked-systems list as ``core.autorank`` results are written (eval's "autorank", autorank's
-    "systems"): objects with a string ``system`` and a number ``autorank``."""
-    for j, r in enumerate(_want(rows, "list", where, path)):
-        _want(r, "object", where, f"{path}[{j}]")
-        _want(r.get("system"), "string", where, f"{path}[{j}].system")
-        _want(r.get("autorank"), "number", where, f"{path}[{j}].autorank")

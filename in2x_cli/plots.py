@@ -17,6 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from in2x_cli.io.documents import (
+    AUTORANK_SCHEMA,
+    EVAL_SCHEMA,
+    read_autorank_doc,
+    read_eval_doc,
+    read_train_metrics,
+    sniff_schema,
+)
+
 # Training panels: title, then the metric keys (regex, full match) that go on it.
 TRAIN_PANELS: list[tuple[str, str]] = [
     ("loss", r"loss|policy_loss|train_loss"),
@@ -54,50 +63,12 @@ def find_artefacts(root: Path) -> list[Artefact]:
         if path.name == "metrics.jsonl" and path.is_file():
             found.append(Artefact("train", path, _name(path, root)))
         elif path.suffix == ".json" and path.is_file() and not path.name.endswith(".meta.json"):
-            schema = _schema(path)
-            if schema == "in2x.eval/1":
+            schema = sniff_schema(path)
+            if schema == EVAL_SCHEMA:
                 found.append(Artefact("eval", path, _name(path, root)))
-            elif schema == "in2x.autorank/1":
+            elif schema == AUTORANK_SCHEMA:
                 found.append(Artefact("autorank", path, _name(path, root)))
     return found
-
-
-def _schema(path: Path) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            head = fh.read(4096)
-        if '"schema"' not in head:
-            return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return doc.get("schema") if isinstance(doc, dict) else None
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Rows with a numeric ``step``. A torn last line (a killed run) is skipped; any other line
-    that is not a JSON object, or a ``step`` that is not a number, is an error naming file:line."""
-    from in2x_cli.errors import InputError
-
-    rows = []
-    lines = path.read_bytes().split(b"\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    for i, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            if i == len(lines):
-                break  # a torn last line of a killed run
-            raise InputError(f"not a JSON metrics row ({type(exc).__name__})", f"{path}:{i}") from None
-        if isinstance(row, dict) and "step" in row:
-            step = row["step"]
-            if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step):
-                raise InputError(f"'step' must be a number, got {step!r}"[:120], f"{path}:{i}")
-            rows.append(row)
-    return rows
 
 
 def train_series(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
@@ -146,7 +117,7 @@ def _save(fig: Any, path: Path, art: Artefact) -> None:
 
 
 def render_train(art: Artefact, out: Path) -> Path | None:
-    panels = train_series(read_metrics(art.path))
+    panels = train_series(read_train_metrics(art.path))
     if not panels:
         return None
     plt = _plt()
@@ -175,10 +146,7 @@ def render_train(art: Artefact, out: Path) -> Path | None:
 
 def render_eval(art: Artefact, out: Path) -> list[Path]:
     """One PNG per language pair: system scores per metric, per-domain breakdown, AutoRank."""
-    from in2x_cli.eval_stage import check_eval_doc
-    from in2x_cli.io.jsonl import read_json
-
-    doc = check_eval_doc(read_json(art.path), str(art.path))
+    doc = read_eval_doc(art.path)
     plt = _plt()
     paths = []
     for res in doc.get("results", []):
@@ -250,10 +218,7 @@ def _rank_bars(ax: Any, ranked: list[dict[str, Any]], title: str, highlight: Seq
 
 
 def render_autorank(art: Artefact, out: Path, highlight: Sequence[str] = ()) -> list[Path]:
-    from in2x_cli.autorank_stage import check_autorank_doc
-    from in2x_cli.io.jsonl import read_json
-
-    doc = check_autorank_doc(read_json(art.path), str(art.path))
+    doc = read_autorank_doc(art.path)
     plt = _plt()
     paths = []
     for pair in doc.get("pairs", []):
