@@ -36,6 +36,7 @@ from typing import Any
 from in2x_cli import console
 from in2x_cli.core import translate as T
 from in2x_cli.core.mbr import MbrGroup, get_utility, mbr_decode
+from in2x_cli.core.metrics import DEFAULT_COMET_MODEL
 from in2x_cli.errors import InputError, UserError
 from in2x_cli.io.jsonl import Line, iter_raw_lines, parse_json_line
 from in2x_cli.io.multipass import RawSpool
@@ -44,7 +45,6 @@ from in2x_cli.records import TranslationRow, row_key
 from in2x_cli.wmt import split_paragraphs
 
 GRANULARITIES = ("document", "paragraph", "sentence")
-DEFAULT_COMET_MODEL = "Unbabel/wmt22-comet-da"
 
 
 @dataclass(frozen=True)

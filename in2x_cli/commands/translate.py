@@ -9,6 +9,7 @@ import typer
 
 from in2x_cli import console
 from in2x_cli.commands.common import backend_option, seed_option, trust_remote_code_option
+from in2x_cli.core.metrics import DEFAULT_COMET_MODEL
 from in2x_cli.errors import UserError
 
 
@@ -29,7 +30,7 @@ def translate(
     mbr: int = typer.Option(0, "--mbr", help="Sample N candidates per request besides the greedy one and pick by Minimum Bayes Risk (0 = greedy only)."),
     mbr_utility: str = typer.Option("chrf", "--mbr-utility", help="MBR utility: chrf (sacreBLEU sentence chrF), bleu, comet (COMET environment), or module:function."),
     mbr_output: str = typer.Option("best", "--mbr-output", help="best (hyp only) or all (also an 'mbr' field with every candidate and its expected utility)."),
-    comet_model: str = typer.Option("Unbabel/wmt22-comet-da", "--comet-model", help="COMET checkpoint for --mbr-utility comet (hub id or local directory)."),
+    comet_model: str = typer.Option(DEFAULT_COMET_MODEL, "--comet-model", help="COMET checkpoint for --mbr-utility comet (hub id or local directory)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature for MBR samples (the paper is silent; 1.0 with top-p 0.9 is the MBR literature's nucleus setting)."),
     top_p: float = typer.Option(0.9, "--top-p", help="Nucleus mass for MBR samples."),
     max_tokens: int = typer.Option(0, "--max-tokens", help="Output tokens per request; 0 = auto (2 × source tokens + 64, within the context)."),

@@ -46,6 +46,7 @@ def tokenizer_for(tgt_lang: str | None) -> str:
 
 
 CJK = ("ja", "zh")
+DEFAULT_COMET_MODEL = "Unbabel/wmt22-comet-da"  # WMT22 COMET-DA: eval's `comet` and translate's MBR utility
 
 
 class CometScorer(Protocol):
@@ -255,7 +256,7 @@ class Comet(Metric):
     free models (CometKiwi) score (src, mt); the others (src, mt, ref). System score = mean."""
 
     name = "comet"
-    default_model: ClassVar[str] = "Unbabel/wmt22-comet-da"
+    default_model: ClassVar[str] = DEFAULT_COMET_MODEL
 
     def __init__(self, model: str, scorer: CometScorer) -> None:
         self.model = model
