@@ -28,11 +28,12 @@ sentence BLEU with effective order (tokenizer ``ja-mecab`` for Japanese, ``zh`` 
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from in2x_cli.plugins import import_dotted
 
 # hyps, refs, srcs (parallel lists, one entry per pair) and the target language → one score per pair
 UtilityFn = Callable[[Sequence[str], Sequence[str], Sequence[str], str], list[float]]
@@ -168,11 +169,4 @@ def get_utility(name: str, **options: Any) -> UtilityFn:
         return UTILITIES[name](**options)
     if ":" not in name:
         raise KeyError(f"unknown MBR utility {name!r} (expected {', '.join(UTILITIES)}, or module:function)")
-    module_name, _, attr = name.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise KeyError(f"cannot load MBR utility {name!r}: {exc}") from None
-    if not callable(fn):
-        raise KeyError(f"MBR utility {name!r} is not callable")
-    return fn
+    return import_dotted(name, what="MBR utility", error=KeyError, callable_=True)

@@ -23,13 +23,13 @@ numpy and sacrebleu are imported inside functions: importing this module is chea
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from in2x_cli import __version__
+from in2x_cli.plugins import import_dotted
 
 if TYPE_CHECKING:
     import numpy as np
@@ -410,15 +410,7 @@ def parse_metric_specs(text: str | Sequence[str]) -> list[MetricSpec]:
 
 def resolve(name: str) -> Any:
     """``module:attr`` → the object (a Metric subclass or a scoring function)."""
-    mod_name, _, attr = name.partition(":")
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise MetricError(f"cannot import metric module {mod_name!r}: {exc}") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise MetricError(f"module {mod_name!r} has no attribute {attr!r}") from None
+    return import_dotted(name, what="metric", error=MetricError)
 
 
 def build_metric(spec: MetricSpec, ctx: MetricContext) -> Metric:
