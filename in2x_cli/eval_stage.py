@@ -546,6 +546,15 @@ def _comet_opener(batch_size: int) -> Callable[[str], Any]:
     return open_client
 
 
+# A MetricError's ``setting`` (a MetricContext field) as the user sets it: the option to use instead.
+SETTING_HINTS = {"tokenize": "use --tokenize to pick a tokenizer"}
+
+
+def _metric_user_error(exc: Exception) -> UserError:
+    hint = SETTING_HINTS.get(getattr(exc, "setting", None) or "")
+    return UserError(f"{exc}; {hint}" if hint else str(exc))
+
+
 def run_eval(cfg: EvalConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Parse metrics, read inputs, score, test, rank: the JSON document and the segment rows."""
     from in2x_cli import provenance
@@ -564,7 +573,7 @@ def run_eval(cfg: EvalConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     try:
         specs = parse_metric_specs(cfg.metrics)
     except MetricError as exc:
-        raise UserError(str(exc)) from None
+        raise _metric_user_error(exc) from None
     test_sets = load_test_sets(cfg)
     sacre = [s.key for s in specs if s.name in ("bleu", "chrf", "ter")]  # known before any worker starts
     results, rows = [], []
@@ -576,7 +585,7 @@ def run_eval(cfg: EvalConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         try:
             metrics = {s.key: build_metric(s, ctx) for s in specs}
         except MetricError as exc:
-            raise UserError(str(exc)) from None
+            raise _metric_user_error(exc) from None
         check_references(ts, [k for k, m in metrics.items() if m.needs_reference])
         check_sources(ts, metrics, text_mode_without_src=bool(cfg.hyps) and cfg.src is None and cfg.wmt24 is None)
         total = len(metrics) * len(ts.systems) + (len(metrics) if cfg.paired else 0)
@@ -585,7 +594,7 @@ def run_eval(cfg: EvalConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             try:
                 result, seg_rows = evaluate(ts, metrics, cfg, lambda d, t=task: bar.update(t, advance=1, description=d))
             except MetricError as exc:
-                raise UserError(str(exc)) from None
+                raise _metric_user_error(exc) from None
         results.append(result)
         rows.extend(seg_rows)
     inputs = [p for p in (cfg.input, cfg.src, cfg.ref, cfg.wmt24) if p] + [_split_named(h)[1] for h in cfg.hyps]

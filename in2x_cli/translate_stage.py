@@ -617,6 +617,12 @@ def _finish(job: Job, cfg: TranslateConfig) -> dict[str, Any]:
     return row
 
 
+def _open_comet(model: str) -> Any:
+    from in2x_cli.comet import get_client
+
+    return get_client(model)
+
+
 def translate_jobs(
     jobs: Iterable[Job], cfg: TranslateConfig, stats: TranslateStats, total: int | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -625,7 +631,7 @@ def translate_jobs(
     total = len(jobs) if total is None else total  # type: ignore[arg-type]
     if not total:
         return
-    utility = get_utility(cfg.mbr_utility, comet_model=cfg.comet_model)
+    utility = get_utility(cfg.mbr_utility, comet_model=cfg.comet_model, open_comet=_open_comet)
     pool = BackendPool(cfg, stats)
     t0 = time.perf_counter()
     size = cfg.chunk_rows if cfg.chunk_rows > 0 else total

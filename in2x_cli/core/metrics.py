@@ -36,7 +36,14 @@ if TYPE_CHECKING:
 
 
 class MetricError(ValueError):
-    """A bad metric spec or an impossible metric configuration (the CLI turns it into exit 2)."""
+    """A bad metric spec or an impossible metric configuration (the CLI turns it into exit 2).
+
+    ``setting``, when given, names the ``MetricContext`` field that does what the rejected spec
+    tried (``tokenize``): the caller points the user at its own option for it."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 def tokenizer_for(tgt_lang: str | None) -> str:
@@ -177,7 +184,7 @@ class Bleu(SacreMetric):
     @classmethod
     def build(cls, arg: str | None, ctx: MetricContext) -> Metric:
         if arg is not None:
-            raise MetricError(f"bleu takes no '=' argument (got {arg!r}); use --tokenize to pick a tokenizer")
+            raise MetricError(f"bleu takes no '=' argument (got {arg!r})", setting="tokenize")
         return cls(tokenize=ctx.tokenize or tokenizer_for(ctx.tgt_lang))
 
     def _make(self, **overrides: Any) -> Any:
