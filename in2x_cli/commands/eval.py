@@ -2,7 +2,7 @@
 
 ``in2x eval [score] ...`` scores (``score`` is the default subcommand, so ``in2x eval rows.jsonl``
 works); ``in2x eval autorank ...`` ranks systems from score files. The work is in
-in2x_cli/eval_stage.py and in2x_cli/core/{metrics,significance,autorank}.py.
+in2x_cli/evaluate/ and in2x_cli/core/{metrics,significance,autorank}.py.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def score(
 
     Example: in2x translate --model runs/sft rows.jsonl | in2x eval - -m bleu,chrf,comet=runs/comet --by domain > scores.json
     """
-    from in2x_cli import eval_stage
+    from in2x_cli.evaluate import run as eval_stage
     from in2x_cli.io import JsonlWriter, check_output_path, write_json
 
     if input is None and not hyp and wmt24 is None and not sys.stdin.isatty():
@@ -121,7 +121,7 @@ def autorank(
 
     Example: in2x eval autorank ../shared/data/wmt25/automatic-scores --pair en-ja_JP --top 10 > ranking.json
     """
-    from in2x_cli import autorank_stage
+    from in2x_cli.evaluate import autorank as autorank_stage
     from in2x_cli.io import check_output_path, write_json
 
     check_output_path(output)

@@ -25,7 +25,7 @@ def plot(
     """
     import json
 
-    from in2x_cli.plots import find_artefacts, render_autorank, render_eval, render_train
+    from in2x_cli.plot.render import find_artefacts, render_autorank, render_eval, render_train
 
     if not run_dir.is_dir():
         raise UserError("run directory not found", str(run_dir))

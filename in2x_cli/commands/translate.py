@@ -62,7 +62,7 @@ def translate(
     from in2x_cli import provenance
     from in2x_cli.io import JsonlWriter, check_output_path, write_text
     from in2x_cli.records import row_key
-    from in2x_cli.translate_stage import (
+    from in2x_cli.translate.run import (
         GRANULARITIES,
         TranslateConfig,
         TranslateStats,
@@ -71,7 +71,7 @@ def translate(
         translate_jobs,
         wmt24_jobs,
     )
-    from in2x_cli.translate_stage import (
+    from in2x_cli.translate.run import (
         shard as take_shard,
     )
 

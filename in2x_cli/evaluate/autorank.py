@@ -11,7 +11,7 @@ from typing import Any
 
 from in2x_cli import console
 from in2x_cli.errors import InputError, UserError
-from in2x_cli.eval_stage import print_wide_table
+from in2x_cli.evaluate.run import print_wide_table
 from in2x_cli.io import iter_jsonl
 from in2x_cli.io.documents import AUTORANK_SCHEMA
 from in2x_cli.langs import parse_pair

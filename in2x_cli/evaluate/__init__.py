@@ -1,0 +1,1 @@
+"""``in2x eval``: scoring and AutoRank."""

@@ -1,0 +1,1 @@
+"""``in2x plot``: pictures of a run directory."""

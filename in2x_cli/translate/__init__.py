@@ -1,0 +1,1 @@
+"""``in2x translate``: the stage."""
