@@ -1,10 +1,9 @@
 """Pictures of a run: training curves from ``metrics.jsonl`` and eval / AutoRank results.
 
-``find_artefacts`` walks a run directory for the files in2x stages write: ``metrics.jsonl``
-(cpt / sft / grpo, see train/common.py), ``in2x.eval/1`` JSON (``in2x eval``) and
-``in2x.autorank/1`` JSON (``in2x eval autorank``). Each renderer draws one PNG with matplotlib's
-headless Agg backend; panels appear only for the series a file actually has. Each PNG carries its
-provenance (the file it was drawn from, with its sha256) in a text chunk, ``PROVENANCE_KEY``.
+Each renderer draws one PNG per artefact (``artefacts.find_artefacts``; eval and AutoRank: one per
+language pair) with matplotlib's headless Agg backend; panels appear only for the series a file
+actually has. Each PNG carries its provenance (the file it was drawn from, with its sha256) in a
+text chunk, ``PROVENANCE_KEY``.
 """
 
 from __future__ import annotations
@@ -13,18 +12,11 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from in2x_cli.io.documents import (
-    AUTORANK_SCHEMA,
-    EVAL_SCHEMA,
-    read_autorank_doc,
-    read_eval_doc,
-    read_train_metrics,
-    sniff_schema,
-)
+from in2x_cli.io.documents import read_autorank_doc, read_eval_doc, read_train_metrics
+from in2x_cli.plot.artefacts import Artefact
 
 # Training panels: title, then the metric keys (regex, full match) that go on it.
 TRAIN_PANELS: list[tuple[str, str]] = [
@@ -37,38 +29,7 @@ TRAIN_PANELS: list[tuple[str, str]] = [
     ("completion length", r"completions?/mean_length|completion_length"),
     ("tokens / s", r"tokens_per_second"),
 ]
-MAX_WALK_DEPTH = 4
 PROVENANCE_KEY = "in2x-provenance"  # PNG text chunk: JSON from in2x_cli.provenance.collect
-
-
-@dataclass(frozen=True)
-class Artefact:
-    kind: str  # "train" | "eval" | "autorank"
-    path: Path
-    name: str
-
-
-def _name(path: Path, root: Path) -> str:
-    rel = path.relative_to(root)
-    parts = list(rel.parts[:-1]) if path.name == "metrics.jsonl" else [*rel.parts[:-1], path.stem]
-    return "-".join(parts) or path.stem
-
-
-def find_artefacts(root: Path) -> list[Artefact]:
-    found: list[Artefact] = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if len(rel.parts) > MAX_WALK_DEPTH or any(p.startswith((".", "checkpoint-")) or p == "plots" for p in rel.parts):
-            continue
-        if path.name == "metrics.jsonl" and path.is_file():
-            found.append(Artefact("train", path, _name(path, root)))
-        elif path.suffix == ".json" and path.is_file() and not path.name.endswith(".meta.json"):
-            schema = sniff_schema(path)
-            if schema == EVAL_SCHEMA:
-                found.append(Artefact("eval", path, _name(path, root)))
-            elif schema == AUTORANK_SCHEMA:
-                found.append(Artefact("autorank", path, _name(path, root)))
-    return found
 
 
 def train_series(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
