@@ -70,11 +70,12 @@ def _grid(n: int) -> tuple[int, int]:
 
 def _save(fig: Any, path: Path, art: Artefact) -> None:
     """Write the PNG with its provenance inside (a picture copied out of the run still says what
-    it was drawn from): ``Image.open(path).text[PROVENANCE_KEY]``."""
+    it was drawn from): ``Image.open(path).text[PROVENANCE_KEY]``; then close the figure."""
     from in2x_cli import provenance
 
     record = provenance.collect(command="plot", config={"kind": art.kind, "source": str(art.path)}, inputs=[art.path])
     fig.savefig(path, dpi=110, metadata={PROVENANCE_KEY: json.dumps(record, ensure_ascii=True, allow_nan=False)})
+    _plt().close(fig)
 
 
 def render_train(art: Artefact, out: Path) -> Path | None:
@@ -101,7 +102,6 @@ def render_train(art: Artefact, out: Path) -> Path | None:
     fig.tight_layout()
     path = out / f"train-{art.name}.png"
     _save(fig, path, art)
-    plt.close(fig)
     return path
 
 
@@ -158,7 +158,6 @@ def render_eval(art: Artefact, out: Path) -> list[Path]:
         fig.tight_layout()
         path = out / f"eval-{art.name}-{res.get('pair') or 'pair'}.png"
         _save(fig, path, art)
-        plt.close(fig)
         paths.append(path)
     return paths
 
@@ -194,6 +193,5 @@ def render_autorank(art: Artefact, out: Path, highlight: Sequence[str] = ()) -> 
         label = re.sub(r"[^\w.-]+", "_", str(pair.get("pair", "pair")))
         path = out / f"autorank-{art.name}-{label}.png"
         _save(fig, path, art)
-        plt.close(fig)
         paths.append(path)
     return paths
