@@ -86,6 +86,8 @@ def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
 
 @dataclass
 class TranslateStats:
+    """Counters of a run: the summary on stderr and in ``OUTPUT.meta.json``."""
+
     rows: int = 0
     documents: int = 0
     requests: dict[str, int] = field(default_factory=lambda: Counter())
