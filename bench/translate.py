@@ -28,7 +28,9 @@ from pathlib import Path
 from common import emit, tiny_model
 
 from in2x_cli.tiny import load_corpus
-from in2x_cli.translate_stage import TranslateConfig, TranslateStats, load_jobs, translate_jobs
+from in2x_cli.translate.config import TranslateConfig, TranslateStats
+from in2x_cli.translate.jobs import load_jobs
+from in2x_cli.translate.run import translate_jobs
 
 
 def run(model: Path, inp: Path, *, batch_size: int, mbr: int, max_tokens: int) -> dict:

@@ -166,7 +166,7 @@ def test_every_file_in_the_run_directory_is_valid_and_carries_provenance(demo_ru
         elif f.suffix == ".png":
             from PIL import Image
 
-            from in2x_cli.plots import PROVENANCE_KEY
+            from in2x_cli.plot.render import PROVENANCE_KEY
 
             _check_record(json.loads(Image.open(f).text[PROVENANCE_KEY]), rel)
         elif rel.parts[0] == "cache":  # the embedding cache: each array with its descriptor (embedder config, text digest)

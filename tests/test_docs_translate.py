@@ -83,7 +83,7 @@ def test_alignment_examples_are_what_the_code_does(doc):
 
 def test_options_utilities_and_granularities_are_documented(doc):
     from in2x_cli.core.mbr import UTILITIES
-    from in2x_cli.translate_stage import GRANULARITIES
+    from in2x_cli.translate.config import GRANULARITIES
 
     for name in UTILITIES:
         assert f"| `{name}`" in doc, name

@@ -7,11 +7,11 @@ tests plug in scripted backends and how users add their own engines).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from in2x_cli.backends.base import Backend, Completion, SamplingParams, derive_seed
 from in2x_cli.errors import UserError
+from in2x_cli.plugins import import_dotted
 
 BACKENDS: dict[str, str] = {
     "transformers": "in2x_cli.backends.hf:TransformersBackend",
@@ -38,17 +38,7 @@ def resolve_backend_class(name: str) -> type[Backend]:
     target = BACKENDS.get(name, name)
     if ":" not in target:
         raise UserError(f"unknown backend {name!r} (expected {', '.join(BACKENDS)}, auto, or module:Class)")
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        cls = getattr(module, attr)
-    except ImportError as exc:
-        if name == "vllm":
-            raise UserError("the vllm backend needs vLLM and a GPU: pip install 'in2x[gpu]'") from None
-        raise UserError(f"cannot import backend {target!r}: {exc}") from None
-    except AttributeError:
-        raise UserError(f"backend module {module_name!r} has no {attr!r}") from None
-    return cls
+    return import_dotted(target, what="backend")
 
 
 def load_backend(name: str, model: str, **options: Any) -> Backend:

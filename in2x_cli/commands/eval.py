@@ -2,7 +2,7 @@
 
 ``in2x eval [score] ...`` scores (``score`` is the default subcommand, so ``in2x eval rows.jsonl``
 works); ``in2x eval autorank ...`` ranks systems from score files. The work is in
-in2x_cli/eval_stage.py and in2x_cli/core/{metrics,significance,autorank}.py.
+in2x_cli/evaluate/ and in2x_cli/core/{metrics,significance,autorank}.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from typing import Any
 
 import typer
 from typer.core import TyperGroup
-
-from in2x_cli.errors import UserError
 
 
 class _DefaultScoreGroup(TyperGroup):
@@ -75,31 +73,17 @@ def score(
 
     Example: in2x translate --model runs/sft rows.jsonl | in2x eval - -m bleu,chrf,comet=runs/comet --by domain > scores.json
     """
-    from in2x_cli import eval_stage
-    from in2x_cli.io import JsonlWriter, check_output_path, write_json
+    from in2x_cli.evaluate.config import EvalConfig
+    from in2x_cli.evaluate.run import run_eval
 
     if input is None and not hyp and wmt24 is None and not sys.stdin.isatty():
         input = "-"
-    cfg = eval_stage.EvalConfig(
+    run_eval(EvalConfig(
         input=input, src=src, ref=ref, hyps=tuple(hyp or ()), wmt24=wmt24, systems=_csv(systems), lang_pair=lang_pair,
         metrics=_csv(metrics) or ("bleu", "chrf"), tokenize=tokenize, by=_csv(by), paired=paired, paired_n=paired_n,
         paired_ar_confidence=paired_ar_confidence, seed=seed, segments=segments, output=output, autorank=autorank,
         comet_batch_size=comet_batch_size, split_paragraphs=split_paragraphs,
-    )
-    check_output_path(output)
-    if segments:
-        check_output_path(segments)
-        if segments == "-" and output == "-":
-            raise UserError("--segments - and the JSON document would both go to stdout: give -o FILE or --segments FILE")
-    doc, rows = eval_stage.run_eval(cfg)
-    if segments:
-        # the metrics' directions travel with the segment file, so `eval autorank` can negate TER & co.
-        directions = {k: info["higher_is_better"] for r in doc["results"] for k, info in r["metrics"].items()}
-        with JsonlWriter(segments, meta={**doc["provenance"], "metrics_higher_is_better": directions}) as writer:
-            writer.write_many(rows)
-    for result in doc["results"]:
-        eval_stage.render_tables(result)
-    write_json(output, doc)
+    ))
 
 
 @eval_app.command(
@@ -121,21 +105,13 @@ def autorank(
 
     Example: in2x eval autorank ../shared/data/wmt25/automatic-scores --pair en-ja_JP --top 10 > ranking.json
     """
-    from in2x_cli import autorank_stage
-    from in2x_cli.io import check_output_path, write_json
+    from in2x_cli.evaluate.autorank import run_autorank
+    from in2x_cli.evaluate.config import AutorankConfig
 
-    check_output_path(output)
-    aliases = {}
-    for item in alias or []:
-        ours, sep, theirs = item.partition("=")
-        if not sep or not ours or not theirs:
-            raise UserError(f"--alias {item!r}: expected OURS=THEIRS")
-        aliases[ours] = theirs
-    doc = autorank_stage.run_autorank(
-        inputs, pairs=_csv(pair), metrics=_csv(metrics), lower_is_better=_csv(lower_is_better), aliases=aliases, domain=domain
-    )
-    autorank_stage.render_autorank(doc, top or None)
-    write_json(output, doc)
+    run_autorank(AutorankConfig(
+        inputs=tuple(inputs), pairs=_csv(pair), metrics=_csv(metrics), lower_is_better=_csv(lower_is_better),
+        aliases=tuple(alias or ()), domain=domain, top=top, output=output,
+    ))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import typer
-
-from in2x_cli import console
-from in2x_cli.errors import UserError
 
 
 def plot(
@@ -23,39 +19,9 @@ def plot(
 
     Example: in2x plot runs/demo && ls runs/demo/plots
     """
-    import json
+    from in2x_cli.plot.run import PlotConfig, run_plot
 
-    from in2x_cli.plots import find_artefacts, render_autorank, render_eval, render_train
-
-    if not run_dir.is_dir():
-        raise UserError("run directory not found", str(run_dir))
-    out = output_dir or run_dir / "plots"
-    if not out.parent.is_dir():
-        raise UserError(f"parent directory {out.parent} does not exist", str(out))
-    artefacts = find_artefacts(run_dir)
-    if not artefacts:
-        raise UserError("nothing to plot: no metrics.jsonl, in2x eval JSON or AutoRank JSON found", str(run_dir))
-    created = not out.exists()
-    out.mkdir(exist_ok=True)
-    written = 0
-    try:
-        for art in artefacts:
-            if art.kind == "train":
-                paths = [p for p in [render_train(art, out)] if p is not None]
-            elif art.kind == "eval":
-                paths = render_eval(art, out)
-            else:
-                paths = render_autorank(art, out, highlight)
-            for p in paths:
-                written += 1
-                print(json.dumps({"kind": art.kind, "source": str(art.path), "png": str(p)}, ensure_ascii=False))
-                console.info(f"plot: {art.kind} {art.path} -> {p}")
-        if not written:
-            raise UserError("found result files, but none had anything to draw", str(run_dir))
-    except BaseException:
-        if created:  # a failed run leaves no half-filled picture directory behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    run_plot(PlotConfig(run_dir=run_dir, output_dir=output_dir, highlight=tuple(highlight)))
 
 
 def register(app: typer.Typer) -> None:

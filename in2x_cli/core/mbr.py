@@ -22,17 +22,19 @@ is how WMT25 scores documents (per paragraph) and keeps COMET within its 512-tok
 Utilities (``UTILITIES``; or a dotted ``module:function`` with the ``UtilityFn`` signature):
 ``chrf`` sacreBLEU sentence chrF (character 6-grams, β = 2; the default), ``bleu`` sacreBLEU
 sentence BLEU with effective order (tokenizer ``ja-mecab`` for Japanese, ``zh`` for Chinese,
-``13a`` otherwise), ``comet`` COMET(src, mt = h, ref = r) through the COMET environment
-(``in2x_cli.comet.get_client``; a reference-free model turns MBR into QE reranking).
+``13a`` otherwise), ``comet`` COMET(src, mt = h, ref = r) through a scorer the caller opens (``open_comet(model)``: the
+translate stage passes the COMET worker client; a reference-free model turns MBR into QE reranking).
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from in2x_cli.core.metrics import CometScorer, tokenizer_for
+from in2x_cli.plugins import import_dotted
 
 # hyps, refs, srcs (parallel lists, one entry per pair) and the target language → one score per pair
 UtilityFn = Callable[[Sequence[str], Sequence[str], Sequence[str], str], list[float]]
@@ -116,16 +118,12 @@ def mbr_decode(groups: Sequence[MbrGroup], utility: UtilityFn) -> list[MbrChoice
 _SACRE: dict[tuple[str, str], Any] = {}
 
 
-def bleu_tokenizer(tgt_lang: str) -> str:
-    return {"ja": "ja-mecab", "zh": "zh"}.get(tgt_lang, "13a")
-
-
 def _metric(kind: str, tgt_lang: str) -> Any:
     key = (kind, tgt_lang if kind == "bleu" else "")
     if key not in _SACRE:
         from sacrebleu.metrics import BLEU, CHRF
 
-        _SACRE[key] = CHRF() if kind == "chrf" else BLEU(effective_order=True, tokenize=bleu_tokenizer(tgt_lang))
+        _SACRE[key] = CHRF() if kind == "chrf" else BLEU(effective_order=True, tokenize=tokenizer_for(tgt_lang))
     return _SACRE[key]
 
 
@@ -141,15 +139,13 @@ def bleu_utility(hyps: Sequence[str], refs: Sequence[str], srcs: Sequence[str], 
     return [metric.sentence_score(h, [r]).score for h, r in zip(hyps, refs, strict=True)]
 
 
-def comet_utility(model: str) -> UtilityFn:
-    """COMET(src, mt=h, ref=r) with the given checkpoint (a hub id or a local model.ckpt dir)."""
+def comet_utility(model: str, open_scorer: Callable[[str], CometScorer]) -> UtilityFn:
+    """COMET(src, mt=h, ref=r) with the given checkpoint (a hub id or a local model.ckpt dir),
+    scored by ``open_scorer(model)`` (the COMET worker client, opened when MBR first needs it)."""
 
     def score(hyps: Sequence[str], refs: Sequence[str], srcs: Sequence[str], tgt_lang: str) -> list[float]:
-        from in2x_cli.comet import get_client
-
-        client = get_client(model)
         rows = [{"src": s, "mt": h, "ref": r} for h, r, s in zip(hyps, refs, srcs, strict=True)]
-        return client.score(rows)
+        return open_scorer(model).score(rows)
 
     return score
 
@@ -158,7 +154,7 @@ def comet_utility(model: str) -> UtilityFn:
 UTILITIES: dict[str, Callable[..., UtilityFn]] = {
     "chrf": lambda **_: chrf_utility,
     "bleu": lambda **_: bleu_utility,
-    "comet": lambda comet_model, **_: comet_utility(comet_model),
+    "comet": lambda comet_model, open_comet, **_: comet_utility(comet_model, open_comet),
 }
 
 
@@ -168,11 +164,4 @@ def get_utility(name: str, **options: Any) -> UtilityFn:
         return UTILITIES[name](**options)
     if ":" not in name:
         raise KeyError(f"unknown MBR utility {name!r} (expected {', '.join(UTILITIES)}, or module:function)")
-    module_name, _, attr = name.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise KeyError(f"cannot load MBR utility {name!r}: {exc}") from None
-    if not callable(fn):
-        raise KeyError(f"MBR utility {name!r} is not callable")
-    return fn
+    return import_dotted(name, what="MBR utility", error=KeyError, callable_=True)

@@ -23,20 +23,27 @@ numpy and sacrebleu are imported inside functions: importing this module is chea
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from in2x_cli import __version__
+from in2x_cli.plugins import import_dotted
 
 if TYPE_CHECKING:
     import numpy as np
 
 
 class MetricError(ValueError):
-    """A bad metric spec or an impossible metric configuration (the CLI turns it into exit 2)."""
+    """A bad metric spec or an impossible metric configuration (the CLI turns it into exit 2).
+
+    ``setting``, when given, names the ``MetricContext`` field that does what the rejected spec
+    tried (``tokenize``): the caller points the user at its own option for it."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 def tokenizer_for(tgt_lang: str | None) -> str:
@@ -46,6 +53,7 @@ def tokenizer_for(tgt_lang: str | None) -> str:
 
 
 CJK = ("ja", "zh")
+DEFAULT_COMET_MODEL = "Unbabel/wmt22-comet-da"  # WMT22 COMET-DA: eval's `comet` and translate's MBR utility
 
 
 class CometScorer(Protocol):
@@ -176,7 +184,7 @@ class Bleu(SacreMetric):
     @classmethod
     def build(cls, arg: str | None, ctx: MetricContext) -> Metric:
         if arg is not None:
-            raise MetricError(f"bleu takes no '=' argument (got {arg!r}); use --tokenize to pick a tokenizer")
+            raise MetricError(f"bleu takes no '=' argument (got {arg!r})", setting="tokenize")
         return cls(tokenize=ctx.tokenize or tokenizer_for(ctx.tgt_lang))
 
     def _make(self, **overrides: Any) -> Any:
@@ -255,7 +263,7 @@ class Comet(Metric):
     free models (CometKiwi) score (src, mt); the others (src, mt, ref). System score = mean."""
 
     name = "comet"
-    default_model: ClassVar[str] = "Unbabel/wmt22-comet-da"
+    default_model: ClassVar[str] = DEFAULT_COMET_MODEL
 
     def __init__(self, model: str, scorer: CometScorer) -> None:
         self.model = model
@@ -409,15 +417,7 @@ def parse_metric_specs(text: str | Sequence[str]) -> list[MetricSpec]:
 
 def resolve(name: str) -> Any:
     """``module:attr`` → the object (a Metric subclass or a scoring function)."""
-    mod_name, _, attr = name.partition(":")
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise MetricError(f"cannot import metric module {mod_name!r}: {exc}") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise MetricError(f"module {mod_name!r} has no attribute {attr!r}") from None
+    return import_dotted(name, what="metric", error=MetricError)
 
 
 def build_metric(spec: MetricSpec, ctx: MetricContext) -> Metric:

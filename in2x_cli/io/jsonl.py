@@ -44,7 +44,7 @@ class Line:
         return f"{self.path}:{self.lineno}"
 
 
-def _display(path: str | os.PathLike[str]) -> str:
+def display_name(path: str | os.PathLike[str]) -> str:
     return "<stdin>" if str(path) == "-" else str(path)
 
 
@@ -71,7 +71,7 @@ def open_input(path: str | os.PathLike[str]) -> IO[bytes]:
 
 def iter_raw_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     """Yield ``(lineno, text)`` with the newline removed; invalid UTF-8 names the line."""
-    name = _display(path)
+    name = display_name(path)
     fh = open_input(path)
     digest = hashlib.sha256() if str(path) == "-" else None
     lineno = 0
@@ -128,7 +128,7 @@ def iter_jsonl(path: str | os.PathLike[str], *, require_rows: bool = True) -> It
     With ``require_rows`` (the default) a file with no rows at all is an error: every stage
     needs input, and an empty file is almost always a broken upstream step.
     """
-    name = _display(path)
+    name = display_name(path)
     n = 0
     for lineno, text in iter_raw_lines(path):
         if not text.strip():
@@ -189,7 +189,7 @@ def dumps_row(row: Any) -> str:
         return json.dumps(_clean_floats(data), ensure_ascii=False, allow_nan=False)
 
 
-def _atomic_write_bytes(path: str, payload: bytes) -> None:
+def atomic_write_bytes(path: str, payload: bytes) -> None:
     tmp = f"{path}.partial"
     with open(tmp, "wb") as fh:
         fh.write(payload)
@@ -358,12 +358,12 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
         sys.stdout.flush()
         return
     check_output_path(p)
-    _atomic_write_bytes(p, text.encode("utf-8"))
+    atomic_write_bytes(p, text.encode("utf-8"))
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read one JSON document (config, report); errors name the file."""
-    name = _display(path)
+    name = display_name(path)
     fh = open_input(path)
     try:
         raw = fh.read()

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from in2x_cli.errors import InputError
-from in2x_cli.io.jsonl import Line, _display, iter_jsonl, iter_raw_lines, parse_json_line
+from in2x_cli.io.jsonl import Line, display_name, iter_jsonl, iter_raw_lines, parse_json_line
 
 
 class RawSpool:
@@ -55,7 +55,7 @@ class MultiPassInput:
 
     def __init__(self, path: str | os.PathLike[str], *, tmp_dir: str | os.PathLike[str] | None = None) -> None:
         self.path = str(path)
-        self.name = _display(self.path)
+        self.name = display_name(self.path)
         self.tmp_dir = None if tmp_dir is None else str(tmp_dir)
         self._spool: RawSpool | None = None
         self._first_done = False

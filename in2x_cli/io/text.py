@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
-from in2x_cli.io.jsonl import _atomic_write_bytes, check_output_path, iter_raw_lines
+from in2x_cli.io.jsonl import atomic_write_bytes, check_output_path, iter_raw_lines
 
 
 def iter_text_lines(path: str | os.PathLike[str]) -> Iterator[str]:
@@ -29,4 +29,4 @@ def write_text(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
         sys.stdout.flush()
         return
     check_output_path(p)
-    _atomic_write_bytes(p, "".join(line + "\n" for line in lines).encode("utf-8"))
+    atomic_write_bytes(p, "".join(line + "\n" for line in lines).encode("utf-8"))

@@ -188,5 +188,5 @@ def test_user_function_metric_by_dotted_path():
     assert metric.higher_is_better
     with pytest.raises(MetricError, match="cannot import"):
         build_metric(MetricSpec("no_such_module_xyz:f", None, "f"), MetricContext())
-    with pytest.raises(MetricError, match="no attribute"):
+    with pytest.raises(MetricError, match="has no"):
         build_metric(MetricSpec("tests.core.test_metrics:nope", None, "nope"), MetricContext())

@@ -3,7 +3,7 @@ import json
 from PIL import Image
 
 from in2x_cli.io.jsonl import file_sha256
-from in2x_cli.plots import PROVENANCE_KEY
+from in2x_cli.plot.render import PROVENANCE_KEY
 from tests.util import assert_user_error, invoke
 
 
@@ -50,7 +50,7 @@ def test_plot_draws_training_eval_and_autorank(tmp_path):
 
 
 def test_training_series_are_grouped_into_panels():
-    from in2x_cli.plots import train_series
+    from in2x_cli.plot.render import train_series
 
     rows = [{"step": 1, "loss": 2.0, "rewards/math/mean": 0.5, "completions/clipped_ratio": 1.0, "clip/dual_fraction": 0.1, "tokens_per_second": float("nan")}]
     panels = train_series(rows)

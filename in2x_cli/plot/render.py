@@ -1,10 +1,9 @@
 """Pictures of a run: training curves from ``metrics.jsonl`` and eval / AutoRank results.
 
-``find_artefacts`` walks a run directory for the files in2x stages write: ``metrics.jsonl``
-(cpt / sft / grpo, see train/common.py), ``in2x.eval/1`` JSON (``in2x eval``) and
-``in2x.autorank/1`` JSON (``in2x eval autorank``). Each renderer draws one PNG with matplotlib's
-headless Agg backend; panels appear only for the series a file actually has. Each PNG carries its
-provenance (the file it was drawn from, with its sha256) in a text chunk, ``PROVENANCE_KEY``.
+Each renderer draws one PNG per artefact (``artefacts.find_artefacts``; eval and AutoRank: one per
+language pair) with matplotlib's headless Agg backend; panels appear only for the series a file
+actually has. Each PNG carries its provenance (the file it was drawn from, with its sha256) in a
+text chunk, ``PROVENANCE_KEY``.
 """
 
 from __future__ import annotations
@@ -13,9 +12,11 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from in2x_cli.io.documents import read_autorank_doc, read_eval_doc, read_train_metrics
+from in2x_cli.plot.artefacts import Artefact
 
 # Training panels: title, then the metric keys (regex, full match) that go on it.
 TRAIN_PANELS: list[tuple[str, str]] = [
@@ -28,76 +29,7 @@ TRAIN_PANELS: list[tuple[str, str]] = [
     ("completion length", r"completions?/mean_length|completion_length"),
     ("tokens / s", r"tokens_per_second"),
 ]
-MAX_WALK_DEPTH = 4
 PROVENANCE_KEY = "in2x-provenance"  # PNG text chunk: JSON from in2x_cli.provenance.collect
-
-
-@dataclass(frozen=True)
-class Artefact:
-    kind: str  # "train" | "eval" | "autorank"
-    path: Path
-    name: str
-
-
-def _name(path: Path, root: Path) -> str:
-    rel = path.relative_to(root)
-    parts = list(rel.parts[:-1]) if path.name == "metrics.jsonl" else [*rel.parts[:-1], path.stem]
-    return "-".join(parts) or path.stem
-
-
-def find_artefacts(root: Path) -> list[Artefact]:
-    found: list[Artefact] = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if len(rel.parts) > MAX_WALK_DEPTH or any(p.startswith((".", "checkpoint-")) or p == "plots" for p in rel.parts):
-            continue
-        if path.name == "metrics.jsonl" and path.is_file():
-            found.append(Artefact("train", path, _name(path, root)))
-        elif path.suffix == ".json" and path.is_file() and not path.name.endswith(".meta.json"):
-            schema = _schema(path)
-            if schema == "in2x.eval/1":
-                found.append(Artefact("eval", path, _name(path, root)))
-            elif schema == "in2x.autorank/1":
-                found.append(Artefact("autorank", path, _name(path, root)))
-    return found
-
-
-def _schema(path: Path) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            head = fh.read(4096)
-        if '"schema"' not in head:
-            return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return doc.get("schema") if isinstance(doc, dict) else None
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Rows with a numeric ``step``. A torn last line (a killed run) is skipped; any other line
-    that is not a JSON object, or a ``step`` that is not a number, is an error naming file:line."""
-    from in2x_cli.errors import InputError
-
-    rows = []
-    lines = path.read_bytes().split(b"\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    for i, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            if i == len(lines):
-                break  # a torn last line of a killed run
-            raise InputError(f"not a JSON metrics row ({type(exc).__name__})", f"{path}:{i}") from None
-        if isinstance(row, dict) and "step" in row:
-            step = row["step"]
-            if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step):
-                raise InputError(f"'step' must be a number, got {step!r}"[:120], f"{path}:{i}")
-            rows.append(row)
-    return rows
 
 
 def train_series(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
@@ -138,15 +70,16 @@ def _grid(n: int) -> tuple[int, int]:
 
 def _save(fig: Any, path: Path, art: Artefact) -> None:
     """Write the PNG with its provenance inside (a picture copied out of the run still says what
-    it was drawn from): ``Image.open(path).text[PROVENANCE_KEY]``."""
+    it was drawn from): ``Image.open(path).text[PROVENANCE_KEY]``; then close the figure."""
     from in2x_cli import provenance
 
     record = provenance.collect(command="plot", config={"kind": art.kind, "source": str(art.path)}, inputs=[art.path])
     fig.savefig(path, dpi=110, metadata={PROVENANCE_KEY: json.dumps(record, ensure_ascii=True, allow_nan=False)})
+    _plt().close(fig)
 
 
 def render_train(art: Artefact, out: Path) -> Path | None:
-    panels = train_series(read_metrics(art.path))
+    panels = train_series(read_train_metrics(art.path))
     if not panels:
         return None
     plt = _plt()
@@ -169,16 +102,12 @@ def render_train(art: Artefact, out: Path) -> Path | None:
     fig.tight_layout()
     path = out / f"train-{art.name}.png"
     _save(fig, path, art)
-    plt.close(fig)
     return path
 
 
 def render_eval(art: Artefact, out: Path) -> list[Path]:
     """One PNG per language pair: system scores per metric, per-domain breakdown, AutoRank."""
-    from in2x_cli.eval_stage import check_eval_doc
-    from in2x_cli.io.jsonl import read_json
-
-    doc = check_eval_doc(read_json(art.path), str(art.path))
+    doc = read_eval_doc(art.path)
     plt = _plt()
     paths = []
     for res in doc.get("results", []):
@@ -229,7 +158,6 @@ def render_eval(art: Artefact, out: Path) -> list[Path]:
         fig.tight_layout()
         path = out / f"eval-{art.name}-{res.get('pair') or 'pair'}.png"
         _save(fig, path, art)
-        plt.close(fig)
         paths.append(path)
     return paths
 
@@ -250,10 +178,7 @@ def _rank_bars(ax: Any, ranked: list[dict[str, Any]], title: str, highlight: Seq
 
 
 def render_autorank(art: Artefact, out: Path, highlight: Sequence[str] = ()) -> list[Path]:
-    from in2x_cli.autorank_stage import check_autorank_doc
-    from in2x_cli.io.jsonl import read_json
-
-    doc = check_autorank_doc(read_json(art.path), str(art.path))
+    doc = read_autorank_doc(art.path)
     plt = _plt()
     paths = []
     for pair in doc.get("pairs", []):
@@ -268,6 +193,5 @@ def render_autorank(art: Artefact, out: Path, highlight: Sequence[str] = ()) -> 
         label = re.sub(r"[^\w.-]+", "_", str(pair.get("pair", "pair")))
         path = out / f"autorank-{art.name}-{label}.png"
         _save(fig, path, art)
-        plt.close(fig)
         paths.append(path)
     return paths

@@ -128,7 +128,7 @@ def test_long_documents_are_split_at_paragraph_boundaries(tmp_path):
     model = register("tr-small-ctx", mirror)
     paras = [" ".join(f"w{i}x{k}" for k in range(20)) + "." for i in range(6)]  # 20 'tokens' each
     inp = write_jsonl(tmp_path / "in.jsonl", [{"id": "long", "src": "\n\n".join(paras), "src_lang": "en", "tgt_lang": "ja"}])
-    backend = ["--backend", "tests.commands.test_translate_cmd:SmallContextBackend", "--max-model-len", "150", "--max-tokens", "20"]
+    backend = ["--backend", "tests.translate.test_translate_cmd:SmallContextBackend", "--max-model-len", "150", "--max-tokens", "20"]
     res = invoke(["translate", str(inp), "-m", model, *backend])
     assert res.code == 0, res.stderr
     row = res.rows()[0]
@@ -261,7 +261,7 @@ def test_resume_after_interruption_gives_the_uninterrupted_output(tmp_path, tiny
     assert invoke([*common, "-o", str(ref), "--backend", "transformers"]).code == 0
     out = tmp_path / "out.jsonl"
     InterruptingBackend.calls, InterruptingBackend.fail_at = 0, 5  # rounds are 2 calls: dies in row 3
-    res = invoke([*common, "-o", str(out), "--resume", "--backend", "tests.commands.test_translate_cmd:InterruptingBackend"])
+    res = invoke([*common, "-o", str(out), "--resume", "--backend", "tests.translate.test_translate_cmd:InterruptingBackend"])
     assert res.code == 130 and not out.exists()
     partial = Path(f"{out}.partial").read_text().splitlines()
     assert len(partial) == 2

@@ -1,6 +1,6 @@
 """``in2x eval autorank``: gather system scores per language pair from WMT25 automatic-score
-files, ``in2x eval`` JSON outputs and ``--segments`` JSONL files, and rank them with
-core/autorank.py (WMT25's AutoRank)."""
+files, ``in2x eval`` JSON outputs (read back through ``io.documents``) and ``--segments`` JSONL
+files, and rank them with core/autorank.py (WMT25's AutoRank)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 
 from in2x_cli import console
 from in2x_cli.errors import InputError, UserError
-from in2x_cli.eval_stage import print_wide_table
+from in2x_cli.evaluate.config import AutorankConfig
+from in2x_cli.evaluate.tables import render_autorank
 from in2x_cli.io import iter_jsonl
+from in2x_cli.io.documents import AUTORANK_SCHEMA
 from in2x_cli.langs import parse_pair
-
-AUTORANK_SCHEMA = "in2x.autorank/1"
 
 
 @dataclass
@@ -122,10 +122,9 @@ def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None
 
 
 def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
-    from in2x_cli.eval_stage import check_eval_doc
-    from in2x_cli.io.jsonl import read_json
+    from in2x_cli.io.documents import read_eval_doc
 
-    doc = check_eval_doc(read_json(path), str(path))
+    doc = read_eval_doc(path)
     for result in doc.get("results", []):
         lower = {k for k, m in result.get("metrics", {}).items() if not m.get("higher_is_better", True)}
         for entry in result.get("systems", []):
@@ -173,7 +172,26 @@ def load_rank_inputs(paths: Sequence[str], *, domain: str | None = None, pair: s
     return out
 
 
-def run_autorank(
+def run_autorank(cfg: AutorankConfig) -> dict[str, Any]:
+    """``in2x eval autorank``: rank (``rank_inputs``), print the table, write the JSON ranking."""
+    from in2x_cli.io import check_output_path, write_json
+
+    check_output_path(cfg.output)
+    aliases = {}
+    for item in cfg.aliases:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours or not theirs:
+            raise UserError(f"--alias {item!r}: expected OURS=THEIRS")
+        aliases[ours] = theirs
+    doc = rank_inputs(
+        cfg.inputs, pairs=cfg.pairs, metrics=cfg.metrics, lower_is_better=cfg.lower_is_better, aliases=aliases, domain=cfg.domain
+    )
+    render_autorank(doc, cfg.top or None)
+    write_json(cfg.output, doc)
+    return doc
+
+
+def rank_inputs(
     paths: Sequence[str],
     *,
     pairs: Sequence[str] = (),
@@ -232,36 +250,3 @@ def run_autorank(
         )
     config = {"inputs": list(paths), "pairs": list(pairs), "metrics": list(metrics), "lower_is_better": list(lower_is_better), "aliases": aliases, "domain": domain}
     return {"schema": AUTORANK_SCHEMA, "pairs": out, "provenance": provenance.collect(command="eval autorank", config=config, inputs=paths)}
-
-
-def render_autorank(doc: dict[str, Any], top: int | None = None) -> None:
-    from rich.table import Table
-
-    for entry in doc["pairs"]:
-        n = len(entry["systems"])
-        table = Table(title=f"AutoRank {entry['pair']}: {n} systems" + (f", domain {entry['domain']}" if entry["domain"] else ""), title_justify="left")
-        table.add_column("#", justify="right")
-        table.add_column("system")
-        table.add_column("AutoRank ↓", justify="right")
-        for m in entry["metrics"]:
-            table.add_column(f"{m} {'↓' if m in entry['lower_is_better'] else '↑'}", justify="right")
-        for i, r in enumerate(entry["systems"][: top or n], start=1):
-            table.add_row(str(i), r["system"], f"{r['autorank']:.2f}", *(f"{r['scores'][m]:.4g}" for m in entry["metrics"]))
-        print_wide_table(table)
-
-
-def check_autorank_doc(doc: Any, where: str) -> dict[str, Any]:
-    """An ``in2x.autorank/1`` document read back (``plot``): pairs → metrics and ranked systems
-    with the types ``run_autorank`` writes, else an InputError naming the file and JSON path."""
-    from in2x_cli.eval_stage import _check_ranked, _want
-
-    if not isinstance(doc, dict) or doc.get("schema") != AUTORANK_SCHEMA:
-        raise InputError(f"not an in2x AutoRank output (schema {AUTORANK_SCHEMA!r})", where)
-    for i, pair in enumerate(_want(doc.get("pairs"), "list", where, "pairs")):
-        p = f"pairs[{i}]"
-        _want(pair, "object", where, p)
-        _want(pair.get("pair"), "string?", where, f"{p}.pair")
-        for j, m in enumerate(_want(pair.get("metrics", []), "list", where, f"{p}.metrics")):
-            _want(m, "string", where, f"{p}.metrics[{j}]")
-        _check_ranked(pair.get("systems"), where, f"{p}.systems")
-    return doc

@@ -1,0 +1,126 @@
+"""Settings and counters of one ``in2x translate`` run.
+
+``TranslateConfig`` is what generation depends on (recorded as the provenance ``config``);
+``TranslateRun`` adds where rows come from and go, and checks every option once, naming it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from in2x_cli.core import translate as T
+from in2x_cli.core.metrics import DEFAULT_COMET_MODEL
+from in2x_cli.errors import UserError
+
+GRANULARITIES = ("document", "paragraph", "sentence")
+MBR_OUTPUTS = ("best", "all")
+INPUT_FORMATS = ("auto", "jsonl", "text")
+TEXT_UNITS = ("line", "document")
+
+
+@dataclass(frozen=True)
+class TranslateConfig:
+    """What the translations depend on (recorded as the provenance ``config``)."""
+
+    models: tuple[str, ...]
+    backend: str = "auto"
+    granularity: str = "document"
+    system: str | None = None
+    templates: dict[str, str] = field(default_factory=lambda: dict(T.TEMPLATES))
+    mbr: int = 0
+    mbr_utility: str = "chrf"
+    mbr_output: str = "best"
+    comet_model: str = DEFAULT_COMET_MODEL
+    temperature: float = 1.0
+    top_p: float = 0.9
+    max_tokens: int = 0
+    seed: int = 0
+    chunk_rows: int = 256
+    backend_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TranslateRun:
+    """One ``in2x translate`` invocation: the generation settings, the input and its reading, the
+    outputs. Constructing it checks the options (UserError naming the option)."""
+
+    config: TranslateConfig
+    input: str = "-"
+    output: str = "-"
+    src_lang: str | None = None
+    tgt_lang: str | None = None
+    input_format: str = "auto"
+    text_unit: str = "line"
+    wmt24: Path | None = None
+    segments_out: Path | None = None
+    prepare: bool = False
+    prompt_file: Path | None = None
+    shard: str | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        _check_choice("--granularity", cfg.granularity, GRANULARITIES)
+        _check_choice("--mbr-output", cfg.mbr_output, MBR_OUTPUTS)
+        _check_choice("--input-format", self.input_format, INPUT_FORMATS)
+        _check_choice("--text-unit", self.text_unit, TEXT_UNITS)
+        if cfg.mbr < 0 or cfg.max_tokens < 0 or cfg.chunk_rows < 0 or cfg.backend_options.get("batch_size", 1) < 1:
+            raise UserError("--mbr, --max-tokens and --chunk-rows must be >= 0 and --batch-size >= 1")
+        if not 0 < cfg.top_p <= 1 or cfg.temperature <= 0:
+            raise UserError("--top-p must be in (0, 1] and --temperature > 0")
+        if self.segments_out is not None and (self.wmt24 is None or self.shard):
+            raise UserError("--segments-out needs --wmt24 and a complete (unsharded) run")
+        if self.resume and self.output == "-":
+            raise UserError("--resume needs --output FILE")
+        if not cfg.models and not self.prepare:
+            raise UserError("give a model with --model (repeat it to ensemble)")
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass
+class TranslateStats:
+    """Counters of a run: the summary on stderr and in ``OUTPUT.meta.json``."""
+
+    rows: int = 0
+    documents: int = 0
+    requests: dict[str, int] = field(default_factory=lambda: Counter())
+    split_for_context: int = 0
+    document_chunks: int = 0
+    misaligned_chunks: int = 0
+    prompts: int = 0
+    candidates: int = 0
+    generated_tokens: int = 0
+    cleaning: dict[str, int] = field(default_factory=lambda: Counter())
+    model_loads: int = 0
+    seconds: float = 0.0  # wall time of the run, model loading included
+    generate_seconds: float = 0.0  # time inside backend generation calls
+    load_seconds: float = 0.0  # time spent loading models
+
+    def to_dict(self) -> dict[str, Any]:
+        rate = self.misaligned_chunks / self.document_chunks if self.document_chunks else 0.0
+        return {
+            "rows": self.rows,
+            "documents": self.documents,
+            "requests": dict(sorted(self.requests.items())),
+            "documents_split_for_context": self.split_for_context,
+            "document_chunks": self.document_chunks,
+            "paragraph_fallbacks": self.misaligned_chunks,
+            "fallback_rate": round(rate, 4),
+            "prompts": self.prompts,
+            "candidates": self.candidates,
+            "generated_tokens": self.generated_tokens,
+            "cleaning_rules_fired": dict(sorted(self.cleaning.items())),
+            "model_loads": self.model_loads,
+            "seconds": round(self.seconds, 3),
+            "generate_seconds": round(self.generate_seconds, 3),
+            "load_seconds": round(self.load_seconds, 3),
+            "rows_per_s": round(self.rows / self.seconds, 3) if self.seconds else None,
+            "tokens_per_s": round(self.generated_tokens / self.generate_seconds, 1) if self.generate_seconds else None,
+        }

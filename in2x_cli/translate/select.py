@@ -1,0 +1,122 @@
+"""Which candidate becomes the translation: alignment with the source, MBR among the aligned
+candidates (``core.mbr``), the ``--mbr-output all`` log, and the finished output row.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from in2x_cli.core import translate as T
+from in2x_cli.core.mbr import MbrGroup, UtilityFn, get_utility, mbr_decode
+from in2x_cli.errors import UserError
+from in2x_cli.translate.config import TranslateConfig
+from in2x_cli.translate.generate import Candidate
+from in2x_cli.translate.jobs import Job
+from in2x_cli.translate.prompting import Unit
+
+
+def mbr_utility(cfg: TranslateConfig) -> UtilityFn:
+    """The ``--mbr-utility`` of ``cfg`` (UserError naming the option when it is unknown)."""
+    try:
+        return get_utility(cfg.mbr_utility, comet_model=cfg.comet_model, open_comet=_open_comet)
+    except KeyError as exc:
+        raise UserError(str(exc.args[0]), "--mbr-utility") from None
+
+
+def check_utility(cfg: TranslateConfig) -> None:
+    """Fail now, not after generating every candidate: the utility resolves, or for ``comet`` the
+    COMET environment exists."""
+    if cfg.mbr_utility == "comet":
+        from in2x_cli.comet import comet_python
+
+        comet_python()
+        return
+    mbr_utility(cfg)
+
+
+def _open_comet(model: str) -> Any:
+    from in2x_cli.comet import get_client
+
+    return get_client(model)
+
+
+def _segments(unit: Unit, cand: Candidate) -> list[str] | None:
+    """The candidate as segments aligned with ``unit.sources`` (None: misaligned document)."""
+    if unit.kind == "document":
+        return T.align_paragraphs(cand.text, unit.sources)
+    if unit.kind == "part":
+        return [re.sub(r"\s*\n\s*", T.sentence_joiner(unit.job.tgt_lang), cand.text.strip())]
+    return [T.as_single_paragraph(cand.text)]
+
+
+def select(units: list[Unit], cands: list[list[Candidate]], cfg: TranslateConfig, utility: UtilityFn) -> list[Unit]:
+    """Pick one candidate per unit (MBR when there are several); return the misaligned units."""
+    failed: list[Unit] = []
+    groups: list[MbrGroup] = []
+    pending: list[tuple[Unit, list[Candidate], list[list[str] | None], list[int]]] = []
+    for u, cs in zip(units, cands, strict=True):
+        segs = [_segments(u, c) for c in cs]
+        eligible = [i for i, s in enumerate(segs) if s is not None]
+        if not eligible:
+            failed.append(u)
+            if cfg.mbr_output == "all":
+                u.job.mbr_log.append(_log_entry(u, cs, segs, eligible, None, [], fallback=True))
+            continue
+        pending.append((u, cs, segs, eligible))
+        groups.append(MbrGroup([segs[i] for i in eligible], u.sources, u.job.tgt_lang))  # type: ignore[misc]
+    choices = mbr_decode(groups, utility)
+    for (u, cs, segs, eligible), choice in zip(pending, choices, strict=True):
+        chosen = segs[eligible[choice.index]]
+        assert chosen is not None
+        if u.kind == "document":
+            for offset, text in enumerate(chosen):
+                u.job.pieces[u.span[0] + offset] = [text]
+        else:
+            u.job.pieces[u.span[0]][u.part] = chosen[0]
+        if cfg.mbr_output == "all" and len(cs) > 1:
+            u.job.mbr_log.append(_log_entry(u, cs, segs, eligible, eligible[choice.index], choice.expected_utility))
+    return failed
+
+
+def _log_entry(
+    u: Unit, cs: list[Candidate], segs: list[Any], eligible: list[int], selected: int | None, expected: list[float], fallback: bool = False
+) -> dict[str, Any]:
+    """``--mbr-output all``: every candidate, whether it aligned, and its expected utility."""
+    eu = dict(zip(eligible, expected, strict=False))
+    entry: dict[str, Any] = {
+        "unit": u.tag,
+        "kind": u.kind,
+        "selected": selected,
+        "candidates": [
+            {
+                "model": c.model,
+                "sample": c.sample,
+                "text": c.text,
+                "aligned": segs[i] is not None,
+                "expected_utility": None if i not in eu or math.isnan(eu[i]) else round(eu[i], 4),
+            }
+            for i, c in enumerate(cs)
+        ],
+    }
+    if fallback:
+        entry["fallback"] = True
+    return entry
+
+
+def finish_row(job: Job, cfg: TranslateConfig) -> dict[str, Any]:
+    joiner = T.sentence_joiner(job.tgt_lang)
+    paras = [joiner.join(p or "" for p in parts) for parts in job.pieces]
+    row = dict(job.row)
+    row["hyp"] = T.PARAGRAPH_SEP.join(paras)
+    if job.is_document:
+        row["hyp_paragraphs"] = paras
+        if cfg.granularity == "document":
+            row["fallback"] = job.fallback
+    if cfg.mbr_output == "all":
+        for entry in job.mbr_log:
+            for c in entry["candidates"]:
+                c["model"] = cfg.models[c["model"]]
+        row["mbr"] = {"utility": cfg.mbr_utility, "units": job.mbr_log}
+    return row
