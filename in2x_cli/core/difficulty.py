@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from in2x_cli.core.answers import answers_match, extract_final_answer
+from in2x_cli.core.judging import VerdictError, find_json_objects, inert_markers
 from in2x_cli.core.sampling import LEVELS, normalize_difficulty
 
 Message = dict[str, str]
@@ -72,10 +73,6 @@ MAX_TAG_CHARS = 80
 RAW_KEEP_CHARS = 500
 
 
-class VerdictError(ValueError):
-    """A judge reply that is not a valid verdict (the message says why)."""
-
-
 @dataclass(frozen=True)
 class Verdict:
     tag_l1: str
@@ -95,12 +92,6 @@ def grade_key(method: str, text: str, answer: Any = None) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
 
 
-def inert_markers(text: str) -> str:
-    """``<<<`` → ``‹‹‹``, ``>>>`` → ``›››``: the graded text cannot close its block early and pose
-    as prompt text (a forged ``>>>`` followed by "new instructions" for the judge)."""
-    return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
-
-
 def judge_messages(instruction: str) -> list[Message]:
     prompt = JUDGE_PROMPT.format(instruction=inert_markers(instruction))
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}]
@@ -116,8 +107,6 @@ def parse_verdict(text: str) -> Verdict:
     """The verdict in a judge reply, or ``VerdictError`` saying what is wrong. Prose and code
     fences around the JSON object are fine; several verdict-like objects (one of them possibly
     echoed from the graded text) are ambiguous and fail closed."""
-    from in2x_cli.core.synthesize import find_json_objects
-
     objs = find_json_objects(text)
     if not objs:
         raise VerdictError("no JSON object found")

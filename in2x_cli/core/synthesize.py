@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from in2x_cli.core.judging import VerdictError, one_verdict
 from in2x_cli.errors import UserError
 from in2x_cli.langs import detect_lang, normalize_lang
 
@@ -525,52 +526,7 @@ def self_instruct_filter(text: str) -> tuple[str, str] | None:
     return None
 
 
-# --------------------------------------------------------------------------- judge I/O
-
-
-def fence(text: str, label: str) -> str:
-    """Put candidate text between unambiguous markers for a judge prompt.
-
-    ``<<<LABEL>>>`` … ``<<<END LABEL>>>``; any ``<<<``/``>>>`` inside the text is broken up first
-    so the text cannot close its block early and pose as prompt text.
-    """
-    safe = text.replace("<<<", "<< <").replace(">>>", "> >>")
-    return f"<<<{label}>>>\n{safe}\n<<<END {label}>>>"
-
-
-class VerdictError(ValueError):
-    """A judge reply that does not hold exactly one valid verdict object."""
-
-
-def find_json_objects(text: str) -> list[dict[str, Any]]:
-    """Every top-level JSON object embedded in ``text`` (prose and ```json fences around it are
-    fine), in order. Objects nested inside another are not returned separately."""
-    decoder = json.JSONDecoder()
-    found: list[dict[str, Any]] = []
-    i = 0
-    while True:
-        start = text.find("{", i)
-        if start < 0:
-            return found
-        try:
-            obj, end = decoder.raw_decode(text, start)
-        except ValueError:
-            i = start + 1
-            continue
-        except RecursionError:  # nested past Python's limit (a degenerate reply): no verdict in there
-            return found
-        found.append(obj)
-        i = end
-
-
-def _one_verdict(text: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    objs = [o for o in find_json_objects(text) if any(k in o for k in keys)]
-    if not objs:
-        raise VerdictError(f"no JSON object with {', '.join(repr(k) for k in keys)} in the reply")
-    if len(objs) > 1:
-        # An echo of candidate text that contains a verdict, next to the judge's own: fail closed.
-        raise VerdictError(f"{len(objs)} verdict objects in the reply (expected exactly one)")
-    return objs[0]
+# --------------------------------------------------------------------------- judge verdicts
 
 
 CRITIC_FLAGS = ("contradiction", "hallucination", "invalid")
@@ -600,7 +556,7 @@ def parse_critic_verdict(text: str) -> CriticVerdict:
     """``{"contradiction": bool, "hallucination": bool, "invalid": bool, "reason": str}`` from the
     critic's reply. Exactly one object carrying these keys; all three flags must be JSON booleans
     (``"false"`` or ``0`` is not accepted); ``reason`` optional. Raises ``VerdictError``."""
-    obj = _one_verdict(text, CRITIC_FLAGS)
+    obj = one_verdict(text, CRITIC_FLAGS)
     for flag in CRITIC_FLAGS:
         if flag not in obj:
             raise VerdictError(f"verdict lacks {flag!r}")
@@ -630,7 +586,7 @@ def parse_reread_verdict(text: str) -> RereadVerdict:
     """``{"verdict": "keep"|"rewrite"|"reject", "rewrite": str, "reason": str}`` from a ReReading
     reply. ``rewrite`` must be a non-empty string when the verdict is ``rewrite`` and is ignored
     otherwise. Raises ``VerdictError``."""
-    obj = _one_verdict(text, ("verdict",))
+    obj = one_verdict(text, ("verdict",))
     verdict = obj.get("verdict")
     if not isinstance(verdict, str) or verdict.strip().lower() not in REREAD_VERDICTS:
         raise VerdictError(

@@ -31,14 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from in2x_cli.backends.base import Backend, Completion, SamplingParams, derive_seed
+from in2x_cli.core.judging import VerdictError, fence
 from in2x_cli.core.synthesize import (
     EmbeddingIndex,
     PreQuery,
     RougeIndex,
-    VerdictError,
     clean_instruction,
     cut_user_turn,
-    fence,
     language_mismatch,
     parse_critic_verdict,
     parse_reread_verdict,

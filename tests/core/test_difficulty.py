@@ -8,7 +8,6 @@ from in2x_cli.backends import SamplingParams
 from in2x_cli.core.answers import answers_match, extract_final_answer, normalize_answer
 from in2x_cli.core.difficulty import (
     Request,
-    VerdictError,
     grade_key,
     grade_stream,
     judge_batch,
@@ -16,6 +15,7 @@ from in2x_cli.core.difficulty import (
     parse_verdict,
     solve_batch,
 )
+from in2x_cli.core.judging import VerdictError
 from tests.fakes import CALLS, SCRIPTS, ScriptedBackend
 
 GOOD = {"tag_l1": "Mathematics", "tag_l2": "Quadratic Equations", "difficulty": "hard", "reason": "Needs factoring."}
