@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from in2x_cli.core.apportion import largest_remainder
 from in2x_cli.errors import UserError
 
 if TYPE_CHECKING:
@@ -135,21 +136,6 @@ def _weight(text: str, option: str) -> Fraction:
 
 
 # --------------------------------------------------------------------------- quotas
-
-
-def largest_remainder(total: int, weights: Sequence[Fraction | int]) -> list[int]:
-    """Hamilton apportionment of ``total`` over ``weights`` (ties: earlier index first)."""
-    w = [Fraction(x) for x in weights]
-    s = sum(w)
-    if total <= 0 or s <= 0:
-        return [0] * len(w)
-    exact = [total * x / s for x in w]
-    seats = [int(e) for e in exact]  # floor (non-negative)
-    left = total - sum(seats)
-    by_remainder = sorted(range(len(w)), key=lambda i: (-(exact[i] - seats[i]), i))
-    for i in by_remainder[:left]:
-        seats[i] += 1
-    return seats
 
 
 @dataclass

@@ -297,28 +297,6 @@ def _weight(value: str, ratio: str) -> Fraction:
     return w
 
 
-def allocate(total: int, weights: dict[str, Fraction | int]) -> dict[str, int]:
-    """Split ``total`` items by weight with the largest-remainder (Hamilton) method.
-
-    Each key gets ⌊total·w/Σw⌋, then the leftover units go to the largest fractional parts, ties
-    to the key listed first. Exact arithmetic (fractions), so 10 at 1:1:1 is always 4:3:3.
-    """
-    if total < 0:
-        raise ValueError("total must be >= 0")
-    weights = {k: Fraction(v) for k, v in weights.items() if v > 0}
-    denom = sum(weights.values(), Fraction(0))
-    if denom == 0:
-        return {k: 0 for k in weights}
-    shares = {k: total * w / denom for k, w in weights.items()}
-    out = {k: int(s) for k, s in shares.items()}  # floor: shares are non-negative
-    order = list(weights)
-    leftover = total - sum(out.values())
-    by_remainder = sorted(order, key=lambda k: (-(shares[k] - out[k]), order.index(k)))
-    for k in by_remainder[:leftover]:
-        out[k] += 1
-    return out
-
-
 def weighted_schedule(weights: dict[str, Fraction | int]) -> Iterator[str]:
     """An endless sequence of keys in proportion to their weights (smooth weighted round-robin).
 

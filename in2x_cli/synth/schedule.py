@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from in2x_cli.core.synthesize import allocate
+from in2x_cli.core.apportion import apportion
 from in2x_cli.errors import UserError
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class QuotaSchedule:
         if not active:
             return []
         need = {lang: self.quotas[lang] - self.accepted[lang] for lang in active}
-        share = allocate(self.block_size, need)
+        share = apportion(self.block_size, need)
         members: list[tuple[str, int]] = []
         for lang in active:
             start = self.next_slot[lang]
@@ -197,7 +197,7 @@ class BlockRunner:
         write: Callable[[Candidate], None],
         on_progress: Any,
     ) -> None:
-        quotas = allocate(self.synth.cfg.num, self.synth.weights)
+        quotas = apportion(self.synth.cfg.num, self.synth.weights)
         caps = {lang: max(q, math.ceil(q * self.synth.cfg.max_attempts)) for lang, q in quotas.items()}
         sched = QuotaSchedule(quotas, caps, self.synth.cfg.batch_size)
         total = sum(quotas.values())

@@ -5,10 +5,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from in2x_cli.core.apportion import largest_remainder
 from in2x_cli.core.sampling import (
     LEVELS,
     allocate,
-    largest_remainder,
     make_strata,
     normalize_difficulty,
     parse_lang_ratio,

@@ -14,7 +14,6 @@ from in2x_cli.core.judging import VerdictError
 from in2x_cli.core.synthesize import (
     EmbeddingIndex,
     RougeIndex,
-    allocate,
     clean_instruction,
     cut_user_turn,
     hashing_embed,
@@ -144,16 +143,6 @@ def test_parse_lang_weights_forms():
 def test_parse_lang_weights_errors(langs, ratio, message):
     with pytest.raises(UserError, match=message):
         parse_lang_weights(langs, ratio)
-
-
-def test_allocate_largest_remainder_golden():
-    assert allocate(10, {"zh": 1, "en": 1, "ja": 1}) == {"zh": 4, "en": 3, "ja": 3}
-    assert allocate(7, {"a": 2, "b": 1}) == {"a": 5, "b": 2}  # 4.67 / 2.33
-    assert allocate(100, {"vh": 3, "h": 3, "m": 3, "e": 1}) == {"vh": 30, "h": 30, "m": 30, "e": 10}
-    assert allocate(2, {"zh": 1, "en": 1, "ja": 1}) == {"zh": 1, "en": 1, "ja": 0}
-    assert allocate(0, {"a": 1}) == {"a": 0}
-    for total in range(0, 40):
-        assert sum(allocate(total, {"a": Fraction(1, 3), "b": 5, "c": 2}).values()) == total
 
 
 def test_weighted_schedule_golden_and_prefix_balance():
