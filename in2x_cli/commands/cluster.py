@@ -74,14 +74,8 @@ def _parse_thresholds(text: str | None) -> tuple[float, ...]:
 
 def _embeddings(run: ClusterRun, src: Any, n: int, digest: str, sample: list[str], progress: Any, workdir: str) -> tuple[Any, dict[str, Any]]:
     """The (n, dim) embeddings, from the cache or computed into it (resumable)."""
-    from in2x_cli.core.embed import (
-        EncoderConfig,
-        HashingConfig,
-        cache_key,
-        embed_stream,
-        make_embedder,
-        row_text,
-    )
+    from in2x_cli.core.embed import HashingConfig, cache_key, embed_stream, row_text
+    from in2x_cli.embedders import EncoderConfig, make_embedder
     from in2x_cli.io.arrays import NpyBuilder, open_npy
 
     encoder = (
@@ -121,7 +115,7 @@ def cluster(
     niter: int = typer.Option(20, "--niter", help="k-means iterations (faiss)."),
     representatives: int = typer.Option(None, "--representatives", help="Keep only the K rows nearest each cluster centre."),
     sweep_threshold: str = typer.Option(None, "--sweep-threshold", help="Comma-separated Birch thresholds: print one JSON report per threshold instead of rows: n_clusters; tag_recapture = share of rows with a `tag` whose tag is their cluster's majority tag (null when no row has one); smoothness = size entropy H(p)/ln K with p_c = n_c/N (1 = equal sizes, near 0 = one cluster holds almost all); plus size_cv, largest_share, singleton_share, median_size, mean_centroid_distance."),
-    embedder: str = typer.Option("hashing", "--embedder", help="hashing (built-in char n-gram LSA, offline, any language), or module:function returning an (n, dim) array."),
+    embedder: str = typer.Option("hashing", "--embedder", help="hashing (= lsa: built-in char n-gram LSA, offline, any language), ngram-hash (unfitted char n-gram hashing), or module:function returning an (n, dim) array (registry: in2x_cli/embedders.py)."),
     embed_model: str = typer.Option(None, "--embed-model", help="A Hugging Face / sentence-transformers encoder (directory or cached hub id), mean-pooled; replaces hashing."),
     dim: int = typer.Option(128, "--dim", help="hashing embedder: SVD (LSA) dimensions."),
     batch_size: int = typer.Option(64, "--batch-size", help="Encoder batch size (--embed-model)."),
@@ -144,6 +138,7 @@ def cluster(
     from in2x_cli import provenance
     from in2x_cli.core import cluster as core
     from in2x_cli.core.embed import HashingConfig, Reservoir, TextDigest, row_text
+    from in2x_cli.embedders import canonical
     from in2x_cli.errors import UserError
     from in2x_cli.io import JsonlWriter, check_output_path
     from in2x_cli.io.arrays import default_cache_dir, ensure_dir, scratch_array
@@ -164,7 +159,7 @@ def cluster(
     with tempfile.TemporaryDirectory(prefix="in2x-cluster-") as tmp, MultiPassInput(input, tmp_dir=tmp) as src, _progress_factory() as progress:
         workdir = str(ensure_dir(run.cache_dir)) if run.cache_dir else tmp
         # only the hashing embedder is fitted (on a sample of fit_rows texts); others need one text to learn the dimension
-        fit_rows = HashingConfig().fit_rows if embedder == "hashing" and not embed_model else 1
+        fit_rows = HashingConfig().fit_rows if canonical(embedder, "lsa") == "lsa" and not embed_model else 1
         digest, sample, tags, tag_ids = TextDigest(), Reservoir(fit_rows, seed), {}, array("i")  # tag ids: sweep only
         overwritten = 0
         for line in src.first():

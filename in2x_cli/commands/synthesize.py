@@ -108,7 +108,7 @@ def synthesize(
     embedder: str = typer.Option(
         "hashing",
         "--embedder",
-        help="--dedup embedding: hashing (offline character n-gram hashing) or module:function(texts) -> (n, d) array.",
+        help="--dedup embedding: hashing (= ngram-hash: offline character n-gram hashing) or module:function(texts) -> (n, d) array (registry: in2x_cli/embedders.py).",
     ),
     embed_model: str | None = typer.Option(
         None,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -151,32 +150,6 @@ class RougeIndex:
             if best is None or score > best.score:
                 best = Match(key, score)
         return best
-
-
-def hashing_embed(texts: Sequence[str], dim: int = 4096) -> Any:
-    """A language-agnostic offline embedding: hashed character 2–4-grams, L2-normalised.
-
-    Each n-gram of the NFKC-lower-cased text (whitespace collapsed, padded with spaces) adds ±1 to
-    bucket ``crc32(ngram) mod dim`` (sign from a second hash, which keeps collisions unbiased).
-    Cosine similarity of these vectors is high for near-copies and paraphrases that share wording,
-    in any script; it is not a semantic model (pass ``--embedder module:function`` for one).
-    Returns a float32 array of shape (len(texts), dim).
-    """
-    import numpy as np
-
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for row, text in enumerate(texts):
-        norm = " " + " ".join(unicodedata.normalize("NFKC", text).lower().split()) + " "
-        for n in (2, 3, 4):
-            for i in range(len(norm) - n + 1):
-                gram = norm[i : i + n].encode("utf-8")
-                h = zlib.crc32(gram)
-                sign = 1.0 if zlib.adler32(gram) & 1 else -1.0
-                out[row, h % dim] += sign
-        length = float(np.linalg.norm(out[row]))
-        if length > 0:
-            out[row] /= length
-    return out
 
 
 class EmbeddingIndex:

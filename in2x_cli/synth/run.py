@@ -3,42 +3,18 @@ the output and rejects writers (resumable), run the blocks, report on stderr."""
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
 from in2x_cli import console, provenance
+from in2x_cli.embedders import embed_function
 from in2x_cli.errors import UserError
 from in2x_cli.io import JsonlWriter, Line, iter_jsonl, read_text_lines
 from in2x_cli.prompts import PromptSet, synthesize_prompts
 from in2x_cli.synth.config import Stats, SynthConfig, load_seed_tasks
 from in2x_cli.synth.pipeline import Candidate, Synthesizer
-
-EMBEDDERS: dict[str, str] = {"hashing": "in2x_cli.core.synthesize:hashing_embed"}
-
-
-def resolve_embedder(spec: str, model: str | None = None) -> Callable[[Sequence[str]], Any]:
-    """``hashing`` (built in), ``module:function`` taking a list of texts and returning (n, d), or
-    with ``model`` a Hugging Face / sentence-transformers encoder (the cluster stage's embedder)."""
-    if model:
-        from in2x_cli.core.embed import EncoderConfig, EncoderEmbedder
-
-        return EncoderEmbedder(EncoderConfig(model=model)).embed
-    target = EMBEDDERS.get(spec, spec)
-    if ":" not in target:
-        raise UserError(f"unknown --embedder {spec!r} (expected {', '.join(EMBEDDERS)} or module:function)")
-    module_name, _, attr = target.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except ImportError as exc:
-        raise UserError(f"cannot import --embedder {spec!r}: {exc}") from None
-    except AttributeError:
-        raise UserError(f"--embedder: module {module_name!r} has no {attr!r}") from None
-    if not callable(fn):
-        raise UserError(f"--embedder {spec!r} is not callable")
-    return fn
 
 
 def read_rules(path: str) -> str:
@@ -66,7 +42,7 @@ def _validated(path: str, stack: ExitStack) -> Iterator[Line]:
 def synthesize(cfg: SynthConfig, *, rules_file: str | None = None) -> Stats:
     prompts: PromptSet = synthesize_prompts(cfg.prompt_file)
     seeds = load_seed_tasks(iter_jsonl(cfg.input)) if cfg.mode == "self-instruct" else []
-    embed = resolve_embedder(cfg.embedder, cfg.embed_model) if cfg.dedup == "embedding" else None
+    embed = embed_function(cfg.embedder, model=cfg.embed_model) if cfg.dedup == "embedding" else None
 
     from in2x_cli.backends import load_backend
 

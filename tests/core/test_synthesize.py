@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from in2x_cli.core.embed import ngram_hash_embed
 from in2x_cli.core.judging import VerdictError
 from in2x_cli.core.synthesize import (
     EmbeddingIndex,
     RougeIndex,
     clean_instruction,
     cut_user_turn,
-    hashing_embed,
     language_mismatch,
     lcs_length,
     parse_critic_verdict,
@@ -96,12 +96,12 @@ def test_rouge_index_self_instruct_threshold():
 
 
 def test_hashing_embedding_index():
-    vecs = hashing_embed(["東京の天気", "東京の天気", "a completely different sentence"])
+    vecs = ngram_hash_embed(["東京の天気", "東京の天気", "a completely different sentence"])
     assert vecs.shape == (3, 4096)
     assert float(vecs[0] @ vecs[1]) == pytest.approx(1.0)
     assert float(vecs[0] @ vecs[2]) < 0.2
-    assert (hashing_embed(["東京の天気"]) == vecs[:1]).all()  # deterministic (crc32, not hash())
-    index = EmbeddingIndex(hashing_embed)
+    assert (ngram_hash_embed(["東京の天気"]) == vecs[:1]).all()  # deterministic (crc32, not hash())
+    index = EmbeddingIndex(ngram_hash_embed)
     index.prefetch(["Tell me about the history of Kyoto.", "How do I bake bread?"])
     index.add("a", "Tell me about the history of Kyoto.")
     index.add("b", "How do I bake bread?")
