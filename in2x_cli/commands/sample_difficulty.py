@@ -13,7 +13,7 @@ def sample_difficulty(
     output: str = typer.Option("-", "--output", "-o", help="Output JSONL ('-' = stdout): the picked rows with canonical difficulty, tag and round."),
     total: int = typer.Option(None, "--total", "-n", help="Rows per round (the paper: 1.5M)."),
     ratio: str = typer.Option("3:3:3:1:0", "--ratio", help="very_hard:hard:medium:easy:very_easy weights (the paper's 3:3:3:1:0)."),
-    lang_ratio: str = typer.Option("zh=1,en=1,ja=1", "--lang-ratio", help="Language weights (the paper's zh:en:ja = 1:1:1); other languages are left out."),
+    lang_ratio: str = typer.Option("zh=1,en=1,ja=1", "--lang-ratio", help="Language weights, zh=1,en=1,ja=1 or 1:1:1 (= zh:en:ja; the paper's 1:1:1); other languages are left out."),
     rounds: int = typer.Option(1, "--rounds", help="Sampling rounds (the paper: one per epoch). Disjoint when the pool allows: a stratum of n rows gives at most n//R per round and short strata follow --shortfall; rows are reused only when the pool is too small, with a warning."),
     shortfall: str = typer.Option("redistribute", "--shortfall", help="Short strata: redistribute (to other levels of the language, then other languages), none (leave missing), or shrink (lower the total, keep the ratio exactly)."),
     report: str = typer.Option(None, "--report", help="Write the JSON report here (default: stderr)."),
@@ -41,7 +41,8 @@ def sample_difficulty(
     """
     from in2x_cli.core.sampling import SHORTFALL_RULES
     from in2x_cli.io import check_output_path
-    from in2x_cli.sample.config import SampleRun, parse_cutoffs, parse_lang_ratio, parse_ratio
+    from in2x_cli.langs import DEFAULT_LANGS, parse_lang_ratio
+    from in2x_cli.sample.config import SampleRun, parse_cutoffs, parse_ratio
     from in2x_cli.sample.run import run_sample
 
     for path in (output, report, rejects, grades):
@@ -55,7 +56,7 @@ def sample_difficulty(
         raise UserError(f"--shortfall must be one of {', '.join(SHORTFALL_RULES)}")
     cuts = parse_cutoffs(cutoffs)
     level_weights = parse_ratio(ratio)
-    lang_weights = parse_lang_ratio(lang_ratio)
+    lang_weights = parse_lang_ratio(lang_ratio, DEFAULT_LANGS)
     grades_path = grades or (f"{output}.grades.jsonl" if output != "-" else None)
     run = SampleRun(input, output, total, ratio, lang_ratio, rounds, shortfall, grade_only, field, judge_model, solve_model, backend, k,
                     batch_size, judge_max_tokens, solve_max_tokens, solve_temperature, cuts, grades_path, resume, trust_remote_code, seed)

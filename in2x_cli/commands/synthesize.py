@@ -192,9 +192,8 @@ def synthesize(
 
     Example: in2x synthesize self-instruct in2x_cli/data/tiny/seed_tasks.jsonl -m Qwen/Qwen2.5-7B-Instruct --num 3000 --langs zh,en,ja --lang-ratio 1:1:1 --rules rules.txt --reread --critic-model judge/ -o si.jsonl --resume
     """
-    from in2x_cli.core.synthesize import parse_lang_weights
     from in2x_cli.io import check_output_path
-    from in2x_cli.synth.config import SynthConfig
+    from in2x_cli.synth.config import SynthConfig, parse_lang_weights
     from in2x_cli.synth.run import default_rejects_path, read_rules, same_file
     from in2x_cli.synth.run import synthesize as run
 

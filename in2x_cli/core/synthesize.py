@@ -25,7 +25,7 @@ from typing import Any
 
 from in2x_cli.core.judging import VerdictError, one_verdict
 from in2x_cli.errors import UserError
-from in2x_cli.langs import detect_lang, normalize_lang
+from in2x_cli.langs import detect_lang
 
 # --------------------------------------------------------------------------- ROUGE-L
 
@@ -211,63 +211,6 @@ class EmbeddingIndex:
 
 
 # --------------------------------------------------------------------------- languages
-
-
-def parse_lang_weights(langs: str | None, ratio: str | None) -> dict[str, Fraction]:
-    """``--langs zh,en,ja --lang-ratio 1:1:1`` (or ``--lang-ratio zh=1,en=1,ja=1``) → weights.
-
-    Order is kept (it breaks ties in quota rounding). A language with weight 0 is dropped.
-    """
-    lang_list: list[str] | None = None
-    if langs is not None:
-        lang_list = [normalize_lang(x, where="--langs") for x in langs.split(",") if x.strip()]
-        if not lang_list:
-            raise UserError("--langs is empty (expected e.g. zh,en,ja)")
-        if len(set(lang_list)) != len(lang_list):
-            raise UserError(f"--langs {langs!r} names a language twice")
-    weights: dict[str, Fraction] = {}
-    if ratio is None or not ratio.strip():
-        if lang_list is None:
-            raise UserError("give --langs (e.g. zh,en,ja)")
-        weights = {lang: Fraction(1) for lang in lang_list}
-    elif "=" in ratio:
-        for part in ratio.split(","):
-            if not part.strip():
-                continue
-            name, sep, value = part.partition("=")
-            if not sep:
-                raise UserError(f"--lang-ratio {ratio!r}: mix of 'lang=w' and bare weights")
-            lang = normalize_lang(name, where="--lang-ratio")
-            if lang in weights:
-                raise UserError(f"--lang-ratio {ratio!r} names {lang} twice")
-            weights[lang] = _weight(value, ratio)
-        if lang_list is not None and set(lang_list) != set(weights):
-            raise UserError(
-                f"--langs {','.join(lang_list)} and --lang-ratio {ratio!r} name different languages"
-            )
-    else:
-        if lang_list is None:
-            raise UserError("--lang-ratio a:b:c needs --langs to say which weight is which language")
-        parts = ratio.split(":")
-        if len(parts) != len(lang_list):
-            raise UserError(
-                f"--lang-ratio {ratio!r} has {len(parts)} weights for {len(lang_list)} languages in --langs"
-            )
-        weights = {lang: _weight(v, ratio) for lang, v in zip(lang_list, parts, strict=True)}
-    weights = {k: v for k, v in weights.items() if v > 0}
-    if not weights:
-        raise UserError(f"--lang-ratio {ratio!r}: every weight is 0")
-    return weights
-
-
-def _weight(value: str, ratio: str) -> Fraction:
-    try:
-        w = Fraction(value.strip())
-    except (ValueError, ZeroDivisionError):
-        raise UserError(f"--lang-ratio {ratio!r}: {value.strip()!r} is not a number") from None
-    if w < 0:
-        raise UserError(f"--lang-ratio {ratio!r}: weights must be >= 0")
-    return w
 
 
 def weighted_schedule(weights: dict[str, Fraction | int]) -> Iterator[str]:

@@ -7,6 +7,7 @@ from fractions import Fraction
 
 from in2x_cli.core.sampling import LEVELS
 from in2x_cli.errors import UserError
+from in2x_cli.langs import parse_weight
 
 
 @dataclass(frozen=True)
@@ -53,37 +54,7 @@ def parse_ratio(text: str) -> tuple[Fraction, ...]:
     parts = text.split(":")
     if len(parts) != len(LEVELS):
         raise UserError(f"--ratio needs {len(LEVELS)} numbers separated by ':' (very_hard:hard:medium:easy:very_easy), got {text!r}")
-    weights = tuple(_weight(p, "--ratio") for p in parts)
+    weights = tuple(parse_weight(p, "--ratio") for p in parts)
     if sum(weights) <= 0:
         raise UserError(f"--ratio {text!r} gives every level weight 0")
     return weights
-
-
-def parse_lang_ratio(text: str) -> dict[str, Fraction]:
-    """``"zh=1,en=1,ja=1"`` → {lang: weight} in the given order (codes normalised)."""
-    from in2x_cli.langs import normalize_lang
-
-    out: dict[str, Fraction] = {}
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        lang, sep, w = item.partition("=")
-        if not sep:
-            raise UserError(f"--lang-ratio items look like zh=1, got {item!r}")
-        code = normalize_lang(lang.strip())
-        if code in out:
-            raise UserError(f"--lang-ratio names {code!r} twice")
-        out[code] = _weight(w, "--lang-ratio")
-    if not out or sum(out.values()) <= 0:
-        raise UserError(f"--lang-ratio {text!r} gives every language weight 0")
-    return out
-
-
-def _weight(text: str, option: str) -> Fraction:
-    try:
-        w = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise UserError(f"{option}: {text.strip()!r} is not a number") from None
-    if w < 0:
-        raise UserError(f"{option}: weights must be >= 0, got {text.strip()}")
-    return w

@@ -8,10 +8,11 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from in2x_cli.errors import UserError
-from in2x_cli.langs import detect_lang, normalize_lang
+from in2x_cli.langs import detect_lang, normalize_lang, parse_lang_ratio
 from in2x_cli.prompts import PromptSet
 from in2x_cli.records import InstructionRow
 
@@ -77,6 +78,29 @@ class SynthConfig:
             settings["input"] = os.path.realpath(str(settings["input"]))
         blob = json.dumps(settings, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:8]
+
+
+def parse_lang_weights(langs: str | None, ratio: str | None) -> dict[str, Fraction]:
+    """``--langs zh,en,ja --lang-ratio 1:1:1`` (or ``--lang-ratio zh=1,en=1,ja=1``) → weights
+    (``langs.parse_lang_ratio`` reads --lang-ratio).
+
+    Order is kept (it breaks ties in quota rounding). A language with weight 0 is dropped.
+    """
+    lang_list: list[str] | None = None
+    if langs is not None:
+        lang_list = [normalize_lang(x, where="--langs") for x in langs.split(",") if x.strip()]
+        if not lang_list:
+            raise UserError("--langs is empty (expected e.g. zh,en,ja)")
+        if len(set(lang_list)) != len(lang_list):
+            raise UserError(f"--langs {langs!r} names a language twice")
+    if ratio is None or not ratio.strip():
+        if lang_list is None:
+            raise UserError("give --langs (e.g. zh,en,ja)")
+        return {lang: Fraction(1) for lang in lang_list}
+    weights = parse_lang_ratio(ratio, lang_list)
+    if lang_list is not None and set(lang_list) != set(weights):
+        raise UserError(f"--langs {','.join(lang_list)} and --lang-ratio {ratio!r} name different languages")
+    return {k: v for k, v in weights.items() if v > 0}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from in2x_cli.core.synthesize import (
     language_mismatch,
     lcs_length,
     parse_critic_verdict,
-    parse_lang_weights,
     parse_reread_verdict,
     pre_query_template,
     rouge_l,
@@ -29,6 +28,7 @@ from in2x_cli.core.synthesize import (
     weighted_schedule,
 )
 from in2x_cli.errors import UserError
+from in2x_cli.synth.config import parse_lang_weights
 
 # --------------------------------------------------------------------------- ROUGE-L
 

@@ -5,7 +5,8 @@ from fractions import Fraction
 import pytest
 
 from in2x_cli.errors import UserError
-from in2x_cli.sample.config import parse_lang_ratio, parse_ratio
+from in2x_cli.langs import parse_lang_ratio
+from in2x_cli.sample.config import parse_ratio
 
 PAPER = parse_ratio("3:3:3:1:0")
 
