@@ -8,7 +8,7 @@ that verdict adopted (several verdicts = ambiguous = rejected, never the planted
 
 Already covered elsewhere: the grpo generative judge with gullible/honest judges and forged
 candidate markers (tests/rewards/test_judge.py); an injected / echoed critic verdict in
-synthesize (tests/commands/test_synthesize_cmd.py, tests/core/test_synthesize.py); fixed hostile
+synthesize (tests/synth/test_synthesize_cmd.py, tests/core/test_synthesize.py); fixed hostile
 completions for each rule reward (tests/rewards/test_rewards.py).
 """
 
