@@ -1,5 +1,6 @@
 """Pure pieces of instruction synthesis: near-duplicate rejection, Magpie pre-query templates,
-judge-verdict parsing, language quotas, and the Self-Instruct filters.
+critic / ReReading verdicts (read with ``core/judging.py``), the language schedule, and the
+Self-Instruct filters.
 
 Papers:
   Self-Instruct (Wang et al. 2023, https://arxiv.org/abs/2212.10560): new tasks from few-shot seed
