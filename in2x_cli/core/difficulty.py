@@ -27,6 +27,9 @@ instruction followed by ``SOLVE_SUFFIX``; a sample is correct when
 A solve rate of 0 is ``very_hard``: a wrong reference answer looks the same, so check the rows
 the report lists with ``solve_rate == 0`` if the pool is noisy.
 
+This module is pure (prompts, verdict check, grade records); ``sample/grade.py`` sends the
+batches to the backends.
+
 Determinism and resume: each request's sampling seed is derived from (seed, prompt), so a row's
 grade does not depend on batch composition or on which rows a resumed run skips; a grade is
 keyed by ``grade_key`` (a hash of the method, text and answer), so identical prompts are graded
