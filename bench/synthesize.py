@@ -18,6 +18,7 @@ from in2x_cli.io.jsonl import Line
 from in2x_cli.prompts import synthesize_prompts
 from in2x_cli.synth.config import SynthConfig
 from in2x_cli.synth.pipeline import Synthesizer
+from in2x_cli.synth.schedule import BlockRunner
 from in2x_cli.tiny import load_corpus
 
 
@@ -37,7 +38,7 @@ def run_once(
     synth = Synthesizer(cfg, backend, synthesize_prompts(), critic=backend if args.critic else None)
     rows: list[dict] = []
     t0 = time.perf_counter()
-    synth.run_blocks(lines=lines, write=lambda c: rows.append(synth.row(c)))
+    BlockRunner(synth).run_blocks(lines=lines, write=lambda c: rows.append(synth.row(c)))
     return rows, synth.stats.backend_requests, time.perf_counter() - t0
 
 

@@ -22,7 +22,12 @@ and fails only on very short, script-ambiguous strings (a lone kanji word is rep
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from fractions import Fraction
+
 from in2x_cli.errors import UserError
+
+DEFAULT_LANGS = ("zh", "en", "ja")  # the paper's languages, in the order its 1:1:1 names them
 
 LANG_NAMES = {
     "en": "English",
@@ -91,6 +96,49 @@ def parse_pair(pair: str) -> tuple[str, str]:
     if len(parts) != 2:
         raise UserError(f"invalid language pair {pair!r} (expected SRC-TGT such as en-ja_JP)")
     return normalize_lang(parts[0]), normalize_lang(parts[1])
+
+
+def parse_weight(value: str, context: str) -> Fraction:
+    """One non-negative weight of a ratio option (``3``, ``0.5``, ``1/3``); ``context`` starts
+    the error message (the option, and its value where that helps)."""
+    try:
+        w = Fraction(value.strip())
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"{context}: {value.strip()!r} is not a number") from None
+    if w < 0:
+        raise UserError(f"{context}: weights must be >= 0, got {value.strip()}")
+    return w
+
+
+def parse_lang_ratio(text: str, langs: Sequence[str] | None = None) -> dict[str, Fraction]:
+    """``--lang-ratio``, one grammar for every command: ``zh=1,en=1,ja=1`` (named weights, kept
+    in the order given, codes normalised) or ``1:1:1`` (bare weights for ``langs``, in order).
+
+    Weights are non-negative numbers (``0.5``, ``1/3``); a language with weight 0 is kept (the
+    caller decides what 0 means); at least one weight must be > 0.
+    """
+    weights: dict[str, Fraction] = {}
+    if "=" in text:
+        for part in text.split(","):
+            if not part.strip():
+                continue
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise UserError(f"--lang-ratio {text!r}: mix of 'lang=w' and bare weights")
+            lang = normalize_lang(name, where="--lang-ratio")
+            if lang in weights:
+                raise UserError(f"--lang-ratio {text!r} names {lang} twice")
+            weights[lang] = parse_weight(value, f"--lang-ratio {text!r}")
+    else:
+        if langs is None:
+            raise UserError("--lang-ratio a:b:c needs --langs to say which weight is which language")
+        parts = text.split(":")
+        if len(parts) != len(langs):
+            raise UserError(f"--lang-ratio {text!r} has {len(parts)} weights for {len(langs)} languages ({','.join(langs)})")
+        weights = {lang: parse_weight(v, f"--lang-ratio {text!r}") for lang, v in zip(langs, parts, strict=True)}
+    if not any(w > 0 for w in weights.values()):
+        raise UserError(f"--lang-ratio {text!r}: every weight is 0")
+    return weights
 
 
 def script_counts(text: str) -> dict[str, int]:

@@ -1,5 +1,5 @@
-"""``in2x synthesize MODE``: build instruction data — Self-Instruct, Magpie, rewrite, answer —
-with a critic, ReReading, language quotas and near-duplicate rejection."""
+"""``in2x synthesize MODE``: options → ``synth.config.resolve_config`` (a checked ``SynthConfig``) →
+``synth.run.run_synth`` (the stage)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import typer
 
 from in2x_cli.commands.common import backend_option, seed_option, trust_remote_code_option
-from in2x_cli.errors import UserError
 
 
 class Mode(str, Enum):
@@ -33,150 +32,37 @@ class Style(str, Enum):
     cultural = "cultural"
 
 
-# (temperature, top_p) for generating instructions; the paper is silent, so these follow the
-# method papers: Self-Instruct sampled at 0.7 / top-p 0.5, Magpie at 1.0 / 1.0.
-GEN_DEFAULTS = {
-    "self-instruct": (0.7, 0.5),
-    "magpie": (1.0, 1.0),
-    "rewrite": (0.7, 1.0),
-    "answer": (0.7, 1.0),
-}
-
-
 def synthesize(
-    mode: Mode = typer.Argument(
-        ...,
-        help="self-instruct: new tasks from seed tasks (INPUT = seeds JSONL). magpie: user queries from the "
-        "model's pre-query template (no INPUT). rewrite: INPUT tasks rewritten into --langs in --style. "
-        "answer: responses for INPUT tasks.",
-    ),
-    input: str | None = typer.Argument(
-        None, help="JSONL of tasks (instruction / prompt / messages; optional lang, id, input); '-' = stdin."
-    ),
-    model: str = typer.Option(
-        ..., "--model", "-m", help="Generating model (local directory or cached hub id); also does ReReading."
-    ),
+    mode: Mode = typer.Argument(..., help="self-instruct: new tasks from seed tasks (INPUT = seeds JSONL). magpie: user queries from the model's pre-query template (no INPUT). rewrite: INPUT tasks rewritten into --langs in --style. answer: responses for INPUT tasks."),
+    input: str | None = typer.Argument(None, help="JSONL of tasks (instruction / prompt / messages; optional lang, id, input); '-' = stdin."),
+    model: str = typer.Option(..., "--model", "-m", help="Generating model (local directory or cached hub id); also does ReReading."),
     output: str = typer.Option("-", "--output", "-o", help="Accepted rows (JSONL); '-' = stdout."),
-    rejects: str | None = typer.Option(
-        None,
-        "--rejects",
-        help="Rejected rows with stage, reason and detail. Default: OUTPUT.rejects.jsonl next to a file OUTPUT; with stdout output they are only counted on stderr.",
-    ),
-    resume: bool = typer.Option(
-        False,
-        "--resume",
-        help="Continue an interrupted run into the same OUTPUT/--rejects: rows already written are skipped, never duplicated; the result equals an uninterrupted run.",
-    ),
-    num: int = typer.Option(
-        100, "--num", "-n", help="self-instruct/magpie: rows to produce, split over --langs by --lang-ratio."
-    ),
-    langs: str | None = typer.Option(
-        None,
-        "--langs",
-        help="Target languages, e.g. zh,en,ja (the paper's 1:1:1 zh/en/ja is the default). Every output's language is detected (Unicode script ratios, in2x_cli.langs) and wrong-language outputs are rejected.",
-    ),
-    lang_ratio: str | None = typer.Option(
-        None,
-        "--lang-ratio",
-        help="Weights for --langs: 1:1:1, or zh=1,en=1,ja=1. self-instruct/magpie: quota per language; rewrite: share of rows sent to each language; answer: unused (rows keep their language, rows outside --langs are rejected).",
-    ),
-    rules: Path | None = typer.Option(
-        None,
-        "--rules",
-        help="Text file of rules injected into every generation prompt and checked by ReReading and the critic.",
-    ),
-    prompt_file: Path | None = typer.Option(
-        None,
-        "--prompt-file",
-        help="JSON/YAML mapping prompt names to templates, replacing the built-in ones (see in2x_cli/prompts/synthesize.py for names and placeholders).",
-    ),
-    style: Style = typer.Option(
-        Style.localize,
-        "--style",
-        help="rewrite: localize (natural native task), creative (story/dialogue/role-play form), exam (target-language exam style; answers with a reasoning chain), cultural (move into the target culture).",
-    ),
-    dedup: Dedup = typer.Option(
-        Dedup.auto,
-        "--dedup",
-        help="Near-duplicate rejection of each final instruction (after --reread, so a rewrite is checked as written) against the seeds and earlier outputs of the same language: rouge (ROUGE-L F1: words for Latin script, characters for CJK), embedding (cosine), none. auto = rouge for self-instruct/magpie, none otherwise.",
-    ),
-    dedup_threshold: float | None = typer.Option(
-        None,
-        "--dedup-threshold",
-        help="Reject at similarity >= this. Default 0.7 for rouge (Self-Instruct), 0.9 for embedding (the paper is silent).",
-    ),
-    embedder: str = typer.Option(
-        "hashing",
-        "--embedder",
-        help="--dedup embedding: hashing (offline character n-gram hashing) or module:function(texts) -> (n, d) array.",
-    ),
-    embed_model: str | None = typer.Option(
-        None,
-        "--embed-model",
-        help="--dedup embedding with a Hugging Face / sentence-transformers encoder (directory or cached hub id) instead of --embedder.",
-    ),
-    num_demos: int = typer.Option(
-        8,
-        "--num-demos",
-        help="self-instruct: seed tasks shown per prompt (Self-Instruct uses 8), preferring seeds in the target language.",
-    ),
-    no_answer: bool = typer.Option(
-        False, "--no-answer", help="Produce instructions only (no response, no messages)."
-    ),
-    temperature: float | None = typer.Option(
-        None,
-        "--temperature",
-        help="Sampling temperature for new instructions. Default: 0.7 self-instruct (Self-Instruct), 1.0 magpie (Magpie), 0.7 rewrite.",
-    ),
-    top_p: float | None = typer.Option(
-        None,
-        "--top-p",
-        help="Top-p for new instructions. Default: 0.5 self-instruct (Self-Instruct), 1.0 otherwise.",
-    ),
-    max_tokens: int = typer.Option(
-        512,
-        "--max-tokens",
-        help="Token limit for a new instruction; one that hits it is rejected as truncated.",
-    ),
-    answer_temperature: float = typer.Option(
-        0.0, "--answer-temperature", help="Temperature for responses (0 = greedy, as Magpie)."
-    ),
-    answer_max_tokens: int = typer.Option(
-        1024,
-        "--answer-max-tokens",
-        help="Token limit for responses (truncated ones are rejected) and for the critic's own answer.",
-    ),
-    critic_model: str | None = typer.Option(
-        None,
-        "--critic-model",
-        help="Critic: answers each task itself, then judges it as JSON {contradiction, hallucination, invalid, reason}; any flag rejects the row (reason critic_flagged).",
-    ),
-    critic_backend: str | None = typer.Option(
-        None, "--critic-backend", help="Backend for --critic-model (default: --backend)."
-    ),
-    reread: bool = typer.Option(
-        False,
-        "--reread",
-        help="ReReading: the model re-reads each task (correctness, cultural norms, native style) and answers JSON keep/rewrite/reject; rewrites keep the original in reread.original_instruction.",
-    ),
-    judge_retries: int = typer.Option(
-        1,
-        "--judge-retries",
-        help="A critic or ReReading reply without exactly one valid JSON verdict is asked again this many times (a follow-up turn); still invalid → rejected as critic_unparseable / reread_unparseable. Counted on stderr and in the .meta.json.",
-    ),
-    judge_max_tokens: int = typer.Option(
-        512, "--judge-max-tokens", help="Token limit for critic and ReReading verdicts."
-    ),
-    max_attempts: float = typer.Option(
-        4.0,
-        "--max-attempts",
-        help="self-instruct/magpie: give a language up after quota x this many candidates (reported on stderr).",
-    ),
-    batch_size: int = typer.Option(
-        32,
-        "--batch-size",
-        help="Requests per backend call (and per block of candidates); does not change the rows.",
-    ),
+    rejects: str | None = typer.Option(None, "--rejects", help="Rejected rows with stage, reason and detail. Default: OUTPUT.rejects.jsonl next to a file OUTPUT; with stdout output they are only counted on stderr."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run into the same OUTPUT/--rejects: rows already written are skipped, never duplicated; the result equals an uninterrupted run."),
+    num: int = typer.Option(100, "--num", "-n", help="self-instruct/magpie: rows to produce, split over --langs by --lang-ratio."),
+    langs: str | None = typer.Option(None, "--langs", help="Target languages, e.g. zh,en,ja (the paper's 1:1:1 zh/en/ja is the default). Every output's language is detected (Unicode script ratios, in2x_cli.langs) and wrong-language outputs are rejected."),
+    lang_ratio: str | None = typer.Option(None, "--lang-ratio", help="Weights for --langs: 1:1:1, or zh=1,en=1,ja=1. self-instruct/magpie: quota per language; rewrite: share of rows sent to each language; answer: unused (rows keep their language, rows outside --langs are rejected)."),
+    rules: Path | None = typer.Option(None, "--rules", help="Text file of rules injected into every generation prompt and checked by ReReading and the critic."),
+    prompt_file: Path | None = typer.Option(None, "--prompt-file", help="JSON/YAML mapping prompt names to templates, replacing the built-in ones (see in2x_cli/prompts/synthesize.py for names and placeholders)."),
+    style: Style = typer.Option(Style.localize, "--style", help="rewrite: localize (natural native task), creative (story/dialogue/role-play form), exam (target-language exam style; answers with a reasoning chain), cultural (move into the target culture)."),
+    dedup: Dedup = typer.Option(Dedup.auto, "--dedup", help="Near-duplicate rejection of each final instruction (after --reread, so a rewrite is checked as written) against the seeds and earlier outputs of the same language: rouge (ROUGE-L F1: words for Latin script, characters for CJK), embedding (cosine), none. auto = rouge for self-instruct/magpie, none otherwise."),
+    dedup_threshold: float | None = typer.Option(None, "--dedup-threshold", help="Reject at similarity >= this. Default 0.7 for rouge (Self-Instruct), 0.9 for embedding (the paper is silent)."),
+    embedder: str = typer.Option("hashing", "--embedder", help="--dedup embedding: hashing (= ngram-hash: offline character n-gram hashing) or module:function(texts) -> (n, d) array (registry: in2x_cli/embedders.py)."),
+    embed_model: str | None = typer.Option(None, "--embed-model", help="--dedup embedding with a Hugging Face / sentence-transformers encoder (directory or cached hub id) instead of --embedder."),
+    num_demos: int = typer.Option(8, "--num-demos", help="self-instruct: seed tasks shown per prompt (Self-Instruct uses 8), preferring seeds in the target language."),
+    no_answer: bool = typer.Option(False, "--no-answer", help="Produce instructions only (no response, no messages)."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature for new instructions. Default: 0.7 self-instruct (Self-Instruct), 1.0 magpie (Magpie), 0.7 rewrite."),
+    top_p: float | None = typer.Option(None, "--top-p", help="Top-p for new instructions. Default: 0.5 self-instruct (Self-Instruct), 1.0 otherwise."),
+    max_tokens: int = typer.Option(512, "--max-tokens", help="Token limit for a new instruction; one that hits it is rejected as truncated."),
+    answer_temperature: float = typer.Option(0.0, "--answer-temperature", help="Temperature for responses (0 = greedy, as Magpie)."),
+    answer_max_tokens: int = typer.Option(1024, "--answer-max-tokens", help="Token limit for responses (truncated ones are rejected) and for the critic's own answer."),
+    critic_model: str | None = typer.Option(None, "--critic-model", help="Critic: answers each task itself, then judges it as JSON {contradiction, hallucination, invalid, reason}; any flag rejects the row (reason critic_flagged)."),
+    critic_backend: str | None = typer.Option(None, "--critic-backend", help="Backend for --critic-model (default: --backend)."),
+    reread: bool = typer.Option(False, "--reread", help="ReReading: the model re-reads each task (correctness, cultural norms, native style) and answers JSON keep/rewrite/reject; rewrites keep the original in reread.original_instruction."),
+    judge_retries: int = typer.Option(1, "--judge-retries", help="A critic or ReReading reply without exactly one valid JSON verdict is asked again this many times (a follow-up turn); still invalid → rejected as critic_unparseable / reread_unparseable. Counted on stderr and in the .meta.json."),
+    judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", help="Token limit for critic and ReReading verdicts."),
+    max_attempts: float = typer.Option(4.0, "--max-attempts", help="self-instruct/magpie: give a language up after quota x this many candidates (reported on stderr)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Requests per backend call (and per block of candidates); does not change the rows."),
     backend: str = backend_option(),
     seed: int = seed_option(),
     trust_remote_code: bool = trust_remote_code_option(),
@@ -192,72 +78,18 @@ def synthesize(
 
     Example: in2x synthesize self-instruct in2x_cli/data/tiny/seed_tasks.jsonl -m Qwen/Qwen2.5-7B-Instruct --num 3000 --langs zh,en,ja --lang-ratio 1:1:1 --rules rules.txt --reread --critic-model judge/ -o si.jsonl --resume
     """
-    from in2x_cli.core.synthesize import parse_lang_weights
-    from in2x_cli.io import check_output_path
-    from in2x_cli.synth.config import SynthConfig
-    from in2x_cli.synth.run import default_rejects_path, read_rules, same_file
-    from in2x_cli.synth.run import synthesize as run
+    from in2x_cli.synth.config import resolve_config
+    from in2x_cli.synth.run import run_synth
 
-    m = mode.value
-    if m == "magpie" and input is not None:
-        raise UserError("magpie takes no INPUT: it writes user queries from the chat template alone")
-    if m != "magpie" and input is None:
-        raise UserError(
-            f"{m} needs INPUT ({'seed tasks' if m == 'self-instruct' else 'tasks'} JSONL, or - for stdin)"
-        )
-    for name, value in (
-        ("--num", num),
-        ("--num-demos", num_demos),
-        ("--batch-size", batch_size),
-        ("--max-tokens", max_tokens),
-        ("--answer-max-tokens", answer_max_tokens),
-        ("--judge-max-tokens", judge_max_tokens),
-    ):
-        if value < 1:
-            raise UserError(f"{name} must be >= 1")
-    if judge_retries < 0:
-        raise UserError("--judge-retries must be >= 0")
-    if max_attempts < 1:
-        raise UserError("--max-attempts must be >= 1")
-    method = dedup.value if dedup != Dedup.auto else ("rouge" if m in ("self-instruct", "magpie") else "none")
-    threshold = dedup_threshold if dedup_threshold is not None else (0.9 if method == "embedding" else 0.7)
-    if not 0 < threshold <= 1:
-        raise UserError("--dedup-threshold must be in (0, 1]")
-    weights = parse_lang_weights(
-        langs if langs is not None else (None if lang_ratio and "=" in lang_ratio else "zh,en,ja"), lang_ratio
-    )
-    if resume and output == "-":
-        raise UserError("--resume needs --output FILE (stdout cannot be resumed)")
-    rejects_path = rejects if rejects is not None else default_rejects_path(output)
-    check_output_path(output)
-    if rejects_path:
-        check_output_path(rejects_path)
-    for other in (rejects_path, input):
-        if same_file(output, other):
-            raise UserError(f"--output is the same file as {other}")
-    if same_file(rejects_path, input):
-        raise UserError(f"--rejects is the same file as {input}")
-    if rejects_path == "-" and output == "-":
-        raise UserError("--rejects - needs --output FILE (stdout cannot carry both)")
-    gen_t, gen_p = GEN_DEFAULTS[m]
-    cfg = SynthConfig(
-        mode=m, model=model, backend=backend, input=input, output=output, rejects=rejects_path, resume=resume, seed=seed, num=num,
-        langs=tuple((lang, str(w)) for lang, w in weights.items()), rules=read_rules(str(rules)) if rules else None,
-        prompt_file=str(prompt_file) if prompt_file else None, style=style.value, dedup=method, dedup_threshold=threshold,
-        embedder=embedder, embed_model=embed_model, num_demos=num_demos, answer=not no_answer, temperature=gen_t if temperature is None else temperature,
-        top_p=gen_p if top_p is None else top_p, max_tokens=max_tokens, answer_temperature=answer_temperature,
-        answer_max_tokens=answer_max_tokens, judge_max_tokens=judge_max_tokens, critic_model=critic_model,
-        critic_backend=critic_backend, reread=reread, judge_retries=judge_retries, max_attempts=max_attempts,
-        batch_size=batch_size, trust_remote_code=trust_remote_code,
+    cfg = resolve_config(
+        mode=mode.value, input=input, model=model, output=output, rejects=rejects, resume=resume, num=num, langs=langs, lang_ratio=lang_ratio,
+        rules=str(rules) if rules else None, prompt_file=str(prompt_file) if prompt_file else None, style=style.value, dedup=dedup.value,
+        dedup_threshold=dedup_threshold, embedder=embedder, embed_model=embed_model, num_demos=num_demos, answer=not no_answer,
+        temperature=temperature, top_p=top_p, max_tokens=max_tokens, answer_temperature=answer_temperature, answer_max_tokens=answer_max_tokens,
+        critic_model=critic_model, critic_backend=critic_backend, reread=reread, judge_retries=judge_retries, judge_max_tokens=judge_max_tokens,
+        max_attempts=max_attempts, batch_size=batch_size, backend=backend, seed=seed, trust_remote_code=trust_remote_code,
     )  # fmt: skip
-    try:
-        from in2x_cli.backends import SamplingParams
-
-        SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p)
-        SamplingParams(temperature=cfg.answer_temperature)
-    except ValueError as exc:
-        raise UserError(f"--temperature/--top-p: {exc}") from None
-    run(cfg, rules_file=str(rules) if rules else None)
+    run_synth(cfg, rules_file=str(rules) if rules else None)
 
 
 def register(app: typer.Typer) -> None:

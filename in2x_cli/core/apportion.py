@@ -30,7 +30,7 @@ def largest_remainder(total: int, weights: Sequence[Weight], tie_key: Callable[[
     s = sum(weights)
     if total <= 0 or s <= 0:
         return [0] * n
-    exact = [total * w / s for w in weights]
+    exact = [Fraction(total) * w / s for w in weights]  # Fraction·int stays exact; Fraction·float is a float
     seats = [int(e) for e in exact]  # floor: shares are non-negative
     left = total - sum(seats)
     key = tie_key if tie_key is not None else (lambda i: i)

@@ -27,6 +27,9 @@ instruction followed by ``SOLVE_SUFFIX``; a sample is correct when
 A solve rate of 0 is ``very_hard``: a wrong reference answer looks the same, so check the rows
 the report lists with ``solve_rate == 0`` if the pool is noisy.
 
+This module is pure (prompts, verdict check, grade records); ``sample/grade.py`` sends the
+batches to the backends.
+
 Determinism and resume: each request's sampling seed is derived from (seed, prompt), so a row's
 grade does not depend on batch composition or on which rows a resumed run skips; a grade is
 keyed by ``grade_key`` (a hash of the method, text and answer), so identical prompts are graded
@@ -37,11 +40,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from in2x_cli.core.answers import answers_match, extract_final_answer
+from in2x_cli.core.judging import VerdictError, find_json_objects, inert_markers
 from in2x_cli.core.sampling import LEVELS, normalize_difficulty
 
 Message = dict[str, str]
@@ -72,10 +76,6 @@ MAX_TAG_CHARS = 80
 RAW_KEEP_CHARS = 500
 
 
-class VerdictError(ValueError):
-    """A judge reply that is not a valid verdict (the message says why)."""
-
-
 @dataclass(frozen=True)
 class Verdict:
     tag_l1: str
@@ -95,12 +95,6 @@ def grade_key(method: str, text: str, answer: Any = None) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
 
 
-def inert_markers(text: str) -> str:
-    """``<<<`` → ``‹‹‹``, ``>>>`` → ``›››``: the graded text cannot close its block early and pose
-    as prompt text (a forged ``>>>`` followed by "new instructions" for the judge)."""
-    return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
-
-
 def judge_messages(instruction: str) -> list[Message]:
     prompt = JUDGE_PROMPT.format(instruction=inert_markers(instruction))
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}]
@@ -110,14 +104,10 @@ def retry_messages(first: list[Message], reply: str, error: str) -> list[Message
     return [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": RETRY_PROMPT.format(error=error)}]
 
 
-
-
 def parse_verdict(text: str) -> Verdict:
     """The verdict in a judge reply, or ``VerdictError`` saying what is wrong. Prose and code
     fences around the JSON object are fine; several verdict-like objects (one of them possibly
     echoed from the graded text) are ambiguous and fail closed."""
-    from in2x_cli.core.synthesize import find_json_objects
-
     objs = find_json_objects(text)
     if not objs:
         raise VerdictError("no JSON object found")
@@ -154,7 +144,8 @@ def level_from_solve_rate(rate: float, cutoffs: Sequence[float] = SOLVE_CUTOFFS)
     return LEVELS[-1]
 
 
-# --------------------------------------------------------------------------- batched grading
+# --------------------------------------------------------------------------- grade records
+
 
 @dataclass(frozen=True)
 class Request:
@@ -164,111 +155,33 @@ class Request:
     answer: Any = None
 
 
-def judge_batch(backend: Any, requests: Sequence[Request], params: Any, *, progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-    """Grade ``requests`` with one judge call, then one retry call for the invalid replies.
-
-    Returns one grade record per request: ``{key, method: "judge", valid, attempts, difficulty,
-    tag, tag_l1, tag_l2, reason}`` when valid, ``{key, method, valid: false, attempts, error,
-    raw}`` when both attempts failed.
-    """
-    from in2x_cli.backends.base import derive_seed
-
-    first = [judge_messages(r.text) for r in requests]
-    replies = [c[0].text for c in backend.chat(first, params, seeds=[derive_seed(params.seed, r.key, 0) for r in requests])]
-    records: list[dict[str, Any] | None] = [None] * len(requests)
-    retry: list[tuple[int, str, str]] = []
-    for i, (req, reply) in enumerate(zip(requests, replies, strict=True)):
-        try:
-            records[i] = _valid_record(req.key, parse_verdict(reply), attempts=1)
-        except VerdictError as exc:
-            retry.append((i, reply, str(exc)))
-    if retry:
-        convs = [retry_messages(first[i], reply, err) for i, reply, err in retry]
-        seeds = [derive_seed(params.seed, requests[i].key, 1) for i, _, _ in retry]
-        second = [c[0].text for c in backend.chat(convs, params, seeds=seeds)]
-        for (i, _, _), reply in zip(retry, second, strict=True):
-            try:
-                records[i] = _valid_record(requests[i].key, parse_verdict(reply), attempts=2)
-            except VerdictError as exc:
-                records[i] = {"key": requests[i].key, "method": "judge", "valid": False, "attempts": 2, "error": str(exc), "raw": reply[:RAW_KEEP_CHARS]}
-    if progress is not None:
-        progress(len(requests))
-    return [r for r in records if r is not None]
-
-
-def _valid_record(key: str, v: Verdict, *, attempts: int) -> dict[str, Any]:
+def judge_record(key: str, reply: str, *, attempts: int) -> dict[str, Any]:
+    """The grade record of a judge reply: ``{key, method: "judge", valid: true, attempts,
+    difficulty, tag, tag_l1, tag_l2, reason}``, or ``VerdictError`` when the reply holds no valid
+    verdict."""
+    v = parse_verdict(reply)
     return {
         "key": key, "method": "judge", "valid": True, "attempts": attempts, "difficulty": v.difficulty,
         "tag": v.tag, "tag_l1": v.tag_l1, "tag_l2": v.tag_l2, "reason": v.reason,
     }
 
 
-def solve_batch(
-    backend: Any,
-    requests: Sequence[Request],
-    params: Any,
-    *,
-    cutoffs: Sequence[float] = SOLVE_CUTOFFS,
-    progress: Callable[[int], None] | None = None,
-) -> list[dict[str, Any]]:
-    """pass@k grading: ``params.n`` samples per request; records carry ``solve_rate`` and the level."""
-    from in2x_cli.backends.base import derive_seed
-
-    convs = [[{"role": "user", "content": r.text + SOLVE_SUFFIX}] for r in requests]
-    outs = backend.chat(convs, params, seeds=[derive_seed(params.seed, r.key, 0) for r in requests])
-    records = []
-    for req, samples in zip(requests, outs, strict=True):
-        correct = sum(answers_match(extract_final_answer(s.text), req.answer) for s in samples)
-        rate = correct / len(samples)
-        records.append({
-            "key": req.key, "method": "pass@k", "valid": True, "attempts": 1, "k": len(samples),
-            "correct": correct, "solve_rate": rate, "difficulty": level_from_solve_rate(rate, cutoffs),
-        })
-    if progress is not None:
-        progress(len(requests))
-    return records
+def invalid_record(key: str, reply: str, error: str, *, attempts: int) -> dict[str, Any]:
+    """The grade record of a judge whose last reply was invalid (the start of the reply is kept)."""
+    return {"key": key, "method": "judge", "valid": False, "attempts": attempts, "error": error, "raw": reply[:RAW_KEEP_CHARS]}
 
 
-def grade_stream(
-    requests: Iterable[Request],
-    *,
-    backends: Mapping[str, Callable[[], Any]],
-    params: Mapping[str, Any],
-    batch_size: int,
-    sink: Callable[[list[dict[str, Any]]], None],
-    cutoffs: Sequence[float] = SOLVE_CUTOFFS,
-    progress: Callable[[int], None] | None = None,
-) -> None:
-    """Grade a stream of requests in batches of ``batch_size`` per method; each batch's records
-    go to ``sink`` as soon as they exist (so a killed run loses at most one batch).
+def solve_prompt(text: str) -> list[Message]:
+    """The pass@k conversation for one instruction."""
+    return [{"role": "user", "content": text + SOLVE_SUFFIX}]
 
-    ``backends[method]()`` loads the backend on first use; ``params[method]`` is its
-    ``SamplingParams`` (``n`` = k for pass@k). The caller drops requests already graded.
-    """
-    pending: dict[str, list[Request]] = {"judge": [], "pass@k": []}
-    loaded: dict[str, Any] = {}
 
-    def flush(method: str) -> None:
-        batch = pending[method]
-        if not batch:
-            return
-        if method not in loaded:
-            loaded[method] = backends[method]()
-        if method == "judge":
-            sink(judge_batch(loaded[method], batch, params[method], progress=progress))
-        else:
-            sink(solve_batch(loaded[method], batch, params[method], cutoffs=cutoffs, progress=progress))
-        pending[method] = []
-
-    try:
-        for req in requests:
-            if req.method not in pending:
-                raise ValueError(f"unknown grading method {req.method!r}")
-            pending[req.method].append(req)
-            if len(pending[req.method]) >= batch_size:
-                flush(req.method)
-        for method in list(pending):
-            flush(method)
-    finally:
-        for backend in loaded.values():
-            backend.close()
+def solve_record(request: Request, samples: Sequence[str], cutoffs: Sequence[float] = SOLVE_CUTOFFS) -> dict[str, Any]:
+    """The pass@k grade record: ``solve_rate`` = samples whose final answer matches / k, and the
+    level it falls in (``level_from_solve_rate``)."""
+    correct = sum(answers_match(extract_final_answer(s), request.answer) for s in samples)
+    rate = correct / len(samples)
+    return {
+        "key": request.key, "method": "pass@k", "valid": True, "attempts": 1, "k": len(samples),
+        "correct": correct, "solve_rate": rate, "difficulty": level_from_solve_rate(rate, cutoffs),
+    }

@@ -1,10 +1,11 @@
-"""Text embedders for clustering: every embedder returns L2-normalised float32 rows.
+"""Text embedders (pure: no files, no models to load): every embedder returns L2-normalised
+float32 rows, because clustering and near-duplicate search work on the unit sphere (cosine).
 
-Clustering works on the unit sphere (cosine geometry), so whatever the encoder, the output is
-L2-normalised. Three kinds, in a plain registry (``EMBEDDERS``) plus dotted paths:
+Which embedder a command uses, by name, is ``in2x_cli/embedders.py`` (the registry; it also holds
+the Hugging Face encoder, which loads a model). The two offline ones are here:
 
-``hashing`` (default; offline, no model, language-agnostic) — latent semantic analysis over
-  hashed character n-grams:
+``HashingEmbedder`` (registry name ``lsa``; ``cluster``'s default, spelled ``hashing`` there) —
+  latent semantic analysis over hashed character n-grams:
     1. ``HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=2**20,
        alternate_sign=False)``: counts of 2–4-character n-grams inside word boundaries (CJK text
        without spaces is one long "word", so it contributes its character bi/tri/4-grams);
@@ -19,25 +20,22 @@ L2-normalised. Three kinds, in a plain registry (``EMBEDDERS``) plus dotted path
   CJK), so they land far apart; Chinese and Japanese share Han characters and can meet in a
   cluster. The sampler downstream balances languages itself, so mixed clusters are harmless.
 
-``hf`` — any Hugging Face encoder (``AutoModel``) by directory or cached hub id: token states
-  pooled over the attention mask (mean by default). A sentence-transformers directory is read
-  without the sentence-transformers package: ``modules.json`` → the pooling mode(s) in
-  ``1_Pooling/config.json`` (cls / mean / max / mean_sqrt_len / lasttoken, concatenated when
-  several are on, as sentence-transformers does), an optional ``Dense`` layer (safetensors
-  weights only), ``max_seq_length`` from ``sentence_bert_config.json``.
+``ngram_hash_embed`` (registry name ``ngram-hash``; ``synthesize``'s default, spelled ``hashing``
+  there) — signed hashed character 2–4-grams in 4,096 buckets, nothing fitted: near-copies and
+  paraphrases that share wording are close, in any script (see its docstring).
 
-``module:function`` — a user function ``(texts: list[str]) -> array (n, dim)``.
+``pool`` — masked pooling of an encoder's token states (the modes sentence-transformers writes).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
+import unicodedata
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from in2x_cli.errors import UserError
@@ -149,67 +147,38 @@ def _float32() -> Any:
     return np.float32
 
 
-# --------------------------------------------------------------------------- Hugging Face encoders
+# --------------------------------------------------------------------------- n-gram hashing (no fitting)
+
+
+def ngram_hash_embed(texts: Sequence[str], dim: int = 4096) -> Any:
+    """A language-agnostic offline embedding: hashed character 2–4-grams, L2-normalised.
+
+    Each n-gram of the NFKC-lower-cased text (whitespace collapsed, padded with spaces) adds ±1 to
+    bucket ``crc32(ngram) mod dim`` (sign from a second hash, which keeps collisions unbiased).
+    Cosine similarity of these vectors is high for near-copies and paraphrases that share wording,
+    in any script; it is not a semantic model (pass ``--embedder module:function`` for one).
+    Returns a float32 array of shape (len(texts), dim).
+    """
+    import numpy as np
+
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for row, text in enumerate(texts):
+        norm = " " + " ".join(unicodedata.normalize("NFKC", text).lower().split()) + " "
+        for n in (2, 3, 4):
+            for i in range(len(norm) - n + 1):
+                gram = norm[i : i + n].encode("utf-8")
+                h = zlib.crc32(gram)
+                sign = 1.0 if zlib.adler32(gram) & 1 else -1.0
+                out[row, h % dim] += sign
+        length = float(np.linalg.norm(out[row]))
+        if length > 0:
+            out[row] /= length
+    return out
+
+
+# --------------------------------------------------------------------------- Hugging Face encoders: pooling
 
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len", "lasttoken")
-# the flags sentence-transformers writes in 1_Pooling/config.json
-_POOLING_KEYS = {
-    "cls": "pooling_mode_cls_token",
-    "mean": "pooling_mode_mean_tokens",
-    "max": "pooling_mode_max_tokens",
-    "mean_sqrt_len": "pooling_mode_mean_sqrt_len_tokens",
-    "lasttoken": "pooling_mode_lasttoken",
-}
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    model: str
-    batch_size: int = 64
-    max_length: int | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    trust_remote_code: bool = False
-
-
-def read_sentence_transformers_layout(path: Path) -> dict[str, Any]:
-    """Pooling modes, Dense layers and max length from a sentence-transformers directory.
-
-    Returns ``{"transformer_dir", "pooling": [modes], "dense": [dirs], "normalize": bool,
-    "max_length": int | None}``; a plain HF directory gives mean pooling.
-    """
-    layout: dict[str, Any] = {"transformer_dir": path, "pooling": ["mean"], "dense": [], "normalize": False, "max_length": None}
-    modules_file = path / "modules.json"
-    if not modules_file.exists():
-        return layout
-    try:
-        modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UserError(f"invalid modules.json: {exc}", str(modules_file)) from None
-    for module in modules:
-        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
-        sub = path / module.get("path", "")
-        if kind == "Transformer":
-            layout["transformer_dir"] = sub
-            for cfg_name in ("sentence_bert_config.json", "sentence_xlnet_config.json"):
-                cfg_file = sub / cfg_name
-                if cfg_file.exists():
-                    layout["max_length"] = json.loads(cfg_file.read_text(encoding="utf-8")).get("max_seq_length")
-        elif kind == "Pooling":
-            cfg = json.loads((sub / "config.json").read_text(encoding="utf-8"))
-            modes = [m for m in POOLING_MODES if cfg.get(_POOLING_KEYS[m])]
-            if cfg.get("pooling_mode") and not modes:  # newer configs: {"pooling_mode": "mean"}
-                modes = [cfg["pooling_mode"]]
-            if cfg.get("pooling_mode_weightedmean_tokens"):
-                raise UserError("weighted-mean pooling is not supported", str(sub))
-            layout["pooling"] = modes or ["mean"]
-        elif kind == "Dense":
-            layout["dense"].append(sub)
-        elif kind == "Normalize":
-            layout["normalize"] = True
-        else:
-            raise UserError(f"unsupported sentence-transformers module {module.get('type')!r} (supported: Transformer, Pooling, Dense, Normalize)", str(modules_file))
-    return layout
 
 
 def pool(hidden: Any, mask: Any, modes: Sequence[str]) -> Any:
@@ -236,144 +205,6 @@ def pool(hidden: Any, mask: Any, modes: Sequence[str]) -> Any:
         else:
             raise ValueError(f"unknown pooling mode {mode!r}")
     return torch.cat(parts, dim=-1)
-
-
-_ACTIVATIONS = {"Tanh": "tanh", "Identity": None, "ReLU": "relu", "GELU": "gelu", "Sigmoid": "sigmoid"}
-
-
-class EncoderEmbedder:
-    """A Hugging Face encoder with masked pooling (see the module docstring)."""
-
-    needs_fit = False
-
-    def __init__(self, config: EncoderConfig) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from in2x_cli.backends.hf import pick_device
-        from in2x_cli.io.checkpoint import check_tokenizer, resolve_model
-
-        self.config = config
-        root = resolve_model(config.model, what="embedding model", trust_remote_code=config.trust_remote_code)
-        self.layout = read_sentence_transformers_layout(root)
-        self.device = pick_device(config.device)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError(f"--device {config.device}: torch sees no CUDA device")
-        dtype = config.dtype if config.dtype != "auto" else ("bfloat16" if self.device.startswith("cuda") else "float32")
-        src = str(self.layout["transformer_dir"])
-        try:
-            self.tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(src, trust_remote_code=config.trust_remote_code), src)
-            self.model = AutoModel.from_pretrained(src, dtype=getattr(torch, dtype), trust_remote_code=config.trust_remote_code, use_safetensors=True)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot load embedding model: {str(exc).splitlines()[0]}", src) from None
-        self.model.to(self.device).eval()
-        limit = getattr(self.tokenizer, "model_max_length", None) or 512
-        self.max_length = int(config.max_length or self.layout["max_length"] or min(limit, 512))
-        self.dense = [self._load_dense(d) for d in self.layout["dense"]]
-        self._root = root
-
-    def _load_dense(self, path: Path) -> tuple[Any, Any, str | None]:
-        from safetensors.torch import load_file
-
-        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        weights = path / "model.safetensors"
-        if not weights.exists():
-            raise UserError("Dense layer without model.safetensors (pickle weights are refused)", str(path))
-        state = load_file(str(weights), device=self.device)
-        act_name = str(cfg.get("activation_function", "Identity")).rsplit(".", 1)[-1]
-        if act_name not in _ACTIVATIONS:
-            raise UserError(f"unsupported Dense activation {act_name!r}", str(path))
-        return state["linear.weight"].float(), state.get("linear.bias"), _ACTIVATIONS[act_name]
-
-    def fit(self, sample: Sequence[str]) -> None:
-        return None
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        import numpy as np
-        import torch
-
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
-        out: list[Any] = [None] * len(texts)
-        bs = max(1, self.config.batch_size)
-        with torch.inference_mode():
-            for start in range(0, len(order), bs):
-                idx = order[start : start + bs]
-                enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-                enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-                hidden = self.model(**enc, return_dict=True).last_hidden_state
-                vec = pool(hidden.float(), enc["attention_mask"], self.layout["pooling"])
-                for weight, bias, act in self.dense:
-                    vec = torch.nn.functional.linear(vec, weight, None if bias is None else bias.float())
-                    if act is not None:
-                        vec = getattr(torch, act)(vec) if act in ("tanh", "sigmoid", "relu") else torch.nn.functional.gelu(vec)
-                vec = vec.cpu().numpy()
-                for j, i in enumerate(idx):
-                    out[i] = vec[j]
-        return l2_normalize(np.stack(out))
-
-    def identity(self) -> dict[str, Any]:
-        weights = sorted(p for p in self._root.rglob("*.safetensors"))
-        fingerprint = hashlib.sha256()
-        for p in [self._root / "config.json", *weights]:
-            if p.exists():
-                st = p.stat()
-                fingerprint.update(f"{p.relative_to(self._root)}:{st.st_size}:{int(st.st_mtime)}\n".encode())
-        return {
-            "embedder": "hf",
-            "model": str(self._root),
-            "fingerprint": fingerprint.hexdigest()[:16],
-            "pooling": list(self.layout["pooling"]),
-            "dense": len(self.dense),
-            "max_length": self.max_length,
-            "dtype": str(next(self.model.parameters()).dtype),
-        }
-
-
-# --------------------------------------------------------------------------- user functions
-
-
-class FunctionEmbedder:
-    """``module:function`` taking a list of texts and returning an ``(n, dim)`` array."""
-
-    needs_fit = False
-
-    def __init__(self, dotted: str) -> None:
-        module_name, _, attr = dotted.partition(":")
-        try:
-            self.fn: Callable[[list[str]], Any] = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise UserError(f"cannot import embedder {dotted!r}: {exc}") from None
-        self.dotted = dotted
-
-    def fit(self, sample: Sequence[str]) -> None:
-        return None
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        import numpy as np
-
-        vec = np.asarray(self.fn(list(texts)), dtype=np.float32)
-        if vec.ndim != 2 or vec.shape[0] != len(texts):
-            raise UserError(f"embedder {self.dotted!r} returned shape {vec.shape} for {len(texts)} texts")
-        return l2_normalize(vec)
-
-    def identity(self) -> dict[str, Any]:
-        return {"embedder": self.dotted}
-
-
-EMBEDDERS: dict[str, str] = {"hashing": "hashing", "hf": "hf"}
-
-
-def make_embedder(name: str, *, model: str | None = None, hashing: HashingConfig = HashingConfig(), encoder: EncoderConfig | None = None) -> Embedder:
-    """``hashing``, ``hf`` (needs ``model``), or ``module:function``."""
-    if model is not None and name in ("hashing", "hf"):
-        return EncoderEmbedder(encoder or EncoderConfig(model=model))
-    if name == "hashing":
-        return HashingEmbedder(hashing)
-    if name == "hf":
-        raise UserError("--embedder hf needs --embed-model PATH_OR_ID")
-    if ":" in name:
-        return FunctionEmbedder(name)
-    raise UserError(f"unknown embedder {name!r} (expected {', '.join(EMBEDDERS)} or module:function)")
 
 
 def cache_key(text_digest: str, identity: dict[str, Any]) -> str:

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from in2x_cli.errors import UserError
+from in2x_cli.core.apportion import largest_remainder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,63 +93,7 @@ def normalize_difficulty(value: Any) -> str | None:
 DIFFICULTY_HELP = "very_hard, hard, medium, easy, very_easy; or Very Difficult … Very Simple; or 5 (very_hard) … 1 (very_easy)"
 
 
-def parse_ratio(text: str) -> tuple[Fraction, ...]:
-    """``"3:3:3:1:0"`` → five non-negative weights, hardest level first."""
-    parts = text.split(":")
-    if len(parts) != len(LEVELS):
-        raise UserError(f"--ratio needs {len(LEVELS)} numbers separated by ':' (very_hard:hard:medium:easy:very_easy), got {text!r}")
-    weights = tuple(_weight(p, "--ratio") for p in parts)
-    if sum(weights) <= 0:
-        raise UserError(f"--ratio {text!r} gives every level weight 0")
-    return weights
-
-
-def parse_lang_ratio(text: str) -> dict[str, Fraction]:
-    """``"zh=1,en=1,ja=1"`` → {lang: weight} in the given order (codes normalised)."""
-    from in2x_cli.langs import normalize_lang
-
-    out: dict[str, Fraction] = {}
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        lang, sep, w = item.partition("=")
-        if not sep:
-            raise UserError(f"--lang-ratio items look like zh=1, got {item!r}")
-        code = normalize_lang(lang.strip())
-        if code in out:
-            raise UserError(f"--lang-ratio names {code!r} twice")
-        out[code] = _weight(w, "--lang-ratio")
-    if not out or sum(out.values()) <= 0:
-        raise UserError(f"--lang-ratio {text!r} gives every language weight 0")
-    return out
-
-
-def _weight(text: str, option: str) -> Fraction:
-    try:
-        w = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise UserError(f"{option}: {text.strip()!r} is not a number") from None
-    if w < 0:
-        raise UserError(f"{option}: weights must be >= 0, got {text.strip()}")
-    return w
-
-
 # --------------------------------------------------------------------------- quotas
-
-
-def largest_remainder(total: int, weights: Sequence[Fraction | int]) -> list[int]:
-    """Hamilton apportionment of ``total`` over ``weights`` (ties: earlier index first)."""
-    w = [Fraction(x) for x in weights]
-    s = sum(w)
-    if total <= 0 or s <= 0:
-        return [0] * len(w)
-    exact = [total * x / s for x in w]
-    seats = [int(e) for e in exact]  # floor (non-negative)
-    left = total - sum(seats)
-    by_remainder = sorted(range(len(w)), key=lambda i: (-(exact[i] - seats[i]), i))
-    for i in by_remainder[:left]:
-        seats[i] += 1
-    return seats
 
 
 @dataclass
@@ -438,151 +382,6 @@ def select(
             reused[(s.lang, s.level)] = s.reused
     per_round = [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in picked]
     return Selection(allocation, per_round, reused)
-
-
-# --------------------------------------------------------------------------- the pool
-
-
-NO_CLUSTER = -(2**62)  # rows without a cluster form one group
-
-
-class Pool:
-    """Compact per-row arrays of a sampling pool, filled row by row (nothing else is kept).
-
-    A row's language is its ``lang`` (normalised; detected from the text when absent); its
-    level is its ``difficulty`` (any accepted spelling); a row without ``difficulty`` gets a
-    grading request — pass@k when ``can_solve`` and the row has an ``answer``, else the judge
-    when ``can_judge`` — and otherwise is an error. Rows in languages outside ``langs`` are
-    counted and left out.
-    """
-
-    def __init__(self, langs: Sequence[str] | None, *, field: str | None, can_judge: bool, can_solve: bool) -> None:
-        from array import array
-
-        self.accept_all = langs is None  # grade-only: every language is kept
-        self.langs = [] if langs is None else list(langs)
-        self.field = field
-        self.can_judge = can_judge
-        self.can_solve = can_solve
-        self.lang_idx = array("h")
-        self.level_idx = array("b")  # -1: to be graded, -2: grading failed
-        self.cluster = array("q")
-        self.tag = array("q")
-        self.keyhash = array("q")  # grading key (60-bit) for rows to grade, else 0
-        self.tag_names: list[str] = []
-        self._tag_ids: dict[str, int] = {}
-        self.excluded_lang: dict[str, int] = {}
-        self.lang_detected = 0
-
-    def __len__(self) -> int:
-        return len(self.lang_idx)
-
-    def tag_id(self, tag: str) -> int:
-        if tag not in self._tag_ids:
-            self._tag_ids[tag] = len(self.tag_names)
-            self.tag_names.append(tag)
-        return self._tag_ids[tag]
-
-    def request_for(self, data: dict[str, Any], where: str) -> Any:
-        """The grading request for a row without ``difficulty`` (``None`` when it has one)."""
-        from in2x_cli.core.difficulty import Request, grade_key
-        from in2x_cli.core.embed import row_text
-        from in2x_cli.errors import InputError
-
-        if data.get("difficulty") is not None:
-            return None
-        text = row_text(data, self.field, where)
-        answer = data.get("answer")
-        if self.can_solve and answer is not None and not isinstance(answer, (dict, list, bool)):
-            return Request(grade_key("pass@k", text, answer), text, "pass@k", answer)
-        if self.can_judge:
-            return Request(grade_key("judge", text), text, "judge")
-        hint = "--judge-model" if self.can_solve else "--judge-model or --solve-model"
-        raise InputError(f"row has no 'difficulty' and nothing can grade it: pass {hint}", where)
-
-    def add(self, data: dict[str, Any], where: str) -> Any:
-        """Record one row; returns its grading request, if it needs one."""
-        from in2x_cli.errors import InputError, UserError
-        from in2x_cli.langs import detect_lang, normalize_lang
-
-        raw_level = data.get("difficulty")
-        level = -1
-        if raw_level is not None:
-            name = normalize_difficulty(raw_level)
-            if name is None:
-                raise InputError(f"field 'difficulty' is {raw_level!r}; expected {DIFFICULTY_HELP}", where)
-            level = LEVELS.index(name)
-        lang_raw = data.get("lang")
-        if lang_raw is None:
-            from in2x_cli.core.embed import row_text
-
-            lang = detect_lang(row_text(data, self.field, where))
-            self.lang_detected += 1
-        else:
-            try:
-                lang = normalize_lang(lang_raw) if isinstance(lang_raw, str) else None
-            except UserError:
-                lang = None
-            if lang is None:
-                raise InputError(f"field 'lang' is {lang_raw!r}; expected a language code such as zh, en, ja", where)
-        cluster = data.get("cluster")
-        if cluster is not None and (not isinstance(cluster, int) or isinstance(cluster, bool)):
-            raise InputError(f"field 'cluster' must be an integer, got {type(cluster).__name__}", where)
-        if cluster is not None and not -(2**63) <= cluster < 2**63:  # kept in an int64 array
-            raise InputError(f"field 'cluster' is {cluster}, out of the 64-bit integer range", where)
-        tag = data.get("tag")
-        if tag is not None and not isinstance(tag, str):
-            raise InputError(f"field 'tag' must be a string, got {type(tag).__name__}", where)
-        request = self.request_for(data, where)
-        if self.accept_all and lang not in self.langs:
-            self.langs.append(lang)
-        if lang in self.langs:
-            self.lang_idx.append(self.langs.index(lang))
-        else:
-            self.lang_idx.append(-1)
-            self.excluded_lang[lang] = self.excluded_lang.get(lang, 0) + 1
-        self.level_idx.append(level)
-        self.cluster.append(NO_CLUSTER if cluster is None else cluster)
-        self.tag.append(-1 if tag is None else self.tag_id(tag))
-        # rows outside the sampled languages are never graded: no request for them
-        if lang not in self.langs:
-            request = None
-        self.keyhash.append(0 if request is None else key_hash(request.key))
-        return request
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        import numpy as np
-
-        return {
-            "lang_idx": np.frombuffer(self.lang_idx, dtype=np.int16).astype(np.int64),
-            "level_idx": np.frombuffer(self.level_idx, dtype=np.int8).astype(np.int64),
-            "cluster": np.frombuffer(self.cluster, dtype=np.int64).copy(),
-            "tag": np.frombuffer(self.tag, dtype=np.int64).copy(),
-        }
-
-    def apply_grades(self, grades: Mapping[int, dict[str, Any]]) -> list[int]:
-        """Fill levels (and missing tags) from grade records keyed by ``key_hash``; returns the
-        rows whose grading failed (level -2). Rows whose key has no record stay ungraded (-1)."""
-        failed = []
-        for i, kh in enumerate(self.keyhash):
-            if kh == 0 or self.level_idx[i] != -1:
-                continue
-            rec = grades.get(kh)
-            if rec is None:
-                continue
-            if rec.get("valid"):
-                self.level_idx[i] = LEVELS.index(rec["difficulty"])
-                if self.tag[i] == -1 and rec.get("tag"):
-                    self.tag[i] = self.tag_id(rec["tag"])
-            else:
-                self.level_idx[i] = -2
-                failed.append(i)
-        return failed
-
-
-def key_hash(key: str) -> int:
-    """A 60-bit integer for a hex grading key (non-zero)."""
-    return int(key[:15], 16) or 1
 
 
 def selection_report(selection: Selection, *, rounds: int) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Pure pieces of instruction synthesis: near-duplicate rejection, Magpie pre-query templates,
-judge-verdict parsing, language quotas, and the Self-Instruct filters.
+critic / ReReading verdicts (read with ``core/judging.py``), the language schedule, and the
+Self-Instruct filters.
 
 Papers:
   Self-Instruct (Wang et al. 2023, https://arxiv.org/abs/2212.10560): new tasks from few-shot seed
@@ -18,14 +19,14 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from in2x_cli.core.judging import VerdictError, one_verdict
 from in2x_cli.errors import UserError
-from in2x_cli.langs import detect_lang, normalize_lang
+from in2x_cli.langs import detect_lang
 
 # --------------------------------------------------------------------------- ROUGE-L
 
@@ -152,32 +153,6 @@ class RougeIndex:
         return best
 
 
-def hashing_embed(texts: Sequence[str], dim: int = 4096) -> Any:
-    """A language-agnostic offline embedding: hashed character 2–4-grams, L2-normalised.
-
-    Each n-gram of the NFKC-lower-cased text (whitespace collapsed, padded with spaces) adds ±1 to
-    bucket ``crc32(ngram) mod dim`` (sign from a second hash, which keeps collisions unbiased).
-    Cosine similarity of these vectors is high for near-copies and paraphrases that share wording,
-    in any script; it is not a semantic model (pass ``--embedder module:function`` for one).
-    Returns a float32 array of shape (len(texts), dim).
-    """
-    import numpy as np
-
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for row, text in enumerate(texts):
-        norm = " " + " ".join(unicodedata.normalize("NFKC", text).lower().split()) + " "
-        for n in (2, 3, 4):
-            for i in range(len(norm) - n + 1):
-                gram = norm[i : i + n].encode("utf-8")
-                h = zlib.crc32(gram)
-                sign = 1.0 if zlib.adler32(gram) & 1 else -1.0
-                out[row, h % dim] += sign
-        length = float(np.linalg.norm(out[row]))
-        if length > 0:
-            out[row] /= length
-    return out
-
-
 class EmbeddingIndex:
     """Cosine-similarity nearest neighbour over embeddings from ``embed(texts) -> (n, d) array``.
 
@@ -237,85 +212,6 @@ class EmbeddingIndex:
 
 
 # --------------------------------------------------------------------------- languages
-
-
-def parse_lang_weights(langs: str | None, ratio: str | None) -> dict[str, Fraction]:
-    """``--langs zh,en,ja --lang-ratio 1:1:1`` (or ``--lang-ratio zh=1,en=1,ja=1``) → weights.
-
-    Order is kept (it breaks ties in quota rounding). A language with weight 0 is dropped.
-    """
-    lang_list: list[str] | None = None
-    if langs is not None:
-        lang_list = [normalize_lang(x, where="--langs") for x in langs.split(",") if x.strip()]
-        if not lang_list:
-            raise UserError("--langs is empty (expected e.g. zh,en,ja)")
-        if len(set(lang_list)) != len(lang_list):
-            raise UserError(f"--langs {langs!r} names a language twice")
-    weights: dict[str, Fraction] = {}
-    if ratio is None or not ratio.strip():
-        if lang_list is None:
-            raise UserError("give --langs (e.g. zh,en,ja)")
-        weights = {lang: Fraction(1) for lang in lang_list}
-    elif "=" in ratio:
-        for part in ratio.split(","):
-            if not part.strip():
-                continue
-            name, sep, value = part.partition("=")
-            if not sep:
-                raise UserError(f"--lang-ratio {ratio!r}: mix of 'lang=w' and bare weights")
-            lang = normalize_lang(name, where="--lang-ratio")
-            if lang in weights:
-                raise UserError(f"--lang-ratio {ratio!r} names {lang} twice")
-            weights[lang] = _weight(value, ratio)
-        if lang_list is not None and set(lang_list) != set(weights):
-            raise UserError(
-                f"--langs {','.join(lang_list)} and --lang-ratio {ratio!r} name different languages"
-            )
-    else:
-        if lang_list is None:
-            raise UserError("--lang-ratio a:b:c needs --langs to say which weight is which language")
-        parts = ratio.split(":")
-        if len(parts) != len(lang_list):
-            raise UserError(
-                f"--lang-ratio {ratio!r} has {len(parts)} weights for {len(lang_list)} languages in --langs"
-            )
-        weights = {lang: _weight(v, ratio) for lang, v in zip(lang_list, parts, strict=True)}
-    weights = {k: v for k, v in weights.items() if v > 0}
-    if not weights:
-        raise UserError(f"--lang-ratio {ratio!r}: every weight is 0")
-    return weights
-
-
-def _weight(value: str, ratio: str) -> Fraction:
-    try:
-        w = Fraction(value.strip())
-    except (ValueError, ZeroDivisionError):
-        raise UserError(f"--lang-ratio {ratio!r}: {value.strip()!r} is not a number") from None
-    if w < 0:
-        raise UserError(f"--lang-ratio {ratio!r}: weights must be >= 0")
-    return w
-
-
-def allocate(total: int, weights: dict[str, Fraction | int]) -> dict[str, int]:
-    """Split ``total`` items by weight with the largest-remainder (Hamilton) method.
-
-    Each key gets ⌊total·w/Σw⌋, then the leftover units go to the largest fractional parts, ties
-    to the key listed first. Exact arithmetic (fractions), so 10 at 1:1:1 is always 4:3:3.
-    """
-    if total < 0:
-        raise ValueError("total must be >= 0")
-    weights = {k: Fraction(v) for k, v in weights.items() if v > 0}
-    denom = sum(weights.values(), Fraction(0))
-    if denom == 0:
-        return {k: 0 for k in weights}
-    shares = {k: total * w / denom for k, w in weights.items()}
-    out = {k: int(s) for k, s in shares.items()}  # floor: shares are non-negative
-    order = list(weights)
-    leftover = total - sum(out.values())
-    by_remainder = sorted(order, key=lambda k: (-(shares[k] - out[k]), order.index(k)))
-    for k in by_remainder[:leftover]:
-        out[k] += 1
-    return out
 
 
 def weighted_schedule(weights: dict[str, Fraction | int]) -> Iterator[str]:
@@ -525,52 +421,7 @@ def self_instruct_filter(text: str) -> tuple[str, str] | None:
     return None
 
 
-# --------------------------------------------------------------------------- judge I/O
-
-
-def fence(text: str, label: str) -> str:
-    """Put candidate text between unambiguous markers for a judge prompt.
-
-    ``<<<LABEL>>>`` … ``<<<END LABEL>>>``; any ``<<<``/``>>>`` inside the text is broken up first
-    so the text cannot close its block early and pose as prompt text.
-    """
-    safe = text.replace("<<<", "<< <").replace(">>>", "> >>")
-    return f"<<<{label}>>>\n{safe}\n<<<END {label}>>>"
-
-
-class VerdictError(ValueError):
-    """A judge reply that does not hold exactly one valid verdict object."""
-
-
-def find_json_objects(text: str) -> list[dict[str, Any]]:
-    """Every top-level JSON object embedded in ``text`` (prose and ```json fences around it are
-    fine), in order. Objects nested inside another are not returned separately."""
-    decoder = json.JSONDecoder()
-    found: list[dict[str, Any]] = []
-    i = 0
-    while True:
-        start = text.find("{", i)
-        if start < 0:
-            return found
-        try:
-            obj, end = decoder.raw_decode(text, start)
-        except ValueError:
-            i = start + 1
-            continue
-        except RecursionError:  # nested past Python's limit (a degenerate reply): no verdict in there
-            return found
-        found.append(obj)
-        i = end
-
-
-def _one_verdict(text: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    objs = [o for o in find_json_objects(text) if any(k in o for k in keys)]
-    if not objs:
-        raise VerdictError(f"no JSON object with {', '.join(repr(k) for k in keys)} in the reply")
-    if len(objs) > 1:
-        # An echo of candidate text that contains a verdict, next to the judge's own: fail closed.
-        raise VerdictError(f"{len(objs)} verdict objects in the reply (expected exactly one)")
-    return objs[0]
+# --------------------------------------------------------------------------- judge verdicts
 
 
 CRITIC_FLAGS = ("contradiction", "hallucination", "invalid")
@@ -600,7 +451,7 @@ def parse_critic_verdict(text: str) -> CriticVerdict:
     """``{"contradiction": bool, "hallucination": bool, "invalid": bool, "reason": str}`` from the
     critic's reply. Exactly one object carrying these keys; all three flags must be JSON booleans
     (``"false"`` or ``0`` is not accepted); ``reason`` optional. Raises ``VerdictError``."""
-    obj = _one_verdict(text, CRITIC_FLAGS)
+    obj = one_verdict(text, CRITIC_FLAGS)
     for flag in CRITIC_FLAGS:
         if flag not in obj:
             raise VerdictError(f"verdict lacks {flag!r}")
@@ -630,7 +481,7 @@ def parse_reread_verdict(text: str) -> RereadVerdict:
     """``{"verdict": "keep"|"rewrite"|"reject", "rewrite": str, "reason": str}`` from a ReReading
     reply. ``rewrite`` must be a non-empty string when the verdict is ``rewrite`` and is ignored
     otherwise. Raises ``VerdictError``."""
-    obj = _one_verdict(text, ("verdict",))
+    obj = one_verdict(text, ("verdict",))
     verdict = obj.get("verdict")
     if not isinstance(verdict, str) or verdict.strip().lower() not in REREAD_VERDICTS:
         raise VerdictError(

@@ -27,9 +27,9 @@ is the share of principles the response satisfies. Here:
 
 Not steerable by the judged text: the request and the candidate are data between markers that
 carry a per-item nonce (a hash the text cannot know in advance), marker look-alikes (``<<<``,
-``>>>``) inside them are neutralised, the system prompt tells the judge to treat them as data, and
-the reward is computed only from the judge's own verdict list: a "score" anywhere (in the
-candidate or even in the judge's reply) is never read.
+``>>>``) inside them are made inert (``core.judging.inert_markers``), the system prompt tells the
+judge to treat them as data, and the reward is computed only from the judge's own verdict list: a
+"score" anywhere (in the candidate or even in the judge's reply) is never read.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from in2x_cli import console
+from in2x_cli.core.judging import inert_markers
 from in2x_cli.rewards import RewardContext
 
 GUIDELINE_SYSTEM = (
@@ -62,17 +63,12 @@ _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 MAX_GUIDELINE_CHARS = 2000
 
 
-def neutralise(text: str) -> str:
-    """Make marker look-alikes inert: ``<<<`` → ``‹‹‹``, ``>>>`` → ``›››``."""
-    return (text or "").replace("<<<", "‹‹‹").replace(">>>", "›››")
-
-
 def item_nonce(seed: int, prompt: str, completion: str) -> str:
     return hashlib.sha256(f"{seed}\x1f{prompt}\x1f{completion}".encode()).hexdigest()[:16]
 
 
 def delimited(label: str, nonce: str, text: str) -> str:
-    return f"<<<{label} {nonce}>>>\n{neutralise(text)}\n<<<END {label} {nonce}>>>"
+    return f"<<<{label} {nonce}>>>\n{inert_markers(text)}\n<<<END {label} {nonce}>>>"
 
 
 def guideline_messages(prompt: str, seed: int) -> list[dict[str, str]]:
@@ -88,7 +84,7 @@ def verdict_messages(principles: Sequence[str], guidelines: str, prompt: str, co
     numbered = "\n".join(f"{i}. {p}" for i, p in enumerate(principles, 1))
     body = (
         f"Principles:\n{numbered}\n\n"
-        f"Guidelines for this request:\n{neutralise(guidelines) or '(none)'}\n\n"
+        f"Guidelines for this request:\n{inert_markers(guidelines) or '(none)'}\n\n"
         f"User request:\n{delimited('REQUEST', nonce, prompt)}\n\n"
         f"Candidate response:\n{delimited('CANDIDATE', nonce, completion)}\n\n"
         f"Return the JSON verdicts for principles 1 to {len(principles)}."

@@ -31,14 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from in2x_cli.backends.base import Backend, Completion, SamplingParams, derive_seed
+from in2x_cli.core.judging import VerdictError, fence
 from in2x_cli.core.synthesize import (
     EmbeddingIndex,
     PreQuery,
     RougeIndex,
-    VerdictError,
     clean_instruction,
     cut_user_turn,
-    fence,
     language_mismatch,
     parse_critic_verdict,
     parse_reread_verdict,
@@ -52,7 +51,7 @@ from in2x_cli.prompts import PromptSet
 from in2x_cli.prompts.synthesize import ANSWER_PROMPT_FOR_STYLE, REWRITE_STYLES
 from in2x_cli.records import InstructionRow
 from in2x_cli.synth.config import SeedTask, Stats, SynthConfig
-from in2x_cli.synth.schedule import GENERATING_MODES, BlockRunner, row_id, slot_id
+from in2x_cli.synth.ids import GENERATING_MODES, row_id, slot_id
 
 STAGES = ("generate", "filter", "reread", "dedup", "answer", "critic")  # reread only with --reread
 
@@ -463,20 +462,7 @@ class Synthesizer:
                 row["input_response"] = c.origin.response
         return row
 
-    # ----------------------------------------------------------------- the run
-    def run_blocks(
-        self,
-        *,
-        lines: Iterable[Any] = (),
-        existing: Iterable[tuple[bool, dict[str, Any]]] = (),
-        write: Callable[[Candidate], None],
-        on_progress: Callable[[int, int | None], None] | None = None,
-    ) -> Stats:
-        """Every block through the stages (see ``schedule.BlockRunner``)."""
-        return BlockRunner(self).run_blocks(
-            lines=lines, existing=existing, write=write, on_progress=on_progress
-        )
-
+    # ----------------------------------------------------------------- blocks (driven by schedule.BlockRunner)
     def candidates_for(self, members: list[Any]) -> list[Candidate]:
         cands = []
         for m in members:

@@ -3,49 +3,17 @@ the output and rejects writers (resumable), run the blocks, report on stderr."""
 
 from __future__ import annotations
 
-import importlib
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
 from in2x_cli import console, provenance
-from in2x_cli.errors import UserError
-from in2x_cli.io import JsonlWriter, Line, iter_jsonl, read_text_lines
+from in2x_cli.embedders import embed_function
+from in2x_cli.io import JsonlWriter, Line, iter_jsonl
 from in2x_cli.prompts import PromptSet, synthesize_prompts
 from in2x_cli.synth.config import Stats, SynthConfig, load_seed_tasks
 from in2x_cli.synth.pipeline import Candidate, Synthesizer
-
-EMBEDDERS: dict[str, str] = {"hashing": "in2x_cli.core.synthesize:hashing_embed"}
-
-
-def resolve_embedder(spec: str, model: str | None = None) -> Callable[[Sequence[str]], Any]:
-    """``hashing`` (built in), ``module:function`` taking a list of texts and returning (n, d), or
-    with ``model`` a Hugging Face / sentence-transformers encoder (the cluster stage's embedder)."""
-    if model:
-        from in2x_cli.core.embed import EncoderConfig, EncoderEmbedder
-
-        return EncoderEmbedder(EncoderConfig(model=model)).embed
-    target = EMBEDDERS.get(spec, spec)
-    if ":" not in target:
-        raise UserError(f"unknown --embedder {spec!r} (expected {', '.join(EMBEDDERS)} or module:function)")
-    module_name, _, attr = target.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except ImportError as exc:
-        raise UserError(f"cannot import --embedder {spec!r}: {exc}") from None
-    except AttributeError:
-        raise UserError(f"--embedder: module {module_name!r} has no {attr!r}") from None
-    if not callable(fn):
-        raise UserError(f"--embedder {spec!r} is not callable")
-    return fn
-
-
-def read_rules(path: str) -> str:
-    text = "\n".join(read_text_lines(path)).strip()
-    if not text:
-        raise UserError("rules file is empty", path)
-    return text
+from in2x_cli.synth.schedule import BlockRunner
 
 
 def _validated(path: str, stack: ExitStack) -> Iterator[Line]:
@@ -63,10 +31,12 @@ def _validated(path: str, stack: ExitStack) -> Iterator[Line]:
     return src.again()
 
 
-def synthesize(cfg: SynthConfig, *, rules_file: str | None = None) -> Stats:
+def run_synth(cfg: SynthConfig, *, rules_file: str | None = None) -> Stats:
+    """Run one ``in2x synthesize``: rows to ``cfg.output``, rejects to ``cfg.rejects``, counts on
+    stderr; ``rules_file`` (where ``cfg.rules`` came from) is recorded in the provenance."""
     prompts: PromptSet = synthesize_prompts(cfg.prompt_file)
     seeds = load_seed_tasks(iter_jsonl(cfg.input)) if cfg.mode == "self-instruct" else []
-    embed = resolve_embedder(cfg.embedder, cfg.embed_model) if cfg.dedup == "embedding" else None
+    embed = embed_function(cfg.embedder, model=cfg.embed_model) if cfg.dedup == "embedding" else None
 
     from in2x_cli.backends import load_backend
 
@@ -123,7 +93,7 @@ def synthesize(cfg: SynthConfig, *, rules_file: str | None = None) -> Stats:
             def on_progress(done: int, total: int | None) -> None:
                 bar.update(task, completed=done, total=total)
 
-            stats = synth.run_blocks(lines=lines, existing=existing, write=write, on_progress=on_progress)
+            stats = BlockRunner(synth).run_blocks(lines=lines, existing=existing, write=write, on_progress=on_progress)
     _report(cfg, stats)
     return stats
 
@@ -150,19 +120,3 @@ def _report(cfg: SynthConfig, stats: Stats) -> None:
         )
     for lang, text in stats.shortfall.items():
         console.warn(f"{lang}: quota not reached: {text}")
-
-
-def default_rejects_path(output: str) -> str | None:
-    """``out.jsonl`` → ``out.rejects.jsonl`` (``.gz`` kept); None for stdout."""
-    if output == "-":
-        return None
-    for ext in (".jsonl.gz", ".jsonl", ".json.gz", ".json"):
-        if output.endswith(ext):
-            return output[: -len(ext)] + ".rejects" + ext
-    return output + ".rejects.jsonl"
-
-
-def same_file(a: str | None, b: str | None) -> bool:
-    if not a or not b or a == "-" or b == "-":
-        return False
-    return os.path.realpath(a) == os.path.realpath(b)

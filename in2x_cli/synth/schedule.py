@@ -24,13 +24,13 @@ are not written again.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from in2x_cli.core.synthesize import allocate
+from in2x_cli.core.apportion import apportion
 from in2x_cli.errors import UserError
+from in2x_cli.synth.ids import GENERATING_MODES, parse_id, row_id, slot_id
 
 if TYPE_CHECKING:
     from in2x_cli.synth.config import Stats
@@ -39,36 +39,6 @@ if TYPE_CHECKING:
 # Rejected at these stages = passed the near-duplicate check (its final text is in the pool).
 # ReReading runs before the check (pipeline.py), so its rejects never reached the pool.
 AFTER_DEDUP = {"answer", "critic"}
-
-GENERATING_MODES = ("self-instruct", "magpie")
-INPUT_MODES = ("rewrite", "answer")
-MODES = GENERATING_MODES + INPUT_MODES
-
-
-def slot_id(mode: str, run: str, lang: str, slot: int) -> str:
-    return f"{mode}-{run}-{lang}-{slot:06d}"
-
-
-def row_id(mode: str, run: str, index: int) -> str:
-    return f"{mode}-{run}-{index:06d}"
-
-
-_SLOT_ID = re.compile(r"^(?P<mode>[a-z-]+)-(?P<run>[0-9a-f]{8})-(?P<lang>[a-z]{2,3})-(?P<slot>\d{6,})$")
-_ROW_ID = re.compile(r"^(?P<mode>[a-z-]+)-(?P<run>[0-9a-f]{8})-(?P<index>\d{6,})$")
-
-
-def parse_id(value: object) -> tuple[str, str, tuple[str, int] | int] | None:
-    """``(mode, run, place)`` of an id written by synthesize, or None."""
-    if not isinstance(value, str):
-        return None
-    m = _SLOT_ID.match(value)
-    if m:
-        return m["mode"], m["run"], (m["lang"], int(m["slot"]))
-    m = _ROW_ID.match(value)
-    if m:
-        return m["mode"], m["run"], int(m["index"])
-    return None
-
 
 @dataclass
 class QuotaSchedule:
@@ -98,7 +68,7 @@ class QuotaSchedule:
         if not active:
             return []
         need = {lang: self.quotas[lang] - self.accepted[lang] for lang in active}
-        share = allocate(self.block_size, need)
+        share = apportion(self.block_size, need)
         members: list[tuple[str, int]] = []
         for lang in active:
             start = self.next_slot[lang]
@@ -197,7 +167,7 @@ class BlockRunner:
         write: Callable[[Candidate], None],
         on_progress: Any,
     ) -> None:
-        quotas = allocate(self.synth.cfg.num, self.synth.weights)
+        quotas = apportion(self.synth.cfg.num, self.synth.weights)
         caps = {lang: max(q, math.ceil(q * self.synth.cfg.max_attempts)) for lang, q in quotas.items()}
         sched = QuotaSchedule(quotas, caps, self.synth.cfg.batch_size)
         total = sum(quotas.values())

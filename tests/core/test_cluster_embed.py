@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 
 from in2x_cli.core.embed import (
-    EncoderConfig,
-    EncoderEmbedder,
     HashingConfig,
     HashingEmbedder,
     Reservoir,
     embed_stream,
-    make_embedder,
     pool,
-    read_sentence_transformers_layout,
     row_text,
+)
+from in2x_cli.embedders import (
+    EncoderConfig,
+    EncoderEmbedder,
+    make_embedder,
+    read_sentence_transformers_layout,
 )
 from in2x_cli.errors import InputError, UserError
 from in2x_cli.io.arrays import NpyBuilder, open_npy

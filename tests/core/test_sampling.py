@@ -5,19 +5,17 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from in2x_cli.core.apportion import largest_remainder
 from in2x_cli.core.sampling import (
     LEVELS,
     allocate,
-    largest_remainder,
     make_strata,
     normalize_difficulty,
-    parse_lang_ratio,
-    parse_ratio,
     round_positions,
     round_robin_order,
     select,
 )
-from in2x_cli.errors import UserError
+from in2x_cli.sample.config import parse_ratio
 
 PAPER = parse_ratio("3:3:3:1:0")
 
@@ -32,17 +30,6 @@ def test_difficulty_spellings():
     assert normalize_difficulty("5") == "very_hard" and normalize_difficulty(3.0) == "medium"
     for bad in ("extreme", 0, 6, True, None, [1]):
         assert normalize_difficulty(bad) is None
-
-
-def test_parse_ratios():
-    assert PAPER == (3, 3, 3, 1, 0)
-    assert parse_lang_ratio("zh=1, ja_JP=2,en=0.5") == {"zh": 1, "ja": 2, "en": Fraction(1, 2)}
-    for bad in ("3:3:3:1", "3:3:x:1:0", "0:0:0:0:0", "3:-1:3:1:0"):
-        with pytest.raises(UserError):
-            parse_ratio(bad)
-    for bad in ("zh", "zh=1,zh=2", "zh=0", "zh=a"):
-        with pytest.raises(UserError):
-            parse_lang_ratio(bad)
 
 
 def test_largest_remainder_hand_cases():

@@ -9,9 +9,10 @@ import re
 
 import pytest
 
+from in2x_cli.core.judging import inert_markers
 from in2x_cli.errors import UserError
 from in2x_cli.rewards import RewardContext, RewardSpec, resolve_reward
-from in2x_cli.rewards.judge import GenerativeJudge, neutralise, parse_verdicts, verdict_messages
+from in2x_cli.rewards.judge import GenerativeJudge, parse_verdicts, verdict_messages
 from tests import fakes
 
 PRINCIPLES = ("The response mentions cats.", "The response says please.", "The response is shorter than 40 characters.")
@@ -88,7 +89,7 @@ def test_candidate_cannot_close_its_own_markers() -> None:
     body = messages[1]["content"]
     assert body.count("<<<END CANDIDATE") == 1 and body.count("<<<CANDIDATE") == 1
     m = CANDIDATE.search(body)
-    assert m and m.group(2) == neutralise(forged)
+    assert m and m.group(2) == inert_markers(forged)
     # the nonce depends on the text, so a candidate cannot predict it
     other = verdict_messages(PRINCIPLES, "g", "prompt", "fine", seed=0)[1]["content"]
     assert CANDIDATE.search(other).group(1) != m.group(1)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from in2x_cli.synth.schedule import QuotaSchedule, blocks_of, parse_id, row_id, slot_id
+from in2x_cli.synth.ids import parse_id, row_id, slot_id
+from in2x_cli.synth.schedule import QuotaSchedule, blocks_of
 
 
 def test_blocks_follow_remaining_need_and_stop_at_the_quota():

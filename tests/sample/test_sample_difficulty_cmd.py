@@ -57,6 +57,16 @@ def test_rounds_disjoint_and_shortfall_reported(tmp_path):
     assert res.code == 0
 
 
+def test_lang_ratio_bare_weights_mean_zh_en_ja(tmp_path):
+    named = invoke(["sample-difficulty", str(INSTRUCTIONS), "-n", "30", "--lang-ratio", "zh=2,en=1,ja=1"])
+    bare = invoke(["sample-difficulty", str(INSTRUCTIONS), "-n", "30", "--lang-ratio", "2:1:1"])
+    assert named.code == bare.code == 0 and bare.rows() == named.rows()
+    # strata zh/en/ja × 3:3:3:1:0 of 30: exact 4.5/2.25/2.25 per hard level, 1.5/.75/.75 easy; floors
+    # sum to 25, the 5 left go to en/easy, ja/easy (.75), then zh very_hard, hard, medium (.5)
+    assert Counter(r["lang"] for r in bare.rows()) == {"zh": 16, "en": 7, "ja": 7}
+    assert_user_error(invoke(["sample-difficulty", str(INSTRUCTIONS), "-n", "3", "--lang-ratio", "1:1"]), "has 2 weights for 3 languages (zh,en,ja)")
+
+
 def _judge(prompt, j):
     text = prompt.split("<<<\n", 1)[1].split("\n>>>", 1)[0] if "<<<" in prompt else ""
     if "GARBAGE" in text:
