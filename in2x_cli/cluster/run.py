@@ -52,12 +52,13 @@ def run_cluster(run: ClusterRun) -> None:
 
     from in2x_cli import provenance
     from in2x_cli.core import cluster as core
-    from in2x_cli.core.embed import HashingConfig, Reservoir, TextDigest, row_text
+    from in2x_cli.core.embed import HashingConfig, Reservoir, TextDigest
     from in2x_cli.embedders import canonical
     from in2x_cli.errors import UserError
     from in2x_cli.io import JsonlWriter
     from in2x_cli.io.arrays import ensure_dir, scratch_array
     from in2x_cli.io.multipass import MultiPassInput
+    from in2x_cli.records import row_text
 
     try:
         config = core.ClusterConfig(algorithm=run.algorithm, k=run.k, threshold=run.threshold, branching_factor=run.branching_factor,
@@ -113,9 +114,10 @@ def run_cluster(run: ClusterRun) -> None:
 
 def _embeddings(run: ClusterRun, src: Any, n: int, digest: str, sample: list[str], progress: Any, workdir: str) -> tuple[Any, dict[str, Any]]:
     """The (n, dim) embeddings, from the cache or computed into it (resumable)."""
-    from in2x_cli.core.embed import HashingConfig, cache_key, embed_stream, row_text
+    from in2x_cli.core.embed import HashingConfig, cache_key, embed_stream
     from in2x_cli.embedders import EncoderConfig, make_embedder
     from in2x_cli.io.arrays import NpyBuilder, open_npy
+    from in2x_cli.records import row_text
 
     encoder = (
         EncoderConfig(model=run.embed_model, batch_size=run.batch_size, device=run.device, trust_remote_code=run.trust_remote_code)

@@ -304,7 +304,3 @@ class TextDigest:
     def hexdigest(self) -> str:
         return self._h.hexdigest()
 
-
-# The text of a row to embed or grade is read by the one row parser (records.py); its callers here
-# import it from this module until they import it from records.
-from in2x_cli.records import row_text as row_text  # noqa: E402

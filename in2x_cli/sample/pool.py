@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from in2x_cli.core.difficulty import Request, grade_key
-from in2x_cli.core.embed import row_text
 from in2x_cli.core.sampling import DIFFICULTY_HELP, LEVELS, normalize_difficulty
 from in2x_cli.errors import InputError, UserError
 from in2x_cli.langs import detect_lang, normalize_lang
+from in2x_cli.records import row_text
 
 if TYPE_CHECKING:
     import numpy as np

@@ -80,7 +80,7 @@ def test_two_level_and_messages_rows(tmp_path):
 
 
 def test_embed_model_and_dotted_embedder(tmp_path):
-    from tests.core.test_cluster_embed import build_tiny_encoder
+    from tests.cluster.test_cluster_embed import build_tiny_encoder
 
     enc = build_tiny_encoder(tmp_path / "enc")
     src = write_jsonl(tmp_path / "in.jsonl", [{"instruction": t} for t in ("hello", "world", "今日は", "明日", "sea", "海")])
@@ -89,7 +89,7 @@ def test_embed_model_and_dotted_embedder(tmp_path):
     assert len(res.rows()) == 6
     meta = json.loads(next((tmp_path / "c").glob("*.npy.json")).read_text())
     assert meta["info"]["embedder"]["embedder"] == "hf" and meta["shape"] == [6, 32]
-    res = invoke(["cluster", str(src), "--embedder", "tests.core.test_cluster_embed:fake_embed", "-a", "kmeans", "--k", "2", "--no-cache"])
+    res = invoke(["cluster", str(src), "--embedder", "tests.cluster.test_cluster_embed:fake_embed", "-a", "kmeans", "--k", "2", "--no-cache"])
     assert res.code == 0, res.stderr
     assert {r["cluster"] for r in res.rows()} == {0, 1}
 
@@ -102,7 +102,7 @@ def test_embed_model_with_custom_code_needs_trust_remote_code(tmp_path, monkeypa
 
     import transformers.dynamic_module_utils as dynamic
 
-    from tests.core.test_cluster_embed import build_tiny_encoder
+    from tests.cluster.test_cluster_embed import build_tiny_encoder
 
     monkeypatch.setattr(dynamic, "HF_MODULES_CACHE", str(tmp_path / "modules"))  # not ~/.cache
     monkeypatch.setattr(sys, "path", list(sys.path))

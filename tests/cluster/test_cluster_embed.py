@@ -13,7 +13,6 @@ from in2x_cli.core.embed import (
     Reservoir,
     embed_stream,
     pool,
-    row_text,
 )
 from in2x_cli.embedders import (
     EncoderConfig,
@@ -23,6 +22,7 @@ from in2x_cli.embedders import (
 )
 from in2x_cli.errors import InputError, UserError
 from in2x_cli.io.arrays import NpyBuilder, open_npy
+from in2x_cli.records import row_text
 
 LINES = [
     "The weather is sunny today.", "It will rain tomorrow in Tokyo.", "Solve x^2 - 5x + 6 = 0.",
@@ -161,7 +161,7 @@ def fake_embed(texts):
 
 
 def test_function_embedder():
-    e = make_embedder("tests.core.test_cluster_embed:fake_embed")
+    e = make_embedder("tests.cluster.test_cluster_embed:fake_embed")
     x = e.embed(["ab", "aei"])
     assert np.allclose(x[1], np.array([3, 3, 1]) / np.sqrt(19))
 
