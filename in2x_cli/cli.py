@@ -109,13 +109,18 @@ def main(argv: list[str] | None = None) -> None:
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        rv = app(args=argv, prog_name="in2x", standalone_mode=False)
+        rv = app(args=hoist_global_flags(sys.argv[1:] if argv is None else list(argv)), prog_name="in2x", standalone_mode=False)
     except UserError as exc:
         _flush_quietly()
         print(f"in2x: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except _cx.UsageError as exc:
+    except _cx.NoArgsIsHelpError as exc:  # `in2x` alone: the help, as before
         exc.show()
+        sys.exit(2)
+    except _cx.UsageError as exc:
+        # one line like every other error, with the command whose help explains the options
+        command = exc.ctx.command_path if exc.ctx is not None else "in2x"
+        print(f"in2x: error: {exc.format_message()} (see '{command} -h')", file=sys.stderr)
         sys.exit(2)
     except _cx.ClickException as exc:
         print(f"in2x: error: {exc.format_message()}", file=sys.stderr)
@@ -135,6 +140,19 @@ def main(argv: list[str] | None = None) -> None:
         _silence_stdout()
         sys.exit(141)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
+
+
+def hoist_global_flags(argv: list[str]) -> list[str]:
+    """``in2x eval -q ...`` means ``in2x -q eval ...``: -q/-v are accepted after the subcommand
+    too (no subcommand uses them), and moved in front of it; ``--`` ends the search."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in GLOBAL_FLAGS]
+    if not flags:
+        return argv
+    return flags + [a for a in argv[:end] if a not in GLOBAL_FLAGS] + argv[end:]
 
 
 def threading_main() -> bool:

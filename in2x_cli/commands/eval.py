@@ -59,7 +59,7 @@ def score(
     tokenize: str | None = typer.Option(None, "--tokenize", "-tok", metavar="TOK", help="BLEU tokenizer (default by target language: ja-mecab, zh, else 13a)."),
     by: list[str] | None = typer.Option(None, "--by", metavar="FIELD", help="Also score per group: domain and/or doc (comma list)."),
     paired: str | None = typer.Option(None, "--paired", metavar="bs|ar", help="Significance vs the first system: bs (paired bootstrap) or ar (approximate randomisation); with one system, its bootstrap 95% CI."),
-    paired_n: int = typer.Option(0, "--paired-n", metavar="N", help="Bootstrap samples (bs, default 1000) or randomisation trials (ar, default 10000), as sacreBLEU."),
+    paired_n: int | None = typer.Option(None, "--paired-n", min=1, metavar="N", help="Bootstrap samples (bs, default 1000) or randomisation trials (ar, default 10000), as sacreBLEU."),
     paired_ar_confidence: int = typer.Option(1000, "--paired-ar-confidence", metavar="N", help="With --paired ar: bootstrap samples for the 95% intervals (0 = none)."),
     seed: int = typer.Option(12345, "--seed", metavar="INT", help="Seed of the resampling; 12345 is sacreBLEU's default, so p-values match its CLI."),
     segments: str | None = typer.Option(None, "--segments", metavar="FILE", help="Also write per-segment scores as JSONL (one row per system and segment)."),
@@ -80,7 +80,7 @@ def score(
         input = "-"
     run_eval(EvalConfig(
         input=input, src=src, ref=ref, hyps=tuple(hyp or ()), wmt24=wmt24, systems=_csv(systems), lang_pair=lang_pair,
-        metrics=_csv(metrics) or ("bleu", "chrf"), tokenize=tokenize, by=_csv(by), paired=paired, paired_n=paired_n,
+        metrics=_csv(metrics) or ("bleu", "chrf"), tokenize=tokenize, by=_csv(by), paired=paired, paired_n=paired_n or 0,
         paired_ar_confidence=paired_ar_confidence, seed=seed, segments=segments, output=output, autorank=autorank,
         comet_batch_size=comet_batch_size, split_paragraphs=split_paragraphs,
     ))
@@ -97,7 +97,7 @@ def autorank(
     lower_is_better: list[str] | None = typer.Option(None, "--lower-is-better", metavar="LIST", help="Metrics where lower is better (negated before z-scoring), e.g. ter or a raw MetricX; eval outputs mark theirs. WMT25 files store MetricX negated already."),
     alias: list[str] | None = typer.Option(None, "--alias", metavar="OURS=THEIRS", help="OURS=THEIRS: rename a metric so inputs agree (xcomet=XCOMET-XL); repeatable."),
     domain: str | None = typer.Option(None, "--domain", metavar="NAME", help="Rank on one domain only (WMT25 files and segment rows by their domain; eval outputs need --by domain)."),
-    top: int = typer.Option(0, "--top", metavar="N", help="Show only the first N systems in the table (the JSON has all)."),
+    top: int | None = typer.Option(None, "--top", metavar="N", min=1, help="Show only the first N systems in the table (the JSON has all; default: every system)."),
     output: str = typer.Option("-", "--output", "-o", metavar="FILE", help="Where to write the JSON ranking (- = stdout)."),
 ) -> None:
     """AutoRank as WMT25 ranked systems: mean segment score per metric, robust z = (x − median) /
@@ -110,7 +110,7 @@ def autorank(
 
     run_autorank(AutorankConfig(
         inputs=tuple(inputs), pairs=_csv(pair), metrics=_csv(metrics), lower_is_better=_csv(lower_is_better),
-        aliases=tuple(alias or ()), domain=domain, top=top, output=output,
+        aliases=tuple(alias or ()), domain=domain, top=top or 0, output=output,
     ))
 
 

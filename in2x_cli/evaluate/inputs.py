@@ -79,17 +79,31 @@ def read_text_inputs(src: str | None, ref: str | None, hyps: Sequence[str]) -> T
     if ref_lines is not None and src_lines is not None and len(ref_lines) != len(src_lines):
         raise InputError(f"{_lines(len(ref_lines))}, but the source {src} has {len(src_lines)}", ref)
     n = len(base_lines)
+    canary = {i for lines in (src_lines, ref_lines) if lines for i, t in enumerate(lines) if is_canary_text(t)}
     segments = [
         Segment(id=i + 1, src=src_lines[i] if src_lines else "", ref=ref_lines[i] if ref_lines else None, where=f"{base_name}:{i + 1}")
-        for i in range(n)
+        for i in range(n) if i not in canary
     ]
     ts = TestSet(source=base_name, segments=segments)
     for spec in hyps:
         name, path = split_named(spec)
         lines = _hyp_lines(path, n, f"but {base_name} has {n}: hypotheses must be line-aligned",
-                           empty="empty hypothesis file (an empty translation is an empty line, not a missing file)")
+                           empty="empty hypothesis file (an empty translation is an empty line, not a missing file)", canary=canary)
         _add_system(ts.systems, name, lines, path)
+    if canary:
+        _say_canary(base_name, canary)
     return ts
+
+
+def is_canary_text(text: str) -> bool:
+    from in2x_cli.wmt import is_canary
+
+    return is_canary("", text)
+
+
+def _say_canary(where: str, canary: set[int]) -> None:
+    lines = ", ".join(str(i + 1) for i in sorted(canary))
+    console.warn(f"{where}: the WMT canary line ({'line' if len(canary) == 1 else 'lines'} {lines}) is not a test segment: not scored")
 
 
 def read_wmt24_inputs(directory: str, systems: Sequence[str] = (), extra: Sequence[str] = ()) -> TestSet:
@@ -117,42 +131,56 @@ def read_wmt24_inputs(directory: str, systems: Sequence[str] = (), extra: Sequen
     ts = TestSet(source=str(ws.directory), segments=segments, src_lang=ws.src_lang, tgt_lang=ws.tgt_lang)
     for name in chosen:
         path = str(available[name])
-        lines = _hyp_lines(path, n_lines, f"but the source has {n_lines}")
-        _add_system(ts.systems, name, [t for i, t in enumerate(lines) if i not in canary], path)
+        _add_system(ts.systems, name, _hyp_lines(path, n_lines, f"but the source has {n_lines}", canary=canary), path)
     for spec in extra:
         name, xpath = split_named(spec)
-        lines = _hyp_lines(xpath, n_lines, f"but the WMT24 source has {n_lines} (canary line included)")
-        _add_system(ts.systems, name, [t for i, t in enumerate(lines) if i not in canary], xpath)
+        lines = _hyp_lines(xpath, n_lines, f"but the WMT24 source has {n_lines} (canary line included)", canary=canary)
+        _add_system(ts.systems, name, lines, xpath)
+    if canary:
+        _say_canary(str(ws.file(".txt")), canary)
     return ts
 
 
-def _hyp_lines(path: str, n: int, mismatch: str, *, empty: str = "empty hypothesis file") -> list[str]:
-    """A system's output file: its lines, which must be ``n`` (else InputError: "<count>, <mismatch>")."""
+def _hyp_lines(path: str, n: int, mismatch: str, *, empty: str = "empty hypothesis file", canary: frozenset[int] | set[int] = frozenset()) -> list[str]:
+    """A system's output file: its lines without the ``canary`` line indices, aligned with the
+    scored segments. The file has ``n`` lines, or ``n - len(canary)`` when the canary lines were
+    already stripped (else InputError: "<count>, <mismatch>")."""
     lines = read_text_lines(path)
     if not lines:
         raise InputError(empty, path)
+    if canary and len(lines) == n - len(canary):
+        return lines
     if len(lines) != n:
+        if canary:
+            mismatch += f" (or {n - len(canary)} without the canary line)"
         raise InputError(f"{_lines(len(lines))}, {mismatch}", path)
-    return lines
+    return [t for i, t in enumerate(lines) if i not in canary]
 
 
-def _paragraph_rows(row: Any, hyp_paragraphs: Any, where: str) -> list[tuple[str, str, str | None, str]]:
+def _paragraph_rows(row: Any, hyp_paragraphs: Any, where: str) -> tuple[list[tuple[str, str, str | None, str]], bool]:
     """A document row → (suffix, src, ref, hyp) per paragraph (WMT25 scores paragraphs).
 
     Source and reference paragraphs are blank-line separated; the hypothesis paragraphs come
     from ``hyp_paragraphs`` (what ``in2x translate`` writes, aligned by construction) or else
-    from splitting ``hyp``. Counts must agree."""
-    from in2x_cli.wmt import split_paragraphs
+    from splitting ``hyp``; when ``hyp`` is no longer the joined ``hyp_paragraphs`` (edited after
+    translation) ``hyp`` is split instead. Counts must agree. Also returns whether ``hyp`` was edited."""
+    from in2x_cli.wmt import PARAGRAPH_SEP, split_paragraphs
 
     src = split_paragraphs(row.src or "")
     hyp = hyp_paragraphs if hyp_paragraphs is not None else split_paragraphs(row.hyp or "")
     if not isinstance(hyp, list) or not all(isinstance(h, str) for h in hyp):
         raise InputError("field 'hyp_paragraphs' must be a list of strings", where)
+    edited = hyp_paragraphs is not None and row.hyp != PARAGRAPH_SEP.join(hyp_paragraphs)
+    if edited:
+        # 'hyp' was changed after in2x translate wrote both (a post-edit): 'hyp' is the translation
+        hyp = split_paragraphs(row.hyp or "")
     ref = split_paragraphs(row.ref) if row.ref is not None else None
     if len(hyp) != len(src) or (ref is not None and len(ref) != len(src)):
         counts = f"source {len(src)}, hypothesis {len(hyp)}" + (f", reference {len(ref)}" if ref is not None else "")
+        if edited:
+            raise InputError(f"--split-paragraphs: 'hyp' differs from the joined 'hyp_paragraphs' (edited?) and does not split into the source's paragraphs ({counts}): re-split it at blank lines or update 'hyp_paragraphs'", where)
         raise InputError(f"--split-paragraphs: paragraph counts differ ({counts})", where)
-    return [(f"#p{k + 1}", src[k], None if ref is None else ref[k], hyp[k]) for k in range(len(src))]
+    return [(f"#p{k + 1}", src[k], None if ref is None else ref[k], hyp[k]) for k in range(len(src))], edited
 
 
 def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs: bool = False) -> list[TestSet]:
@@ -167,28 +195,35 @@ def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs:
     default_system = "system" if path == "-" else Path(path).name.split(".")[0]
     forced = parse_pair(lang_pair) if lang_pair else None
     pairs: dict[tuple[str | None, str | None], dict[str, list[tuple[str, Segment, str]]]] = {}
+    edited_rows: list[str] = []
     for line in iter_jsonl(path):
         row = TranslationRow.from_line(line)
         if row.hyp is None:
             raise InputError("missing required field 'hyp' (or 'mt'/'hypothesis'): the translation to score", line.where)
+        langs: tuple[str | None, str | None] = (
+            normalize_lang(row.src_lang, where=line.where) if row.src_lang else None,
+            normalize_lang(row.tgt_lang, where=line.where) if row.tgt_lang else None,
+        )
         if forced:
-            langs: tuple[str | None, str | None] = forced
-        else:
-            langs = (
-                normalize_lang(row.src_lang, where=line.where) if row.src_lang else None,
-                normalize_lang(row.tgt_lang, where=line.where) if row.tgt_lang else None,
-            )
+            _check_forced_pair(forced, langs, line.where)
+            langs = forced
         system = row.system or default_system
         per_sys = pairs.setdefault(langs, {}).setdefault(system, [])
         if split_paragraphs:
             doc_key = str(row.id if row.id is not None else row.doc_id if row.doc_id is not None else f"#{len(per_sys) + 1}")
-            for suffix, p_src, p_ref, p_hyp in _paragraph_rows(row, row.extra.get("hyp_paragraphs"), line.where):
+            paragraphs, edited = _paragraph_rows(row, row.extra.get("hyp_paragraphs"), line.where)
+            if edited:
+                edited_rows.append(line.where)
+            for suffix, p_src, p_ref, p_hyp in paragraphs:
                 seg = Segment(id=doc_key + suffix, src=p_src, ref=p_ref, doc_id=row.doc_id or doc_key, domain=row.domain, where=line.where)
                 per_sys.append((doc_key + suffix, seg, p_hyp))
             continue
         key = str(row.id) if row.id is not None else f"#{len(per_sys) + 1}"
         seg = Segment(id=row.id if row.id is not None else len(per_sys) + 1, src=row.src or "", ref=row.ref, doc_id=row.doc_id, domain=row.domain, where=line.where)
         per_sys.append((key, seg, row.hyp))
+    if edited_rows:
+        console.warn(f"--split-paragraphs: {len(edited_rows)} row(s) have a 'hyp' that differs from their joined 'hyp_paragraphs' "
+                     f"(edited after translation; first {edited_rows[0]}): scored 'hyp', split at blank lines")
     out = []
     for (src_lang, tgt_lang), systems in pairs.items():
         names = list(systems)
@@ -224,10 +259,22 @@ def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs:
     return out
 
 
+def _check_forced_pair(forced: tuple[str, str], data: tuple[str | None, str | None], where: str) -> None:
+    """``-l`` fills in languages the data lacks; contradicting the data's is an error naming both
+    (it would pick the wrong BLEU tokenizer and score, say, Japanese as Chinese)."""
+    for side, given, found in (("source", forced[0], data[0]), ("target", forced[1], data[1])):
+        if found is not None and found != given:
+            pair = f"{data[0] or '?'}-{data[1] or '?'}"
+            raise InputError(f"-l/--lang-pair {forced[0]}-{forced[1]} contradicts the data's pair {pair} ({side} {found!r}, not {given!r}); drop -l or fix the data", where)
+
+
 def resolve_languages(ts: TestSet, lang_pair: str | None) -> None:
-    """Fill in languages: ``-l SRC-TGT``, else detect the target from references (or outputs)."""
+    """Fill in languages: ``-l SRC-TGT``, else detect the target from references (or outputs).
+    ``-l`` must agree with languages the data carries (rows' src_lang/tgt_lang, a WMT24 directory)."""
     if lang_pair:
-        ts.src_lang, ts.tgt_lang = parse_pair(lang_pair)
+        forced = parse_pair(lang_pair)
+        _check_forced_pair(forced, (ts.src_lang, ts.tgt_lang), ts.source)
+        ts.src_lang, ts.tgt_lang = forced
     if ts.tgt_lang:
         return
     refs = [s.ref for s in ts.segments if s.ref]

@@ -73,6 +73,12 @@ class TranslateRun:
             raise UserError("--top-p must be in (0, 1] and --temperature > 0")
         if self.segments_out is not None and (self.wmt24 is None or self.shard):
             raise UserError("--segments-out needs --wmt24 and a complete (unsharded) run")
+        if self.wmt24 is not None and self.input != "-":
+            raise UserError(f"give exactly one input: {self.input} or --wmt24 {self.wmt24}, not both")
+        if self.wmt24 is not None and (self.src_lang or self.tgt_lang):
+            raise UserError("--src-lang/--tgt-lang do not apply with --wmt24 (its directory name is the pair)")
+        if cfg.mbr_output == "all" and cfg.mbr == 0 and len(cfg.models) < 2:
+            raise UserError("--mbr-output all logs the MBR candidates: give --mbr N (or several --model), or drop it")
         if self.resume and self.output == "-":
             raise UserError("--resume needs --output FILE")
         if not cfg.models and not self.prepare:

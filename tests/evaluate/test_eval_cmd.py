@@ -350,13 +350,13 @@ def test_wmt24_with_our_own_system_beside_the_published_ones(shared_data, tmp_pa
     systems = {s["system"]: s["scores"]["bleu"] for s in json.loads(res.stdout)["results"][0]["systems"]}
     assert list(systems) == ["Aya23", "GPT-4", "mine"] and systems["mine"] == systems["GPT-4"]
     short = tmp_path / "short.txt"
-    short.write_text("a\n" * 997, encoding="utf-8")  # canary line missing: misaligned
+    short.write_text("a\n" * 996, encoding="utf-8")  # 997 (canary stripped) is aligned; 996 is not
     assert_user_error(invoke(["eval", "--wmt24", str(d), "--systems", "Aya23", "--hyp", str(short)]), "short.txt", "canary line included")
 
 
 def test_split_paragraphs_scores_each_paragraph_of_a_document(tmp_path):
     rows = [
-        {"id": "d1", "src": "A b.\n\nC d.", "ref": "x y\n\nz w", "hyp": "ignored", "hyp_paragraphs": ["x y", "z"], "src_lang": "en", "tgt_lang": "de", "system": "s"},
+        {"id": "d1", "src": "A b.\n\nC d.", "ref": "x y\n\nz w", "hyp": "x y\n\nz", "hyp_paragraphs": ["x y", "z"], "src_lang": "en", "tgt_lang": "de", "system": "s"},
         {"id": "d2", "src": "E.", "ref": "q", "hyp": "q", "src_lang": "en", "tgt_lang": "de", "system": "s"},
     ]
     path = write_jsonl(tmp_path / "docs.jsonl", rows)
@@ -366,5 +366,5 @@ def test_split_paragraphs_scores_each_paragraph_of_a_document(tmp_path):
     segs = [json.loads(x) for x in seg_path.read_text().splitlines()]
     assert [s["id"] for s in segs] == ["d1#p1", "d1#p2", "d2#p1"]
     assert [s["hyp"] for s in segs] == ["x y", "z", "q"] and segs[0]["doc_id"] == "d1"
-    bad = write_jsonl(tmp_path / "bad.jsonl", [{**rows[0], "hyp_paragraphs": ["only one"]}])
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{**rows[0], "hyp": "only one", "hyp_paragraphs": ["only one"]}])
     assert_user_error(invoke(["eval", str(bad), "--split-paragraphs"]), "bad.jsonl:1", "paragraph counts differ")

@@ -1,0 +1,116 @@
+"""issue 20: `in2x eval` refuses or warns instead of giving a wrong number with exit 0 —
+contradicting language pairs, edited hypotheses, canary lines, mixed AutoRank inputs, usage
+errors. Real WMT24/WMT25 data where the bug showed on it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.evaluate.test_eval_cmd import doc, rows_for
+from tests.util import assert_user_error, invoke, write_jsonl
+
+# ------------------------------------------------------------------ item 2: -l contradicts the data
+
+
+def test_lang_pair_contradicting_a_wmt24_directory_is_an_error(shared_data):
+    res = invoke(["eval", "--wmt24", str(shared_data / "wmt24" / "en-ja"), "--systems", "GPT-4", "-l", "ja-en"])
+    assert_user_error(res, "-l/--lang-pair ja-en", "en-ja")
+
+
+def test_lang_pair_contradicting_the_rows_is_an_error_naming_the_row(tmp_path):
+    path = write_jsonl(tmp_path / "rows.jsonl", rows_for())
+    assert_user_error(invoke(["eval", str(path), "-l", "en-zh"]), f"{path}:1", "en-zh", "en-ja", "'ja'")
+    # agreeing with the data (or filling in missing languages) is fine
+    assert doc(invoke(["eval", str(path), "-l", "en-ja"]))["results"][0]["pair"] == "en-ja"
+    bare = write_jsonl(tmp_path / "bare.jsonl", rows_for(langs=False))
+    r = doc(invoke(["eval", str(bare), "-l", "en-ja"]))["results"][0]
+    assert r["pair"] == "en-ja" and "tok:ja-mecab" in r["metrics"]["bleu"]["signature"]
+
+
+# ------------------------------------------------------------------ item 3: edited hyp vs hyp_paragraphs
+
+DOC_ROW = {"id": "d1", "src": "One.\n\nTwo.", "ref": "一。\n\n二。", "src_lang": "en", "tgt_lang": "ja"}
+
+
+def test_split_paragraphs_scores_an_edited_hyp_not_the_stale_paragraphs(tmp_path):
+    unedited = {**DOC_ROW, "system": "mt", "hyp": "一つ。\n\n二つ。", "hyp_paragraphs": ["一つ。", "二つ。"]}
+    edited = {**unedited, "system": "post-edit", "hyp": "一。\n\n二。"}  # hyp fixed, hyp_paragraphs stale
+    path = write_jsonl(tmp_path / "docs.jsonl", [unedited, edited])
+    res = invoke(["eval", str(path), "--split-paragraphs", "-m", "chrf"])
+    r = doc(res)["results"][0]
+    scores = {s["system"]: s["scores"]["chrf"] for s in r["systems"]}
+    assert scores["post-edit"] == 100.0 and scores["mt"] < 100.0
+    assert "1 row(s) have a 'hyp' that differs from their joined 'hyp_paragraphs'" in res.stderr
+    # an edit that breaks the paragraph structure is refused, naming the row
+    broken = {**edited, "hyp": "一。二。"}
+    path = write_jsonl(tmp_path / "broken.jsonl", [broken])
+    assert_user_error(invoke(["eval", str(path), "--split-paragraphs"]), f"{path}:1", "differs from the joined 'hyp_paragraphs'")
+
+
+# ------------------------------------------------------------------ item 5: the WMT24 canary line
+
+
+def _wmt24_files(shared_data: Path, tmp_path: Path, system: str = "GPT-4") -> tuple[Path, Path, Path]:
+    d = shared_data / "wmt24" / "en-ja"
+    return d / "en-ja.txt", d / "en-ja.refA.txt", d / "system-outputs" / f"{system}.txt"
+
+
+def test_text_mode_drops_the_canary_line_and_says_so_once(shared_data, tmp_path):
+    src, ref, hyp = _wmt24_files(shared_data, tmp_path)
+    res = invoke(["eval", "--src", str(src), "--ref", str(ref), "--hyp", f"GPT-4={hyp}", "-l", "en-ja", "-m", "bleu"])
+    text = doc(res)["results"][0]
+    wmt = doc(invoke(["eval", "--wmt24", str(shared_data / "wmt24" / "en-ja"), "--systems", "GPT-4", "-m", "bleu"]))["results"][0]
+    assert text["segments"] == 997 and text["systems"][0]["scores"]["bleu"] == wmt["systems"][0]["scores"]["bleu"]
+    assert res.stderr.count("canary line") == 1
+    # a system file with the canary already stripped (997 lines) lines up with the same segments
+    stripped = tmp_path / "stripped.txt"
+    stripped.write_text("\n".join(hyp.read_text(encoding="utf-8").split("\n")[1:]), encoding="utf-8")
+    again = doc(invoke(["eval", "--src", str(src), "--ref", str(ref), "--hyp", f"GPT-4={stripped}", "-m", "bleu"]))["results"][0]
+    assert again["systems"][0]["scores"]["bleu"] == text["systems"][0]["scores"]["bleu"]
+
+
+def test_wmt24_hyp_without_the_canary_line_is_accepted(shared_data, tmp_path):
+    d = shared_data / "wmt24" / "en-ja"
+    lines = (d / "system-outputs" / "Aya23.txt").read_text(encoding="utf-8").split("\n")
+    mine = tmp_path / "mine.txt"
+    mine.write_text("\n".join(lines[1:998]) + "\n", encoding="utf-8")  # 997 lines, canary stripped
+    res = invoke(["eval", "--wmt24", str(d), "--systems", "Aya23", "--hyp", f"mine={mine}", "-m", "bleu"])
+    r = doc(res)["results"][0]
+    scores = {s["system"]: s["scores"]["bleu"] for s in r["systems"]}
+    assert scores["mine"] == scores["Aya23"]
+    assert res.stderr.count("canary line") == 1
+    short = tmp_path / "short.txt"
+    short.write_text("\n".join(lines[1:900]) + "\n", encoding="utf-8")
+    assert_user_error(invoke(["eval", "--wmt24", str(d), "--hyp", str(short)]), "899 lines", "997 without the canary line")
+
+
+# ------------------------------------------------------------------ item 12: usage errors, -q/-v anywhere
+
+
+def test_usage_errors_are_one_line_and_global_flags_work_after_the_subcommand(tmp_path):
+    for args, fragment in (
+        (["eval", "--bogus"], "No such option: --bogus"),
+        (["eval", "--paired-n", "abc", "x.jsonl"], "'--paired-n'"),
+        (["eval", "autorank"], "Missing argument 'INPUTS'"),
+        (["translate", "x", "--model"], "requires an argument"),
+    ):
+        res = invoke(args)
+        assert_user_error(res, fragment)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    path = write_jsonl(tmp_path / "rows.jsonl", rows_for())
+    quiet = invoke(["eval", str(path), "-q"])
+    assert quiet.code == 0 and quiet.stderr == ""
+    assert json.loads(quiet.stdout)["results"][0]["pair"] == "en-ja"
+    assert "bleu:" in invoke(["eval", "-v", str(path)]).stderr
+
+
+# ------------------------------------------------------------------ item 15: help defaults
+
+
+def test_help_shows_no_contradicting_zero_defaults():
+    for args, option in ((["eval", "score", "--help"], "--paired-n"), (["eval", "autorank", "--help"], "--top")):
+        res = invoke(args)
+        text = res.stdout.split(option, 1)[1].split("\n  -", 1)[0]
+        assert "[default: 0]" not in text, text
+    assert_user_error(invoke(["eval", "autorank", "x", "--top", "0"]), "--top")
