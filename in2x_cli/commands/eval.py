@@ -99,6 +99,7 @@ def autorank(
     domain: str | None = typer.Option(None, "--domain", metavar="NAME", help="Rank on one domain only (WMT25 files and segment rows by their domain; eval outputs need --by domain)."),
     top: int | None = typer.Option(None, "--top", metavar="N", min=1, help="Show only the first N systems in the table (the JSON has all; default: every system)."),
     output: str = typer.Option("-", "--output", "-o", metavar="FILE", help="Where to write the JSON ranking (- = stdout)."),
+    allow_mixed: bool = typer.Option(False, "--allow-mixed", help="Rank systems even when they were scored on different segment sets or with different metric signatures (refused by default; the output lists what differs)."),
 ) -> None:
     """AutoRank as WMT25 ranked systems: mean segment score per metric, robust z = (x − median) /
     (P100 − P25) over systems, mean z over metrics, mapped linearly to [1, N] with the best at 1.
@@ -110,7 +111,7 @@ def autorank(
 
     run_autorank(AutorankConfig(
         inputs=tuple(inputs), pairs=_csv(pair), metrics=_csv(metrics), lower_is_better=_csv(lower_is_better),
-        aliases=tuple(alias or ()), domain=domain, top=top or 0, output=output,
+        aliases=tuple(alias or ()), domain=domain, top=top or 0, output=output, allow_mixed=allow_mixed,
     ))
 
 

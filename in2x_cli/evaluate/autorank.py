@@ -27,6 +27,19 @@ class RankInput:
     origin: dict[str, str] = field(default_factory=dict)  # system → file
     lower_is_better: set[str] = field(default_factory=set)
     corpus_scored: set[str] = field(default_factory=set)  # systems ranked on corpus scores (old eval JSON)
+    segment_sets: dict[str, tuple[str, str]] = field(default_factory=dict)  # system → (digest, description)
+    signatures: dict[str, dict[str, str | None]] = field(default_factory=dict)  # system → metric → signature (None: unknown)
+
+
+def segment_set_digest(segments: Iterable[tuple[Any, Any, Any]]) -> str:
+    """What a set of test segments is, as a short digest of its (id, src, ref) triples (order-free):
+    equal for the same segments whether read from an eval JSON or a --segments file, different when
+    two systems were scored on different test sets (or a different subset of one)."""
+    import hashlib
+    import json
+
+    items = sorted(json.dumps([None if i is None else str(i), s or "", r], ensure_ascii=False) for i, s, r in segments)
+    return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()[:16]
 
 
 def _pair_key(label: str | None, where: str) -> str:
@@ -39,13 +52,16 @@ def _pair_key(label: str | None, where: str) -> str:
 
 
 def _add_ranked(
-    out: dict[str, RankInput], label: str, system: str, scores: dict[str, float], where: str, lower: Iterable[str] = (), corpus: bool = False
+    out: dict[str, RankInput], label: str, system: str, scores: dict[str, float], where: str, lower: Iterable[str] = (), corpus: bool = False,
+    *, segment_set: tuple[str, str], signatures: dict[str, str | None],
 ) -> None:
     entry = out.setdefault(_pair_key(label, where), RankInput(label))
     if system in entry.systems:
         raise UserError(f"system {system!r} ({label}) is also in {entry.origin[system]}", where)
     entry.systems[system] = scores
     entry.origin[system] = where
+    entry.segment_sets[system] = segment_set
+    entry.signatures[system] = signatures
     entry.lower_is_better |= set(lower)
     if corpus:
         entry.corpus_scored.add(system)
@@ -56,12 +72,14 @@ def _read_wmt25_scores(path: Path, out: dict[str, RankInput], domain: str | None
     from in2x_cli.wmt import iter_wmt25_scores
 
     per_pair: dict[str, dict[str, list[float | None]]] = {}
+    docs: dict[str, list[tuple[Any, int, None]]] = {}  # the documents (and their paragraph counts) scored
     for doc in iter_wmt25_scores(path):
         if domain is not None and doc["domain"] != domain:
             continue
         metrics = per_pair.setdefault(doc["pair"], {})
         for metric, values in doc["metric_scores"].items():
             metrics.setdefault(metric, []).extend(values)
+        docs.setdefault(doc["pair"], []).append((doc["doc_id"], max(map(len, doc["metric_scores"].values()), default=0), None))
     for pair, metrics in per_pair.items():
         scores = {}
         for metric, values in metrics.items():
@@ -69,21 +87,27 @@ def _read_wmt25_scores(path: Path, out: dict[str, RankInput], domain: str | None
                 scores[metric] = mean_score(values)
             except ValueError:
                 continue  # every paragraph unscored: the metric is missing for this system
-        _add_ranked(out, pair, path.name.removesuffix(".jsonl"), scores, str(path))
+        n_docs, n_paras = len(docs[pair]), sum(n for _, n, _ in docs[pair])
+        segment_set = ("wmt25:" + segment_set_digest(docs[pair]), f"WMT25 {pair} ({n_docs} documents, {n_paras} paragraphs)")
+        _add_ranked(out, pair, path.name.removesuffix(".jsonl"), scores, str(path), segment_set=segment_set,
+                    signatures={m: f"WMT25 organisers' {m}" for m in metrics})
 
 
-def _segment_directions(path: Path) -> dict[str, bool]:
-    """{metric: higher_is_better} of an ``in2x eval --segments`` file, from its ``.meta.json``
-    sidecar (eval records them there); {} when there is none (a pipe, another tool)."""
+def _segment_meta(path: Path) -> tuple[dict[str, bool], dict[str, str]]:
+    """({metric: higher_is_better}, {metric: segment signature}) of an ``in2x eval --segments``
+    file, from its ``.meta.json`` sidecar (eval records them there); empty when there is none (a
+    pipe, another tool)."""
     import json
 
     from in2x_cli.io.jsonl import meta_path
 
     try:
         meta = json.loads(Path(meta_path(path)).read_text(encoding="utf-8"))
-        return {k: v for k, v in meta.get("metrics_higher_is_better", {}).items() if isinstance(v, bool)}
+        directions = {k: v for k, v in meta.get("metrics_higher_is_better", {}).items() if isinstance(v, bool)}
+        signatures = {k: v for k, v in (meta.get("metric_signatures") or {}).items() if isinstance(v, str)}
+        return directions, signatures
     except (OSError, ValueError, AttributeError):
-        return {}
+        return {}, {}
 
 
 def _lower_is_better(metric: str, recorded: dict[str, bool]) -> bool:
@@ -100,8 +124,9 @@ def _lower_is_better(metric: str, recorded: dict[str, bool]) -> bool:
 def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
     from in2x_cli.core.autorank import mean_score
 
-    recorded = _segment_directions(path)
+    recorded, signatures = _segment_meta(path)
     acc: dict[tuple[str, str], dict[str, list[float | None]]] = {}
+    segs: dict[tuple[str, str], list[tuple[Any, Any, Any]]] = {}
     for line in iter_jsonl(path):
         d = line.data
         if not isinstance(d.get("scores"), dict):
@@ -112,13 +137,17 @@ def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None
         _pair_key(label, line.where)
         system = str(d.get("system") or path.name.split(".")[0])
         metrics = acc.setdefault((label or "", system), {})
+        segs.setdefault((label or "", system), []).append((d.get("id"), d.get("src"), d.get("ref")))
         for k, v in d["scores"].items():
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise InputError(f"scores[{k!r}] must be a number or null", line.where)
             metrics.setdefault(k, []).append(v)
     for (label, system), metrics in acc.items():
         lower = [k for k in metrics if _lower_is_better(k, recorded)]
-        _add_ranked(out, label, system, {k: mean_score(v) for k, v in metrics.items() if any(x is not None for x in v)}, str(path), lower)
+        n = len(segs[(label, system)])
+        _add_ranked(out, label, system, {k: mean_score(v) for k, v in metrics.items() if any(x is not None for x in v)}, str(path), lower,
+                    segment_set=(segment_set_digest(segs[(label, system)]), f"{n} segments of {path}"),
+                    signatures={k: signatures.get(k) for k in metrics})
 
 
 def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
@@ -133,12 +162,20 @@ def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, p
                 source = ((entry.get("by") or {}).get("domain") or {}).get(domain)
                 if source is None:
                     raise InputError(f"no --by domain breakdown for domain {domain!r} (run in2x eval with --by domain)", str(path))
+            n = source.get("segments", result.get("segments"))
+            # eval JSON older than "segment_set": the count and the scored source stand in for it
+            digest = (source if domain is not None else result).get("segment_set") or f"{n} segments of {result.get('source')}" + (f", domain {domain}" if domain else "")
+            segment_set = (digest, f"{n} segments of {result.get('source') or path}" + (f" (domain {domain})" if domain else ""))
             # AutoRank's system score is the mean segment score; eval outputs older than
             # "segment_means" carry corpus scores only, which are used then (and reported)
             corpus = "segment_means" not in source
             scores = source["scores"] if corpus else source["segment_means"]
             scores = {k: v for k, v in scores.items() if v is not None}  # null: the metric failed for this system
-            _add_ranked(out, result.get("pair") or pair or "", entry["system"], scores, str(path), lower, corpus=corpus)
+            metrics_info = result.get("metrics", {})
+            sig_field = "signature" if corpus else "segment_signature"
+            signatures = {k: (metrics_info.get(k) or {}).get(sig_field) for k in scores}
+            _add_ranked(out, result.get("pair") or pair or "", entry["system"], scores, str(path), lower, corpus=corpus,
+                        segment_set=segment_set, signatures=signatures)
 
 
 def load_rank_inputs(paths: Sequence[str], *, domain: str | None = None, pair: str | None = None) -> dict[str, RankInput]:
@@ -184,7 +221,8 @@ def run_autorank(cfg: AutorankConfig) -> dict[str, Any]:
             raise UserError(f"--alias {item!r}: expected OURS=THEIRS")
         aliases[ours] = theirs
     doc = rank_inputs(
-        cfg.inputs, pairs=cfg.pairs, metrics=cfg.metrics, lower_is_better=cfg.lower_is_better, aliases=aliases, domain=cfg.domain
+        cfg.inputs, pairs=cfg.pairs, metrics=cfg.metrics, lower_is_better=cfg.lower_is_better, aliases=aliases, domain=cfg.domain,
+        allow_mixed=cfg.allow_mixed,
     )
     render_autorank(doc, cfg.top or None)
     write_json(cfg.output, doc)
@@ -199,8 +237,11 @@ def rank_inputs(
     lower_is_better: Sequence[str] = (),
     aliases: dict[str, str] | None = None,
     domain: str | None = None,
+    allow_mixed: bool = False,
 ) -> dict[str, Any]:
-    """AutoRank per language pair over the given inputs (see ``load_rank_inputs``)."""
+    """AutoRank per language pair over the given inputs (see ``load_rank_inputs``). Systems scored
+    on different segment sets, or with different metric signatures, are refused unless
+    ``allow_mixed`` (then reported in the output's ``mixed``)."""
     from in2x_cli import provenance
     from in2x_cli.core.autorank import autorank
 
@@ -231,6 +272,7 @@ def rank_inputs(
         dropped = sorted(set().union(*(set(v) for v in systems.values())) - set(chosen))
         if dropped and not metrics:
             console.warn(f"{entry.label}: not every system has {', '.join(dropped)}; ranking on {', '.join(chosen)}")
+        mixed = check_like_with_like(entry, chosen, aliases or {}, allow_mixed)
         lower = set(lower_is_better) | {(aliases or {}).get(m, m) for m in entry.lower_is_better}
         ranked = autorank(systems, metrics=chosen, lower_is_better=lower)
         corpus = sorted(entry.corpus_scored)
@@ -246,7 +288,44 @@ def rank_inputs(
                 "domain": domain,
                 "system_score": "corpus score for " + ", ".join(corpus) + "; segment mean for the rest" if corpus else "segment mean",
                 "systems": [r.to_dict() for r in ranked],
+                **({"mixed": mixed} if mixed else {}),
             }
         )
-    config = {"inputs": list(paths), "pairs": list(pairs), "metrics": list(metrics), "lower_is_better": list(lower_is_better), "aliases": aliases, "domain": domain}
+    config = {"inputs": list(paths), "pairs": list(pairs), "metrics": list(metrics), "lower_is_better": list(lower_is_better), "aliases": aliases,
+              "domain": domain, "allow_mixed": allow_mixed}
     return {"schema": AUTORANK_SCHEMA, "pairs": out, "provenance": provenance.collect(command="eval autorank", config=config, inputs=paths)}
+
+
+def _groups(values: dict[str, Any]) -> list[tuple[Any, list[str]]]:
+    """system → value, grouped: [(value, systems)], the largest group first."""
+    out: dict[Any, list[str]] = {}
+    for system, v in values.items():
+        out.setdefault(v, []).append(system)
+    return sorted(out.items(), key=lambda kv: -len(kv[1]))
+
+
+def check_like_with_like(entry: RankInput, metrics: Sequence[str], aliases: dict[str, str], allow_mixed: bool) -> list[str]:
+    """AutoRank compares systems: they must be scored on the same segments with the same metric
+    (signature). Differences are a UserError saying what differs (or, with ``allow_mixed``, a
+    warning, returned as lines for the output)."""
+    problems = []
+    sets = _groups({s: key for s, (key, _) in entry.segment_sets.items()})
+    if len(sets) > 1:
+        described = "; ".join(
+            f"{len(names)} system(s) on {entry.segment_sets[names[0]][1]} (e.g. {names[0]!r})" for _, names in sets
+        )
+        problems.append(f"the systems were scored on different segment sets: {described}")
+    back = {theirs: ours for ours, theirs in aliases.items()}
+    for m in metrics:
+        sigs = {s: entry.signatures[s].get(m, entry.signatures[s].get(back.get(m, m))) for s in entry.systems}
+        groups = _groups(sigs)
+        if len(groups) > 1:
+            described = "; ".join(
+                f"{sig or 'unknown signature (no .meta.json)'} for {len(names)} system(s) (e.g. {names[0]!r})" for sig, names in groups
+            )
+            problems.append(f"metric {m!r} was computed differently: {described}")
+    if problems and not allow_mixed:
+        raise UserError(f"{entry.label}: {problems[0]}; rank like with like, or pass --allow-mixed to rank anyway")
+    for p in problems:
+        console.warn(f"{entry.label}: --allow-mixed: {p}")
+    return problems

@@ -43,4 +43,5 @@ class AutorankConfig:
     aliases: tuple[str, ...] = ()  # OURS=THEIRS
     domain: str | None = None
     top: int = 0  # systems shown in the table (0: all)
+    allow_mixed: bool = False  # rank systems scored on different segments / metric signatures
     output: str = "-"

@@ -96,7 +96,9 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.segments:
         # the metrics' directions travel with the segment file, so `eval autorank` can negate TER & co.
         directions = {k: info["higher_is_better"] for r in doc["results"] for k, info in r["metrics"].items()}
-        with JsonlWriter(cfg.segments, meta={**doc["provenance"], "metrics_higher_is_better": directions}) as writer:
+        signatures = {k: info["segment_signature"] for r in doc["results"] for k, info in r["metrics"].items()}
+        meta = {**doc["provenance"], "metrics_higher_is_better": directions, "metric_signatures": signatures}
+        with JsonlWriter(cfg.segments, meta=meta) as writer:
             writer.write_many(rows)
     for result in doc["results"]:
         render_tables(result)

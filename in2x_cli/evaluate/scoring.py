@@ -51,6 +51,7 @@ def score_test_set(
     from in2x_cli.core.autorank import autorank
     from in2x_cli.core.metrics import score_systems
     from in2x_cli.core.significance import bootstrap_ci, paired_approximate_randomization, paired_bootstrap
+    from in2x_cli.evaluate.autorank import segment_set_digest
 
     names = list(ts.systems)
     srcs = [s.src for s in ts.segments]
@@ -103,6 +104,7 @@ def score_test_set(
             for value, idx in groups.items():
                 table[value] = {
                     "segments": len(idx),
+                    "segment_set": segment_set_digest((ts.segments[j].id, ts.segments[j].src, ts.segments[j].ref) for j in idx),
                     "scores": {key: metrics[key].corpus_score(scored[key][i].stats[idx]) for key in metrics},
                     "segment_means": {key: _segment_mean([scored[key][i].segments[j] for j in idx]) for key in metrics},
                 }
@@ -113,6 +115,7 @@ def score_test_set(
         "tgt_lang": ts.tgt_lang,
         "source": ts.source,
         "segments": len(ts.segments),
+        "segment_set": segment_set_digest((s.id, s.src, s.ref) for s in ts.segments),  # what AutoRank checks before comparing runs
         "metrics": {
             key: {
                 "name": getattr(m, "key", m.name),

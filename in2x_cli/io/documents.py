@@ -28,6 +28,7 @@ JSON on stdout (schema "in2x.eval/1"):
   {"schema": "in2x.eval/1",
    "results": [                       one entry per language pair
      {"pair": "en-ja", "src_lang": "en", "tgt_lang": "ja", "source": "<input>", "segments": 997,
+      "segment_set": "<digest of the (id, src, ref) triples: AutoRank ranks only like with like>",
       "metrics": {"bleu": {"name": "bleu", "signature": "nrefs:1|case:mixed|eff:no|tok:ja-mecab-...",
                            "segment_signature": "...", "higher_is_better": true}, ...},
       "baseline": "<first system>",
@@ -39,7 +40,7 @@ JSON on stdout (schema "in2x.eval/1"):
          "segment_means": {"bleu": 24.85, "chrf": 30.85, ...},   mean segment scores (AutoRank's x)
          "verbose_score": {"bleu": "60.7/32.8/20.1/12.8 (BP = ...)"},   as sacreBLEU's
          "significance": {"bleu": {"score", "mean", "ci", "low", "high", "p_value"}},  with --paired
-         "by": {"domain": {"news": {"segments": 149, "scores": {...}, "segment_means": {...}}}}}],  with --by
+         "by": {"domain": {"news": {"segments": 149, "segment_set": "...", "scores": {...}, "segment_means": {...}}}}}],  with --by
       "autorank": [{"system", "autorank", "mean_z", "scores", "z"}, ...]}],        with --autorank
                    (ranked on segment_means, as WMT25; "scores" there are those means)
    "provenance": {...}}

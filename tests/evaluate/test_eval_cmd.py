@@ -211,8 +211,11 @@ def test_autorank_wmt25_files_and_our_outputs_together(shared_data, tmp_path):
         {"system": "mine", "src_lang": "en", "tgt_lang": "ja", "domain": "news", "scores": {"xcomet": 0.9, "kiwi": 0.9}},
         {"system": "mine", "src_lang": "en", "tgt_lang": "ja", "domain": "news", "scores": {"xcomet": 0.8, "kiwi": None}},
     ])
-    res = invoke(["eval", "autorank", str(wmt25), str(ours), "--pair", "en-ja_JP", "--alias", "xcomet=XCOMET-XL", "--alias", "kiwi=CometKiwi-XL"])
+    mixed = ["eval", "autorank", str(wmt25), str(ours), "--pair", "en-ja_JP", "--alias", "xcomet=XCOMET-XL", "--alias", "kiwi=CometKiwi-XL"]
+    assert_user_error(invoke(mixed), "different segment sets", "43 system(s) on WMT25 en-ja_JP", "'mine'", "--allow-mixed")
+    res = invoke([*mixed, "--allow-mixed"])
     entry = doc(res)["pairs"][0]
+    assert any("different segment sets" in m for m in entry["mixed"])
     assert entry["metrics"] == ["CometKiwi-XL", "XCOMET-XL"]
     assert entry["systems"][0]["system"] == "mine" and entry["systems"][0]["scores"]["XCOMET-XL"] == pytest.approx(0.85)
     assert "not every system has" in res.stderr

@@ -114,3 +114,39 @@ def test_help_shows_no_contradicting_zero_defaults():
         text = res.stdout.split(option, 1)[1].split("\n  -", 1)[0]
         assert "[default: 0]" not in text, text
     assert_user_error(invoke(["eval", "autorank", "x", "--top", "0"]), "--top")
+
+
+# ------------------------------------------------------------------ item 4: AutoRank ranks like with like
+
+
+def _rows(shared_data: Path, system: str, start: int, n: int) -> list[dict]:
+    d = shared_data / "wmt24" / "en-ja"
+    def lines(path: Path) -> list[str]:
+        return path.read_text(encoding="utf-8").split("\n")[1 + start : 1 + start + n]
+    src, ref, hyp = lines(d / "en-ja.txt"), lines(d / "en-ja.refA.txt"), lines(d / "system-outputs" / f"{system}.txt")
+    return [{"id": start + i, "src": s, "ref": r, "hyp": h, "system": system, "src_lang": "en", "tgt_lang": "ja"}
+            for i, (s, r, h) in enumerate(zip(src, ref, hyp, strict=True))]
+
+
+def test_autorank_refuses_different_segment_sets_and_metric_signatures(shared_data, tmp_path):
+    def score(name: str, rows: list[dict], *extra: str) -> Path:
+        out = tmp_path / f"{name}.json"
+        assert invoke(["eval", str(write_jsonl(tmp_path / f"{name}.jsonl", rows)), "-m", "bleu,chrf", "-o", str(out), *extra]).code == 0
+        return out
+
+    a = score("a", _rows(shared_data, "GPT-4", 0, 50))
+    b = score("b", _rows(shared_data, "Aya23", 0, 60))  # ten more segments: not the same test set
+    assert_user_error(invoke(["eval", "autorank", str(a), str(b)]), "different segment sets", "50 segments", "60 segments", "--allow-mixed")
+    res = invoke(["eval", "autorank", str(a), str(b), "--allow-mixed"])
+    assert doc(res)["pairs"][0]["mixed"] and "--allow-mixed: the systems were scored on different segment sets" in res.stderr
+    # the same 50 segments, but BLEU with another tokenizer: a different metric
+    c = score("c", _rows(shared_data, "Aya23", 0, 50), "--tokenize", "char")
+    assert_user_error(invoke(["eval", "autorank", str(a), str(c)]), "metric 'bleu' was computed differently", "tok:char", "tok:ja-mecab")
+    # like with like ranks, from eval JSON and from --segments files alike
+    d = score("d", _rows(shared_data, "Aya23", 0, 50))
+    assert [s["system"] for s in doc(invoke(["eval", "autorank", str(a), str(d)]))["pairs"][0]["systems"]] == ["GPT-4", "Aya23"]
+    seg_a, seg_d = tmp_path / "a.seg.jsonl", tmp_path / "d.seg.jsonl"
+    for rows, seg in ((_rows(shared_data, "GPT-4", 0, 50), seg_a), (_rows(shared_data, "Aya23", 0, 50), seg_d)):
+        assert invoke(["eval", str(write_jsonl(tmp_path / "x.jsonl", rows)), "--segments", str(seg), "-o", str(tmp_path / "x.json")]).code == 0
+    assert len(doc(invoke(["eval", "autorank", str(seg_a), str(seg_d)]))["pairs"][0]["systems"]) == 2
+    assert_user_error(invoke(["eval", "autorank", str(seg_a), str(b)]), "different segment sets")
