@@ -39,6 +39,7 @@ class TestSet:
     systems: dict[str, list[str]] = field(default_factory=dict)
     src_lang: str | None = None
     tgt_lang: str | None = None
+    truncated: dict[str, tuple[int, int]] = field(default_factory=dict)  # system → (rows cut at --max-tokens, rows)
 
     @property
     def pair(self) -> str | None:
@@ -196,6 +197,7 @@ def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs:
     forced = parse_pair(lang_pair) if lang_pair else None
     pairs: dict[tuple[str | None, str | None], dict[str, list[tuple[str, Segment, str]]]] = {}
     edited_rows: list[str] = []
+    truncated: dict[tuple[tuple[str | None, str | None], str], tuple[int, int]] = {}  # in2x translate marks rows cut at --max-tokens
     for line in iter_jsonl(path):
         row = TranslationRow.from_line(line)
         if row.hyp is None:
@@ -209,6 +211,8 @@ def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs:
             langs = forced
         system = row.system or default_system
         per_sys = pairs.setdefault(langs, {}).setdefault(system, [])
+        cut, seen_rows = truncated.get((langs, system), (0, 0))
+        truncated[(langs, system)] = (cut + (row.extra.get("truncated") is True), seen_rows + 1)
         if split_paragraphs:
             doc_key = str(row.id if row.id is not None else row.doc_id if row.doc_id is not None else f"#{len(per_sys) + 1}")
             paragraphs, edited = _paragraph_rows(row, row.extra.get("hyp_paragraphs"), line.where)
@@ -255,6 +259,8 @@ def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs:
                     f"system {name!r} has {len(by_key)} segments but {names[0]!r} has {len(seen)} (missing {missing[0]!r}, …)", path
                 )
             ts.systems[name] = [by_key[k] for k in seen]
+            if truncated[((src_lang, tgt_lang), name)][0]:
+                ts.truncated[name] = truncated[((src_lang, tgt_lang), name)]
         out.append(ts)
     return out
 

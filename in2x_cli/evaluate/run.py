@@ -75,6 +75,9 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         if sacre and cfg.hyps and cfg.ref is None and cfg.wmt24 is None:
             raise UserError(f"{', '.join(sacre)} compare with references: pass --ref FILE (or use a reference-free metric: cometkiwi)")
         check_references(ts, sacre)
+        for name, (cut, total) in ts.truncated.items():
+            console.warn(f"{name}: {cut} of {total} hypotheses were truncated (cut at --max-tokens, marked by in2x translate): "
+                         "its scores measure the cut text")
         ctx = MetricContext(tgt_lang=ts.tgt_lang, tokenize=cfg.tokenize, comet=_comet_opener(cfg.comet_batch_size))
         try:
             metrics = {s.key: build_metric(s, ctx) for s in specs}

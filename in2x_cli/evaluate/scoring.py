@@ -65,6 +65,9 @@ def score_test_set(
             step(f"{key} {name}")
 
     systems: list[dict[str, Any]] = [{"system": n, "segments": len(ts.segments), "scores": {}} for n in names]
+    for entry in systems:  # rows in2x translate marked as cut at --max-tokens: a score to read with care
+        if entry["system"] in ts.truncated:
+            entry["truncated"] = ts.truncated[entry["system"]][0]
     for key, metric in metrics.items():
         for entry, res in zip(systems, scored[key], strict=True):
             entry["scores"][key] = res.score

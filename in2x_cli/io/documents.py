@@ -35,7 +35,7 @@ JSON on stdout (schema "in2x.eval/1"):
       "significance": null | {"test": "bs"|"ar"|"bootstrap-ci" (one system), "samples": 1000,
                               "confidence_samples": 1000 (ar), "seed": 12345, "level": 0.95},
       "systems": [
-        {"system": "A", "segments": 997,
+        {"system": "A", "segments": 997, "truncated": 3 (rows in2x translate marked as cut at --max-tokens; absent: none),
          "scores": {"bleu": 26.76, "chrf": 31.98, ...},          corpus (system) scores
          "segment_means": {"bleu": 24.85, "chrf": 30.85, ...},   mean segment scores (AutoRank's x)
          "verbose_score": {"bleu": "60.7/32.8/20.1/12.8 (BP = ...)"},   as sacreBLEU's

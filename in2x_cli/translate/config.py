@@ -108,6 +108,8 @@ class TranslateStats:
     seconds: float = 0.0  # wall time of the run, model loading included
     generate_seconds: float = 0.0  # time inside backend generation calls
     load_seconds: float = 0.0  # time spent loading models
+    truncated: dict[str, int] = field(default_factory=lambda: Counter())  # model → outputs cut at --max-tokens
+    truncated_rows: int = 0  # rows whose translation contains a truncated output
 
     def to_dict(self) -> dict[str, Any]:
         rate = self.misaligned_chunks / self.document_chunks if self.document_chunks else 0.0
@@ -123,6 +125,8 @@ class TranslateStats:
             "candidates": self.candidates,
             "generated_tokens": self.generated_tokens,
             "cleaning_rules_fired": dict(sorted(self.cleaning.items())),
+            "truncated_rows": self.truncated_rows,
+            "truncated_outputs": dict(sorted(self.truncated.items())),
             "model_loads": self.model_loads,
             "seconds": round(self.seconds, 3),
             "generate_seconds": round(self.generate_seconds, 3),
@@ -130,3 +134,30 @@ class TranslateStats:
             "rows_per_s": round(self.rows / self.seconds, 3) if self.seconds else None,
             "tokens_per_s": round(self.generated_tokens / self.generate_seconds, 1) if self.generate_seconds else None,
         }
+
+
+RATES = ("fallback_rate", "rows_per_s", "tokens_per_s")  # derived: recomputed, never summed
+
+
+def combine_summaries(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a whole output written by several runs (``--resume``): counts and times are
+    summed (dicts of counts key by key), rates recomputed from the sums, ``runs`` counted."""
+    out: dict[str, Any] = {}
+    for key, value in current.items():
+        before = previous.get(key)
+        if key in RATES or key == "runs":
+            continue
+        if isinstance(value, dict) and isinstance(before, dict):
+            merged = Counter(before)
+            merged.update(value)
+            out[key] = dict(sorted(merged.items()))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(before, (int, float)):
+            out[key] = round(before + value, 3) if isinstance(value, float) or isinstance(before, float) else before + value
+        else:
+            out[key] = value
+    chunks, fallbacks = out.get("document_chunks", 0), out.get("paragraph_fallbacks", 0)
+    out["fallback_rate"] = round(fallbacks / chunks, 4) if chunks else 0.0
+    out["rows_per_s"] = round(out["rows"] / out["seconds"], 3) if out.get("seconds") else None
+    out["tokens_per_s"] = round(out["generated_tokens"] / out["generate_seconds"], 1) if out.get("generate_seconds") else None
+    out["runs"] = previous.get("runs", 1) + current.get("runs", 1)
+    return out

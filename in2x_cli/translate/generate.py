@@ -24,6 +24,7 @@ class Candidate:
     sample: int  # -1 = greedy
     text: str
     tokens: int
+    truncated: bool = False  # generation stopped at --max-tokens (finish reason "length")
 
 
 class BackendPool:
@@ -98,11 +99,21 @@ def generate(
             source = T.PARAGRAPH_SEP.join(u.sources)
             cands = []
             for sample, comp in o:
-                text, fired = T.clean_output_rules(comp.text, source)
+                truncated = comp.finish_reason == "length"
+                raw = trim_partial_character(comp.text) if truncated else comp.text
+                text, fired = T.clean_output_rules(raw, source)
                 stats.cleaning.update(fired)
                 stats.generated_tokens += len(comp.token_ids)
-                cands.append(Candidate(mi, sample, text, len(comp.token_ids)))
+                if truncated:
+                    stats.truncated[cfg.models[mi]] += 1
+                cands.append(Candidate(mi, sample, text, len(comp.token_ids), truncated))
             per_model[mi].append(cands)
     pooled = [[c for mi in sorted(per_model) for c in per_model[mi][k]] for k in range(len(units))]
     stats.candidates += sum(len(c) for c in pooled)
     return pooled
+
+
+def trim_partial_character(text: str) -> str:
+    """A generation cut at ``max_tokens`` can end inside a multi-byte character, which the
+    tokenizer decodes as U+FFFD: drop that trailing replacement (never emit a broken character)."""
+    return text.rstrip("\ufffd")

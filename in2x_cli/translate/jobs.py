@@ -33,6 +33,7 @@ class Job:
     pieces: list[list[str | None]] = field(default_factory=list)  # per paragraph, per part
     chunks: int = 0
     fallback: int = 0
+    truncated: bool = False  # the chosen output of some request was cut at --max-tokens
     mbr_log: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -138,7 +139,9 @@ class JobSource:
         t = _lang(rec.tgt_lang, self.t_def, "tgt_lang", where)
         key = row_key(line.data, index)
         rec.hyp = None  # a previous translation is replaced, not kept under an alias
-        return _make_job(key, rec.to_dict(), rec.src or "", s, t)
+        row = rec.to_dict()
+        row.pop("truncated", None)  # ... and so is what was said about it
+        return _make_job(key, row, rec.src or "", s, t)
 
     def shard(self, i: int, n: int) -> JobSource:
         """Every n-th job starting at job i (0-based)."""

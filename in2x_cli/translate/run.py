@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections import Counter
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -47,7 +49,7 @@ from in2x_cli.translate.select import check_utility, finish_row, mbr_utility, se
 def run_translate(run: TranslateRun) -> None:
     """Translate ``run.input`` (or a WMT24 directory) into ``run.output``; see the module docstring."""
     from in2x_cli import provenance
-    from in2x_cli.io import JsonlWriter, check_output_path, write_text
+    from in2x_cli.io import JsonlWriter, check_output_path, write_json, write_text
 
     cfg = replace(run.config, templates=load_templates(run.prompt_file))
     check_utility(cfg)
@@ -68,7 +70,10 @@ def run_translate(run: TranslateRun) -> None:
         keys = jobs.keys if isinstance(jobs, JobSource) else [j.key for j in jobs]
         stats = TranslateStats()
         inputs = [str(ws.file(".txt")), str(ws.file(".docs"))] if ws is not None else [run.input]
-        meta = lambda: provenance.collect(command="translate", config=cfg, inputs=inputs, seed=cfg.seed, extra={"translate": stats.to_dict()})  # noqa: E731
+        earlier: dict[str, Any] = {}  # the summary of the rows earlier runs wrote (--resume)
+        meta = lambda: provenance.collect(  # noqa: E731
+            command="translate", config=cfg, inputs=inputs, seed=cfg.seed, extra={"translate": _whole_output(earlier, stats), "last_run": stats.to_dict()}
+        )
         with JsonlWriter(run.output, meta=meta, resume=run.resume) as writer:
             if run.prepare:
                 writer.write_many(j.row for j in jobs)
@@ -78,14 +83,51 @@ def run_translate(run: TranslateRun) -> None:
             todo = (j for j in jobs if j.key not in done)
             if done:
                 console.info(f"translate: resuming, {len(done)} rows already written, {len(keys) - len(done)} to go")
-            for row in translate_jobs(todo, cfg, stats, total=len(keys) - len(done)):
-                writer.write(row)
-                if run.segments_out is not None:
-                    kept.append(row)
+                earlier.update(_earlier_summary(run.output, len(done)))
+            try:
+                for row in translate_jobs(todo, cfg, stats, total=len(keys) - len(done)):
+                    writer.write(row)
+                    if run.segments_out is not None:
+                        kept.append(row)
+            except BaseException:
+                if run.resume:  # the next --resume adds this run's counts to its own
+                    write_json(_summary_path(run.output), _whole_output(earlier, stats))
+                raise
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_summary_path(run.output))
         summary = {**stats.to_dict(), "rows_resumed": len(done)}
         console.info("translate: " + json.dumps(summary, ensure_ascii=False))
         if run.segments_out is not None and ws is not None:
             write_text(run.segments_out, segment_lines(ws, kept))
+
+
+def _summary_path(output: str) -> str:
+    return f"{output}.partial.summary.json"
+
+
+def _whole_output(earlier: dict[str, Any], stats: TranslateStats) -> dict[str, Any]:
+    """The summary of every row in the output: this run's counts plus the earlier runs' (--resume)."""
+    from in2x_cli.translate.config import combine_summaries
+
+    return combine_summaries(earlier, stats.to_dict()) if earlier else stats.to_dict()
+
+
+def _earlier_summary(output: str, rows: int) -> dict[str, Any]:
+    """The summary of the ``rows`` rows a previous run wrote: the interrupted run's snapshot, or
+    the finished output's ``.meta.json``. A summary that does not cover exactly those rows (a run
+    killed with SIGKILL leaves none) is reported, and the rows are counted without their details."""
+    from in2x_cli.io.jsonl import meta_path, read_json
+
+    for path, pick in ((_summary_path(output), lambda d: d), (meta_path(output), lambda d: d.get("translate"))):
+        try:
+            found = pick(read_json(path))
+        except Exception:  # noqa: BLE001 - absent or unreadable: try the next
+            continue
+        if isinstance(found, dict) and found.get("rows") == rows:
+            return found
+    console.warn(f"translate: no summary of the {rows} rows already in {output}.partial (killed hard?): "
+                 "the .meta.json counts them as rows only, without fallbacks or truncations")
+    return {"rows": rows, "rows_without_summary": rows}
 
 
 def _resumed(rows: Iterable[dict[str, Any]], keys: Sequence[str], partial: str, kept: list[dict[str, Any]] | None) -> set[str]:
@@ -129,13 +171,12 @@ def translate_jobs(
             batch = list(itertools.islice(remaining, size))
             label = f"{r + 1}/{rounds}" if rounds > 1 else ""
             units = [u for job in batch for u in planner.plan(job, stats)]
-            stats.document_chunks += sum(1 for u in units if u.kind == "document")
+            document_units = Counter(id(u.job) for u in units if u.kind == "document")
             for u in units:
                 stats.requests[u.kind] += 1
             cands = generate(units, pool, cfg, stats, bar, f"{label} {cfg.granularity}s".strip())
             failed = select(units, cands, cfg, utility)
             if failed:
-                stats.misaligned_chunks += len(failed)
                 for u in failed:
                     u.job.fallback += 1
                 retry = [v for u in failed for v in planner.fallback(u)]
@@ -144,9 +185,14 @@ def translate_jobs(
                 cands = generate(retry, pool, cfg, stats, bar, f"{label} fallback paragraphs".strip())
                 select(retry, cands, cfg, utility)
             for job in batch:
+                # counted per row as it is handed out, so an interrupted run's counts match its rows
                 stats.rows += 1
                 stats.documents += int(job.is_document)
-                yield finish_row(job, cfg)
+                stats.document_chunks += document_units[id(job)]
+                stats.misaligned_chunks += job.fallback
+                row = finish_row(job, cfg)
+                stats.truncated_rows += int(bool(row.get("truncated")))
+                yield row
             stats.seconds = time.perf_counter() - t0
     finally:
         stack.close()

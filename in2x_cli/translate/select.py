@@ -70,6 +70,7 @@ def select(units: list[Unit], cands: list[list[Candidate]], cfg: TranslateConfig
     for (u, cs, segs, eligible), choice in zip(pending, choices, strict=True):
         chosen = segs[eligible[choice.index]]
         assert chosen is not None
+        u.job.truncated |= cs[eligible[choice.index]].truncated
         if u.kind == "document":
             for offset, text in enumerate(chosen):
                 u.job.pieces[u.span[0] + offset] = [text]
@@ -114,6 +115,8 @@ def finish_row(job: Job, cfg: TranslateConfig) -> dict[str, Any]:
         row["hyp_paragraphs"] = paras
         if cfg.granularity == "document":
             row["fallback"] = job.fallback
+    if job.truncated:
+        row["truncated"] = True  # cut at --max-tokens: counted per system by in2x eval
     if cfg.mbr_output == "all":
         for entry in job.mbr_log:
             for c in entry["candidates"]:

@@ -3,7 +3,11 @@ UTF-8 whole, describes the whole output after --resume and records which model m
 
 from __future__ import annotations
 
-from tests.translate.test_translate_cmd import SCRIPTED, mirror, register, wmt25_rows
+import json
+from pathlib import Path
+
+from tests.fakes import ScriptedBackend
+from tests.translate.test_translate_cmd import SCRIPTED, collapse, mirror, register, source_of, summary, wmt25_rows
 from tests.util import assert_user_error, invoke, write_jsonl
 
 # ------------------------------------------------------------------ items 1, 15: one input, no ignored options
@@ -20,3 +24,89 @@ def test_mbr_output_all_without_mbr_is_refused(tmp_path):
     model = register("tr-guard-mbr", mirror)
     inp = write_jsonl(tmp_path / "in.jsonl", wmt25_rows()[:1])
     assert_user_error(invoke(["translate", str(inp), "-m", model, *SCRIPTED, "--mbr-output", "all"]), "--mbr-output all", "--mbr N")
+
+
+# ------------------------------------------------------------------ item 8: truncated outputs
+
+
+class TruncatingBackend(ScriptedBackend):
+    """Stops every output whose source contains 'long' at max_tokens, mid-character (U+FFFD)."""
+
+    def generate_from_text(self, prompts, params, *, seeds=None, progress=None):
+        outs = super().generate_from_text(prompts, params, seeds=seeds, progress=progress)
+        for prompt, comps in zip(prompts, outs, strict=True):
+            if "long" in source_of(prompt):
+                for c in comps:
+                    c.text, c.finish_reason = c.text + "\ufffd", "length"
+        return outs
+
+
+def test_truncated_outputs_are_counted_and_never_end_in_a_broken_character(tmp_path):
+    model = register("tr-guard-trunc", lambda prompt, j: "翻訳" + source_of(prompt))
+    rows = [{"id": "a", "src": "a long one", "src_lang": "en", "tgt_lang": "ja"}, {"id": "b", "src": "short", "src_lang": "en", "tgt_lang": "ja"}]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    res = invoke(["translate", str(inp), "-m", model, "--backend", "tests.translate.test_translate_guards:TruncatingBackend", "-o", str(out)])
+    assert res.code == 0, res.stderr
+    a, b = (json.loads(x) for x in out.read_text(encoding="utf-8").splitlines())
+    assert a["hyp"] == "翻訳a long one" and "\ufffd" not in a["hyp"] and a["truncated"] is True
+    assert "truncated" not in b
+    s = summary(res.stderr)
+    assert s["truncated_rows"] == 1 and s["truncated_outputs"] == {model: 1}
+    assert json.loads(Path(f"{out}.meta.json").read_text())["translate"]["truncated_rows"] == 1
+    # re-translating an output replaces what was said about the old translation
+    res = invoke(["translate", str(out), "-m", model, *SCRIPTED])
+    assert [r.get("truncated") for r in res.rows()] == [None, None]
+
+
+def test_eval_reports_truncated_outputs_per_system(tmp_path):
+    from tests.evaluate.test_eval_cmd import rows_for
+
+    rows = rows_for()
+    rows[1]["truncated"] = True  # the 'good' system's second segment was cut at --max-tokens
+    res = invoke(["eval", str(write_jsonl(tmp_path / "rows.jsonl", rows))])
+    assert res.code == 0, res.stderr
+    systems = {s["system"]: s for s in json.loads(res.stdout)["results"][0]["systems"]}
+    assert systems["good"]["truncated"] == 1 and systems["bad"].get("truncated", 0) == 0
+    assert "good: 1 of 3 hypotheses were truncated" in res.stderr
+
+
+# ------------------------------------------------------------------ item 6: --resume summaries
+
+
+class InterruptingScripted(ScriptedBackend):
+    calls = 0
+    fail_at = 0
+
+    def generate_from_text(self, prompts, params, *, seeds=None, progress=None):
+        type(self).calls += 1
+        if type(self).calls == type(self).fail_at:
+            raise KeyboardInterrupt
+        return super().generate_from_text(prompts, params, seeds=seeds, progress=progress)
+
+
+def test_meta_summary_after_resume_describes_the_whole_output(tmp_path):
+    model = register("tr-guard-resume", collapse)  # every document falls back: fallback_rate 1.0
+    docs = [{**r, "id": f"{r['doc_id']}-{k}"} for k in range(4) for r in wmt25_rows()[:2]]  # 8 two/three-paragraph documents
+    inp = write_jsonl(tmp_path / "in.jsonl", docs)
+    common = ["translate", str(inp), "-m", model, "--chunk-rows", "1"]
+    full = tmp_path / "full.jsonl"
+    assert invoke([*common, *SCRIPTED, "-o", str(full)]).code == 0
+    whole = json.loads(Path(f"{full}.meta.json").read_text())["translate"]
+    out = tmp_path / "out.jsonl"
+    InterruptingScripted.calls, InterruptingScripted.fail_at = 0, 7  # two calls per row: dies in row 4, 3 rows written
+    res = invoke([*common, "-o", str(out), "--resume", "--backend", "tests.translate.test_translate_guards:InterruptingScripted"])
+    assert res.code == 130 and len(Path(f"{out}.partial").read_text().splitlines()) == 3
+    res = invoke([*common, *SCRIPTED, "-o", str(out), "--resume"])
+    assert res.code == 0, res.stderr
+    assert out.read_text() == full.read_text()
+    meta = json.loads(Path(f"{out}.meta.json").read_text())
+    summary_ = meta["translate"]
+    for key in ("rows", "documents", "document_chunks", "paragraph_fallbacks", "fallback_rate", "truncated_rows"):
+        assert summary_[key] == whole[key], key
+    assert summary_["rows"] == 8 and summary_["runs"] == 2 and meta["last_run"]["rows"] == 5
+    assert not Path(f"{out}.partial.summary.json").exists()
+    # resuming a finished output: still the whole output's summary
+    assert invoke([*common, *SCRIPTED, "-o", str(out), "--resume"]).code == 0
+    again = json.loads(Path(f"{out}.meta.json").read_text())["translate"]
+    assert again["rows"] == 8 and again["paragraph_fallbacks"] == whole["paragraph_fallbacks"] and again["runs"] == 3
