@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from in2x_cli import console
 from in2x_cli.errors import InputError, UserError
 
 if TYPE_CHECKING:
@@ -78,8 +79,13 @@ def _ids(tokenizer: Any, messages: list[dict[str, str]], *, generation_prompt: b
     return list(enc["input_ids"])
 
 
-def load_examples(path: str, tokenizer: Any, *, max_examples: int, max_length: int) -> list[Example]:
-    """Tokenize calibration rows (see the module docstring for the accepted shapes)."""
+def load_examples(
+    path: str, tokenizer: Any, *, max_examples: int, max_length: int, needs_targets: bool = True, skipped: list[str] | None = None
+) -> list[Example]:
+    """Tokenize calibration rows (see the module docstring for the accepted shapes). Rows are cut
+    to ``max_length`` tokens. A row whose response starts beyond that keeps no target token: it is
+    kept for forward-only statistics (``needs_targets=False``: activations), else skipped and its
+    place appended to ``skipped`` (Fisher needs predicted tokens); never an abort."""
     from in2x_cli.io.jsonl import iter_jsonl
 
     examples: list[Example] = []
@@ -103,8 +109,11 @@ def load_examples(path: str, tokenizer: Any, *, max_examples: int, max_length: i
             raise InputError("calibration row needs 'text', 'messages', or 'instruction' + 'response'", where)
         ids = ids[:max_length]
         targets = [i >= max(start, 1) for i in range(len(ids))]  # position 0 is never predicted
-        if not any(targets):
-            raise InputError(f"no target tokens left within --max-length {max_length}", where)
+        if not any(targets) and needs_targets:
+            if skipped is None:
+                raise InputError(f"no target tokens left within --max-length {max_length}", where)
+            skipped.append(where)
+            continue
         examples.append(Example(ids, targets, where))
     return examples
 
@@ -243,11 +252,19 @@ def calibrate(
     # calibration needs the tokenizer of the model directory
     tokenizer = load_tokenizer(model_dir, trust_remote_code=cfg.trust_remote_code, what="tokenizer")
     # the calibration rows are read and checked before the (whole) model is loaded
-    examples = load_examples(calibration, tokenizer, max_examples=cfg.max_examples, max_length=cfg.max_length)
+    skipped: list[str] = []
+    examples = load_examples(calibration, tokenizer, max_examples=cfg.max_examples, max_length=cfg.max_length,
+                             needs_targets=cfg.kind == "fisher", skipped=skipped)
+    if skipped:
+        console.warn(f"{cfg.kind} statistics: skipped {len(skipped)} calibration row(s) whose response starts beyond --max-length "
+                     f"{cfg.max_length} (first: {skipped[0]}); raise --max-length to use them")
+    if not examples:
+        raise InputError(f"no calibration row has a target token within --max-length {cfg.max_length}", calibration)
     model, device = load_model(model_dir, cfg)
     step = progress(len(examples)) if progress else None
     stats, tokens = compute_statistics(model, examples, cfg.kind, names=set(order), device=device, on_example=step)
     del model
-    meta = {"in2x_stats": cfg.kind, "model": str(model_dir), "calibration": str(calibration), "examples": len(examples), "tokens": tokens}
+    meta = {"in2x_stats": cfg.kind, "model": str(model_dir), "calibration": str(calibration), "examples": len(examples), "tokens": tokens,
+            "skipped_examples": len(skipped)}
     files = write_statistics(out_dir, stats, meta, shard_bytes=shard_bytes, order=order)
     return {**meta, "files": files, "tensors": len(stats)}
