@@ -90,11 +90,34 @@ def loading_errors(path: str | Path, what: str = "model") -> Iterator[None]:
     except UserError:
         raise
     except (OSError, ValueError) as exc:
+        missing = missing_model_files(path)
+        if missing:  # say what a model directory needs, not the library's first line about it
+            raise UserError(f"cannot load the {what}: not a complete model directory, missing {'; '.join(missing)}", str(path)) from None
         raise UserError(f"cannot load the {what}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}", str(path)) from None
     except Exception as exc:
         if type(exc).__module__.split(".")[0] != "jinja2":
             raise
         raise UserError(f"cannot load the {what}: its chat template is invalid ({exc})", str(path)) from None
+
+
+TOKENIZER_FILE_SETS = (("tokenizer.json",), ("tokenizer.model",), ("sentencepiece.bpe.model",), ("vocab.json", "merges.txt"), ("vocab.txt",))
+
+
+def missing_model_files(path: str | Path) -> list[str]:
+    """What a local directory lacks to be a Hugging Face model: config.json, tokenizer files,
+    safetensors weights ([] for a complete directory, or a path that is not a local directory)."""
+    p = Path(path)
+    if not p.is_dir():
+        return []
+    names = {f.name for f in p.iterdir() if f.is_file()}
+    missing = []
+    if "config.json" not in names:
+        missing.append("config.json")
+    if not any(all(n in names for n in group) for group in TOKENIZER_FILE_SETS):
+        missing.append("tokenizer files (tokenizer.json, or tokenizer.model, or vocab.json + merges.txt)")
+    if not any(n.endswith(".safetensors") for n in names):
+        missing.append("weights (*.safetensors)")
+    return missing
 
 
 def check_tokenizer(tokenizer: Any, path: str | Path) -> Any:

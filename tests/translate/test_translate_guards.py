@@ -110,3 +110,24 @@ def test_meta_summary_after_resume_describes_the_whole_output(tmp_path):
     assert invoke([*common, *SCRIPTED, "-o", str(out), "--resume"]).code == 0
     again = json.loads(Path(f"{out}.meta.json").read_text())["translate"]
     assert again["rows"] == 8 and again["paragraph_fallbacks"] == whole["paragraph_fallbacks"] and again["runs"] == 3
+
+
+# ------------------------------------------------------------------ item 9: a directory that is not a model
+
+
+def test_a_directory_that_is_not_a_model_names_what_is_missing(tmp_path, tiny_model):
+    import shutil
+
+    inp = write_jsonl(tmp_path / "in.jsonl", wmt25_rows()[:1])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = invoke(["translate", str(inp), "-m", str(empty), "--backend", "transformers"])
+    assert_user_error(res, str(empty), "missing config.json", "tokenizer files", "weights (*.safetensors)")
+    assert "Couldn't instantiate" not in res.stderr
+    no_tok = tmp_path / "no_tok"
+    shutil.copytree(tiny_model, no_tok)
+    for name in ("tokenizer.json", "tokenizer.model", "vocab.json"):
+        (no_tok / name).unlink(missing_ok=True)
+    res = invoke(["translate", str(inp), "-m", str(no_tok), "--backend", "transformers"])
+    assert_user_error(res, str(no_tok), "tokenizer.json")
+    assert "config.json;" not in res.stderr and "safetensors" not in res.stderr
