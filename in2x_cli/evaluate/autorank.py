@@ -67,13 +67,14 @@ def _add_ranked(
         entry.corpus_scored.add(system)
 
 
-def _read_wmt25_scores(path: Path, out: dict[str, RankInput], domain: str | None) -> None:
+def _read_wmt25_scores(path: Path, out: dict[str, RankInput], domain: str | None, domains: set[str]) -> None:
     from in2x_cli.core.autorank import mean_score
     from in2x_cli.wmt import iter_wmt25_scores
 
     per_pair: dict[str, dict[str, list[float | None]]] = {}
     docs: dict[str, list[tuple[Any, int, None]]] = {}  # the documents (and their paragraph counts) scored
     for doc in iter_wmt25_scores(path):
+        domains.add(str(doc["domain"]))
         if domain is not None and doc["domain"] != domain:
             continue
         metrics = per_pair.setdefault(doc["pair"], {})
@@ -121,7 +122,7 @@ def _lower_is_better(metric: str, recorded: dict[str, bool]) -> bool:
     return builtin is not None and not builtin.higher_is_better
 
 
-def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
+def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None, domains: set[str]) -> None:
     from in2x_cli.core.autorank import mean_score
 
     recorded, signatures = _segment_meta(path)
@@ -131,6 +132,8 @@ def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None
         d = line.data
         if not isinstance(d.get("scores"), dict):
             raise InputError("expected a segment row with 'scores' {metric: score} (in2x eval --segments)", line.where)
+        if d.get("domain") is not None:
+            domains.add(str(d["domain"]))
         if domain is not None and d.get("domain") != domain:
             continue
         label = (f"{d['src_lang']}-{d['tgt_lang']}" if d.get("src_lang") and d.get("tgt_lang") else None) or pair
@@ -150,7 +153,7 @@ def _read_segment_rows(path: Path, out: dict[str, RankInput], domain: str | None
                     signatures={k: signatures.get(k) for k in metrics})
 
 
-def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None) -> None:
+def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, pair: str | None, domains: set[str]) -> None:
     from in2x_cli.io.documents import read_eval_doc
 
     doc = read_eval_doc(path)
@@ -158,8 +161,12 @@ def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, p
         lower = {k for k, m in result.get("metrics", {}).items() if not m.get("higher_is_better", True)}
         for entry in result.get("systems", []):
             source = entry
+            by_domain = (entry.get("by") or {}).get("domain") or {}
+            domains.update(by_domain)
             if domain is not None:
-                source = ((entry.get("by") or {}).get("domain") or {}).get(domain)
+                source = by_domain.get(domain)
+                if source is None and by_domain:
+                    raise InputError(f"no scores for domain {domain!r} (domains here: {', '.join(sorted(by_domain))})", str(path))
                 if source is None:
                     raise InputError(f"no --by domain breakdown for domain {domain!r} (run in2x eval with --by domain)", str(path))
             n = source.get("segments", result.get("segments"))
@@ -178,11 +185,14 @@ def _read_eval_json(path: Path, out: dict[str, RankInput], domain: str | None, p
                         segment_set=segment_set, signatures=signatures)
 
 
-def load_rank_inputs(paths: Sequence[str], *, domain: str | None = None, pair: str | None = None) -> dict[str, RankInput]:
+def load_rank_inputs(
+    paths: Sequence[str], *, domain: str | None = None, pair: str | None = None, domains: set[str] | None = None
+) -> dict[str, RankInput]:
     """AutoRank inputs: WMT25 automatic-score files (or a directory of them; system = file
     name), ``in2x eval`` JSON outputs, or ``in2x eval --segments`` JSONL files. ``pair`` labels
-    the inputs that carry no languages."""
+    the inputs that carry no languages; ``domains`` collects every domain the inputs name."""
     out: dict[str, RankInput] = {}
+    domains = set() if domains is None else domains
     files: list[tuple[Path, bool]] = []  # (file, found in a directory)
     for p in paths:
         path = Path(p)
@@ -197,15 +207,15 @@ def load_rank_inputs(paths: Sequence[str], *, domain: str | None = None, pair: s
             raise UserError("no such file or directory", str(path))
     for path, in_dir in files:
         if path.suffix == ".json":
-            _read_eval_json(path, out, domain, pair)
+            _read_eval_json(path, out, domain, pair, domains)
             continue
         first = next(iter_jsonl(path, require_rows=not in_dir), None)
         if first is None:
             continue  # a WMT25 system with no rows for the kept pairs
         if "metric_scores" in first.data:
-            _read_wmt25_scores(path, out, domain)
+            _read_wmt25_scores(path, out, domain, domains)
         else:
-            _read_segment_rows(path, out, domain, pair)
+            _read_segment_rows(path, out, domain, pair, domains)
     return out
 
 
@@ -247,7 +257,12 @@ def rank_inputs(
 
     wanted = {_pair_key(p, "--pair") for p in pairs}
     assign = pairs[0] if len(pairs) == 1 else None
-    data = load_rank_inputs(paths, domain=domain, pair=assign)
+    seen_domains: set[str] = set()
+    data = load_rank_inputs(paths, domain=domain, pair=assign, domains=seen_domains)
+    if domain is not None and (not data or (wanted and not wanted <= set(data))):
+        # nothing (for the wanted pairs) in that domain: say so, not that the pair is missing
+        listed = ", ".join(sorted(seen_domains)) or "none: the inputs carry no domains"
+        raise UserError(f"no scores for domain {domain!r}" + (f" in {', '.join(sorted(wanted))}" if wanted else "") + f" (domains in the inputs: {listed})")
     if wanted:
         missing = wanted - set(data)
         if missing:

@@ -150,3 +150,16 @@ def test_autorank_refuses_different_segment_sets_and_metric_signatures(shared_da
         assert invoke(["eval", str(write_jsonl(tmp_path / "x.jsonl", rows)), "--segments", str(seg), "-o", str(tmp_path / "x.json")]).code == 0
     assert len(doc(invoke(["eval", "autorank", str(seg_a), str(seg_d)]))["pairs"][0]["systems"]) == 2
     assert_user_error(invoke(["eval", "autorank", str(seg_a), str(b)]), "different segment sets")
+
+
+# ------------------------------------------------------------------ item 10: an unknown AutoRank domain
+
+
+def test_autorank_unknown_domain_lists_the_domains(shared_data, tmp_path):
+    wmt25 = str(shared_data / "wmt25" / "automatic-scores")
+    res = invoke(["eval", "autorank", wmt25, "--pair", "en-ja_JP", "--domain", "nosuch"])
+    assert_user_error(res, "no scores for domain 'nosuch'", "literary", "news", "speech")
+    assert "language pair" not in res.stderr
+    scores = tmp_path / "scores.json"
+    assert invoke(["eval", str(write_jsonl(tmp_path / "rows.jsonl", rows_for())), "--by", "domain", "-o", str(scores)]).code == 0
+    assert_user_error(invoke(["eval", "autorank", str(scores), "--domain", "nosuch"]), "domain 'nosuch'", "news, speech")
