@@ -16,7 +16,7 @@ def sample_difficulty(
     lang_ratio: str = typer.Option("zh=1,en=1,ja=1", "--lang-ratio", help="Language weights, zh=1,en=1,ja=1 or 1:1:1 (= zh:en:ja; the paper's 1:1:1); other languages are left out."),
     rounds: int = typer.Option(1, "--rounds", help="Sampling rounds (the paper: one per epoch). Disjoint when the pool allows: a stratum of n rows gives at most n//R per round and short strata follow --shortfall; rows are reused only when the pool is too small, with a warning."),
     shortfall: str = typer.Option("redistribute", "--shortfall", help="Short strata: redistribute (to other levels of the language, then other languages), none (leave missing), or shrink (lower the total, keep the ratio exactly)."),
-    report: str = typer.Option(None, "--report", help="Write the JSON report here (default: stderr)."),
+    report: str = typer.Option(None, "--report", help="Write the JSON report here (default: a one-line summary on stderr; the whole report with -v)."),
     rejects: str = typer.Option(None, "--rejects", help="Write rows whose grading failed here (JSONL, with grade_error)."),
     grade_only: bool = typer.Option(False, "--grade-only", help="Grade and write every gradable row (all languages), no sampling."),
     field: str = typer.Option(None, "--field", help="Text field for grading (default: instruction/prompt/query, else the first user message)."),
@@ -50,8 +50,8 @@ def sample_difficulty(
             check_output_path(path)
     if not grade_only and total is None:
         raise UserError("--total is required (or --grade-only to grade without sampling)")
-    if (total is not None and total < 0) or rounds < 1 or k < 1 or batch_size < 1:
-        raise UserError("--total must be >= 0, and --rounds, --k and --batch-size >= 1")
+    if (total is not None and total < 1) or rounds < 1 or k < 1 or batch_size < 1:
+        raise UserError("--total, --rounds, --k and --batch-size must be >= 1 (--total 0 would pick nothing)")
     if shortfall not in SHORTFALL_RULES:
         raise UserError(f"--shortfall must be one of {', '.join(SHORTFALL_RULES)}")
     cuts = parse_cutoffs(cutoffs)

@@ -24,7 +24,25 @@ def emit_report(rep: dict[str, Any], path: str | None) -> None:
         console.warn(f"{invalid} prompts could not be graded (invalid judge output after one retry); their rows are left out")
     if path is not None:
         write_json(path, rep)
-        if "selected_per_round" in rep:
-            console.info(f"sample-difficulty: {rep['selected_per_round']} rows per round × {rep['rounds']} (requested {rep['requested_per_round']}); report in {path}")
-    elif console.verbosity() >= 1:
+    if console.verbosity() >= 2 and path is None:  # -v: the whole report (it is also in the output's .meta.json)
         console.stderr_console().print(json.dumps(rep, ensure_ascii=False, indent=2), markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.info("sample-difficulty: " + summary_line(rep) + (f"; report in {path}" if path else "; the whole report with -v or --report FILE"))
+
+
+def summary_line(rep: dict[str, Any]) -> str:
+    """The report in one line: what was picked against what was asked, and what was graded."""
+    parts = []
+    if "selected_per_round" in rep:
+        parts.append(f"{rep['selected_per_round']} rows per round × {rep.get('rounds', 1)} (requested {rep['requested_per_round']})")
+    pool = rep.get("pool") or {}
+    if "rows" in pool:
+        parts.append(f"pool {pool['rows']} rows")
+    short = [s for s in rep.get("strata", []) if s.get("shortfall")]
+    if short:
+        parts.append(f"{len(short)} short strata")
+    grading = rep.get("grading") or {}
+    graded = {k: v for k, v in grading.items() if isinstance(v, int) and not isinstance(v, bool) and v}
+    if graded:
+        parts.append("grading " + ", ".join(f"{k} {v}" for k, v in graded.items()))
+    return "; ".join(parts) or "done"

@@ -43,7 +43,7 @@ def test_rounds_disjoint_and_shortfall_reported(tmp_path):
     assert len(by_round[0]) == len(by_round[1]) == 12 and not set(by_round[0]) & set(by_round[1])
     # 150 per round: very_hard/hard strata run short (zh has 6 very_hard rows; quota 15)
     out = tmp_path / "o.jsonl"
-    res = invoke(["sample-difficulty", str(INSTRUCTIONS), "-n", "150", "--lang-ratio", "zh=1,en=1,ja=1", "-o", str(out)])
+    res = invoke(["sample-difficulty", str(INSTRUCTIONS), "-n", "150", "--lang-ratio", "zh=1,en=1,ja=1", "-o", str(out), "-v"])
     assert res.code == 0
     assert "stratum zh/very_hard: quota 15, only 6 rows (shortfall 9; rule: redistribute)" in res.stderr
     rep = json.loads(res.stderr[res.stderr.index("{"):res.stderr.rindex("}") + 1])  # the report on stderr
@@ -136,7 +136,7 @@ def test_grading_resumes_after_interruption_with_identical_output(tmp_path):
         fh.write('{"key": "tor')
     SCRIPTS["judge-r"] = _judge
     CALLS.pop("judge-r", None)
-    res = invoke([*base, "-o", str(out), "--resume"])
+    res = invoke([*base, "-o", str(out), "--resume", "-v"])
     assert res.code == 0, res.stderr
     assert out.read_text() == (tmp_path / "ref.jsonl").read_text()
     assert len(CALLS["judge-r"]) == 20 - 8  # only the rest is graded
@@ -198,7 +198,7 @@ def test_total_required_and_paper_names_and_detected_language(tmp_path):
         {"instruction": "This is English.", "difficulty": 4, "lang": "en_US"},
         {"instruction": "Bonjour", "difficulty": 1, "lang": "fr"},
     ])
-    res = invoke(["sample-difficulty", str(src), "-n", "2", "--lang-ratio", "ja=1,en=1", "--ratio", "1:1:0:0:0"])
+    res = invoke(["sample-difficulty", str(src), "-n", "2", "--lang-ratio", "ja=1,en=1", "--ratio", "1:1:0:0:0", "-v"])
     assert res.code == 0, res.stderr
     assert {(r["instruction"][:4], r["difficulty"]) for r in res.rows()} == {("これは日", "very_hard"), ("This", "hard")}
     rep = json.loads(res.stderr[res.stderr.index("{"):res.stderr.rindex("}") + 1])
@@ -243,3 +243,13 @@ def test_rounds_reuse_is_reported_when_the_pool_is_too_small(tmp_path):
     assert ("rounds are not disjoint: 90 draws repeat a row of another round (en/very_hard 20, en/hard 30, en/medium 30, en/easy 10); "
             "the pool is too small for 2 disjoint rounds of 100") in " ".join(res.stderr.split())
     assert Counter(r["difficulty"] for r in res.rows() if r["round"] == 1) == {"very_hard": 30, "hard": 30, "medium": 30, "easy": 10}
+
+
+def test_without_report_one_summary_line_and_total_zero_is_an_error():
+    # issue 20 item 14: no 200-line JSON on stderr by default; --total 0 picks nothing: refused
+    res = invoke(["sample-difficulty", str(INSTRUCTIONS), "-n", "150"])
+    assert res.code == 0, res.stderr
+    info = [ln for ln in res.stderr.splitlines() if not ln.startswith("in2x: warning:")]
+    assert len(info) == 1 and info[0].startswith("sample-difficulty: 150 rows per round × 1 (requested 150)"), res.stderr
+    assert "{" not in res.stderr
+    assert_user_error(invoke(["sample-difficulty", str(INSTRUCTIONS), "--total", "0"]), "--total", ">= 1")
