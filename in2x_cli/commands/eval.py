@@ -48,7 +48,7 @@ def _csv(values: list[str] | None) -> tuple[str, ...]:
     ),
 )
 def score(
-    input: str | None = typer.Argument(None, metavar="INPUT", help="Translation rows JSONL (src, ref, hyp; optional id, doc_id, domain, system, src_lang, tgt_lang); - = stdin."),
+    inputs: list[str] | None = typer.Argument(None, metavar="INPUT...", help="Translation rows JSONL (src, ref, hyp; optional id, doc_id, domain, system, src_lang, tgt_lang); - = stdin. Several files (NAME=path names one) compare runs: a system per file unless rows name theirs."),
     src: str | None = typer.Option(None, "--src", metavar="FILE", help="Line-aligned sources (text mode; COMET needs them)."),
     ref: str | None = typer.Option(None, "--ref", metavar="FILE", help="Line-aligned references (text mode)."),
     hyp: list[str] | None = typer.Option(None, "--hyp", metavar="[NAME=]FILE", help="Line-aligned system output, repeatable; NAME=path names the system (default: file name). The first is the baseline. With --wmt24: your own systems, aligned with the WMT24 source lines (canary included), scored beside the published ones."),
@@ -72,14 +72,17 @@ def score(
     breakdowns, paired significance, JSON on stdout and a table on stderr.
 
     Example: in2x translate --model runs/sft rows.jsonl | in2x eval - -m bleu,chrf,comet=runs/comet --by domain > scores.json
+
+    Example: in2x eval greedy=runs/greedy.jsonl mbr=runs/mbr.jsonl --paired bs > compare.json
     """
     from in2x_cli.evaluate.config import EvalConfig
     from in2x_cli.evaluate.run import run_eval
 
+    input, *more = inputs or [None]
     if input is None and not hyp and wmt24 is None and not sys.stdin.isatty():
         input = "-"
     run_eval(EvalConfig(
-        input=input, src=src, ref=ref, hyps=tuple(hyp or ()), wmt24=wmt24, systems=_csv(systems), lang_pair=lang_pair,
+        input=input, more_inputs=tuple(more), src=src, ref=ref, hyps=tuple(hyp or ()), wmt24=wmt24, systems=_csv(systems), lang_pair=lang_pair,
         metrics=_csv(metrics) or ("bleu", "chrf"), tokenize=tokenize, by=_csv(by), paired=paired, paired_n=paired_n or 0,
         paired_ar_confidence=paired_ar_confidence, seed=seed, segments=segments, output=output, autorank=autorank,
         comet_batch_size=comet_batch_size, split_paragraphs=split_paragraphs,

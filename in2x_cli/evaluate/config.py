@@ -12,6 +12,7 @@ class EvalConfig:
     """Resolved options of ``in2x eval`` (recorded in the provenance)."""
 
     input: str | None = None
+    more_inputs: tuple[str, ...] = ()  # further JSONL files: `in2x eval a.jsonl b.jsonl` compares runs
     src: str | None = None
     ref: str | None = None
     hyps: tuple[str, ...] = ()

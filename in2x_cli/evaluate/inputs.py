@@ -40,6 +40,7 @@ class TestSet:
     src_lang: str | None = None
     tgt_lang: str | None = None
     truncated: dict[str, tuple[int, int]] = field(default_factory=dict)  # system → (rows cut at --max-tokens, rows)
+    models: dict[str, str] = field(default_factory=dict)  # system → the model its rows record (in2x translate)
 
     @property
     def pair(self) -> str | None:
@@ -184,47 +185,90 @@ def _paragraph_rows(row: Any, hyp_paragraphs: Any, where: str) -> tuple[list[tup
     return [(f"#p{k + 1}", src[k], None if ref is None else ref[k], hyp[k]) for k in range(len(src))], edited
 
 
-def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs: bool = False) -> list[TestSet]:
-    """Translation rows (src, ref, hyp; optional id, doc_id, domain, system, src_lang, tgt_lang).
+def _file_systems(specs: Sequence[str]) -> list[tuple[str, str]]:
+    """(path, default system name) per JSONL input: ``NAME=path`` names it; else the file name,
+    or, when two files share a name (runs/a/out.jsonl, runs/b/out.jsonl), the model that
+    ``in2x translate`` recorded in their provenance."""
+    files = []
+    for spec in specs:
+        name, path = split_named(spec) if spec != "-" else ("system", "-")
+        named = path != spec
+        files.append((path, name if named else ("system" if path == "-" else Path(path).name.split(".")[0]), named))
+    names = [n for _, n, _ in files]
+    out = []
+    for path, name, named in files:
+        if not named and names.count(name) > 1:
+            model = _recorded_model(path)
+            if model is None:
+                raise UserError(f"two inputs are named {name!r}: name them NAME=path", path)
+            name = model
+        out.append((path, name))
+    return out
 
-    Rows are grouped by language pair, then by ``system`` (default: the file name). Systems are
+
+def _recorded_model(path: str) -> str | None:
+    """The model ``in2x translate`` recorded in ``path``'s provenance (.meta.json), as its last path part."""
+    import json
+
+    from in2x_cli.io.jsonl import meta_path
+
+    try:
+        models = json.loads(Path(meta_path(path)).read_text(encoding="utf-8"))["config"]["models"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return "+".join(str(m).rstrip("/").rsplit("/", 1)[-1] for m in models) or None if isinstance(models, list) else None
+
+
+def read_jsonl_inputs(path: str | Sequence[str], lang_pair: str | None = None, split_paragraphs: bool = False) -> list[TestSet]:
+    """Translation rows (src, ref, hyp; optional id, doc_id, domain, system, src_lang, tgt_lang)
+    from one or more files (``NAME=path`` names a file's system).
+
+    Rows are grouped by language pair, then by ``system`` (default: the file's name, see
+    ``_file_systems``), so ``in2x eval a.jsonl b.jsonl`` compares two translate runs. Systems are
     aligned by ``id`` (else by their order); every system must cover the same segments, with
     the same reference. ``split_paragraphs`` scores document rows paragraph by paragraph (ids
     ``<id>#p<k>``, ``doc_id`` = the row's id), the unit WMT25 scores and ranks."""
     from in2x_cli.records import TranslationRow
 
-    default_system = "system" if path == "-" else Path(path).name.split(".")[0]
+    paths = [path] if isinstance(path, str) else list(path)
     forced = parse_pair(lang_pair) if lang_pair else None
     pairs: dict[tuple[str | None, str | None], dict[str, list[tuple[str, Segment, str]]]] = {}
     edited_rows: list[str] = []
     truncated: dict[tuple[tuple[str | None, str | None], str], tuple[int, int]] = {}  # in2x translate marks rows cut at --max-tokens
-    for line in iter_jsonl(path):
-        row = TranslationRow.from_line(line)
-        if row.hyp is None:
-            raise InputError("missing required field 'hyp' (or 'mt'/'hypothesis'): the translation to score", line.where)
-        langs: tuple[str | None, str | None] = (
-            normalize_lang(row.src_lang, where=line.where) if row.src_lang else None,
-            normalize_lang(row.tgt_lang, where=line.where) if row.tgt_lang else None,
-        )
-        if forced:
-            _check_forced_pair(forced, langs, line.where)
-            langs = forced
-        system = row.system or default_system
-        per_sys = pairs.setdefault(langs, {}).setdefault(system, [])
-        cut, seen_rows = truncated.get((langs, system), (0, 0))
-        truncated[(langs, system)] = (cut + (row.extra.get("truncated") is True), seen_rows + 1)
-        if split_paragraphs:
-            doc_key = str(row.id if row.id is not None else row.doc_id if row.doc_id is not None else f"#{len(per_sys) + 1}")
-            paragraphs, edited = _paragraph_rows(row, row.extra.get("hyp_paragraphs"), line.where)
-            if edited:
-                edited_rows.append(line.where)
-            for suffix, p_src, p_ref, p_hyp in paragraphs:
-                seg = Segment(id=doc_key + suffix, src=p_src, ref=p_ref, doc_id=row.doc_id or doc_key, domain=row.domain, where=line.where)
-                per_sys.append((doc_key + suffix, seg, p_hyp))
-            continue
-        key = str(row.id) if row.id is not None else f"#{len(per_sys) + 1}"
-        seg = Segment(id=row.id if row.id is not None else len(per_sys) + 1, src=row.src or "", ref=row.ref, doc_id=row.doc_id, domain=row.domain, where=line.where)
-        per_sys.append((key, seg, row.hyp))
+    system_file: dict[str, str] = {}  # system → the file it came from (one file per system)
+    models: dict[tuple[tuple[str | None, str | None], str], set[str]] = {}
+    for file, default_system in _file_systems(paths):
+        for line in iter_jsonl(file):
+            row = TranslationRow.from_line(line)
+            if row.hyp is None:
+                raise InputError("missing required field 'hyp' (or 'mt'/'hypothesis'): the translation to score", line.where)
+            langs: tuple[str | None, str | None] = (
+                normalize_lang(row.src_lang, where=line.where) if row.src_lang else None,
+                normalize_lang(row.tgt_lang, where=line.where) if row.tgt_lang else None,
+            )
+            if forced:
+                _check_forced_pair(forced, langs, line.where)
+                langs = forced
+            system = row.system or default_system
+            if system_file.setdefault(system, file) != file:
+                raise InputError(f"system {system!r} is also in {system_file[system]}: name the inputs NAME=path", line.where)
+            per_sys = pairs.setdefault(langs, {}).setdefault(system, [])
+            if isinstance(row.extra.get("model"), str):  # in2x translate records the model that made the row
+                models.setdefault((langs, system), set()).add(row.extra["model"])
+            cut, seen_rows = truncated.get((langs, system), (0, 0))
+            truncated[(langs, system)] = (cut + (row.extra.get("truncated") is True), seen_rows + 1)
+            if split_paragraphs:
+                doc_key = str(row.id if row.id is not None else row.doc_id if row.doc_id is not None else f"#{len(per_sys) + 1}")
+                paragraphs, edited = _paragraph_rows(row, row.extra.get("hyp_paragraphs"), line.where)
+                if edited:
+                    edited_rows.append(line.where)
+                for suffix, p_src, p_ref, p_hyp in paragraphs:
+                    seg = Segment(id=doc_key + suffix, src=p_src, ref=p_ref, doc_id=row.doc_id or doc_key, domain=row.domain, where=line.where)
+                    per_sys.append((doc_key + suffix, seg, p_hyp))
+                continue
+            key = str(row.id) if row.id is not None else f"#{len(per_sys) + 1}"
+            seg = Segment(id=row.id if row.id is not None else len(per_sys) + 1, src=row.src or "", ref=row.ref, doc_id=row.doc_id, domain=row.domain, where=line.where)
+            per_sys.append((key, seg, row.hyp))
     if edited_rows:
         console.warn(f"--split-paragraphs: {len(edited_rows)} row(s) have a 'hyp' that differs from their joined 'hyp_paragraphs' "
                      f"(edited after translation; first {edited_rows[0]}): scored 'hyp', split at blank lines")
@@ -237,7 +281,7 @@ def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs:
             if key in seen:
                 raise InputError(f"duplicate id {key!r} for system {names[0]!r} (first at {seen[key].where})", seg.where)
             seen[key] = seg
-        ts = TestSet(source=path, segments=[seg for _, seg, _ in first], src_lang=src_lang, tgt_lang=tgt_lang)
+        ts = TestSet(source=", ".join(paths), segments=[seg for _, seg, _ in first], src_lang=src_lang, tgt_lang=tgt_lang)
         for name in names:
             rows = systems[name]
             by_key = {}
@@ -256,11 +300,14 @@ def read_jsonl_inputs(path: str, lang_pair: str | None = None, split_paragraphs:
             missing = [k for k in seen if k not in by_key]
             if missing:
                 raise InputError(
-                    f"system {name!r} has {len(by_key)} segments but {names[0]!r} has {len(seen)} (missing {missing[0]!r}, …)", path
+                    f"system {name!r} has {len(by_key)} segments but {names[0]!r} has {len(seen)} (missing {missing[0]!r}, …)", system_file[name]
                 )
             ts.systems[name] = [by_key[k] for k in seen]
             if truncated[((src_lang, tgt_lang), name)][0]:
                 ts.truncated[name] = truncated[((src_lang, tgt_lang), name)]
+            made_by = models.get(((src_lang, tgt_lang), name), set())
+            if len(made_by) == 1:
+                ts.models[name] = next(iter(made_by))
         out.append(ts)
     return out
 
@@ -307,7 +354,7 @@ def load_test_sets(cfg: EvalConfig) -> list[TestSet]:
     if (cfg.src or cfg.ref) and not cfg.hyps:
         raise UserError("--src and --ref go with line-aligned --hyp files (JSONL rows carry src and ref themselves)")
     if cfg.input is not None:
-        sets = read_jsonl_inputs(cfg.input, cfg.lang_pair, cfg.split_paragraphs)
+        sets = read_jsonl_inputs([cfg.input, *cfg.more_inputs], cfg.lang_pair, cfg.split_paragraphs)
     elif cfg.wmt24 is not None:
         sets = [read_wmt24_inputs(cfg.wmt24, cfg.systems, cfg.hyps)]
     else:

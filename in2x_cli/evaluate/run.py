@@ -94,7 +94,8 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
                 raise _metric_user_error(exc) from None
         results.append(result)
         rows.extend(seg_rows)
-    inputs = [p for p in (cfg.input, cfg.src, cfg.ref, cfg.wmt24) if p] + [split_named(h)[1] for h in cfg.hyps]
+    named = [split_named(p)[1] if p != "-" else p for p in (cfg.input, *cfg.more_inputs, *cfg.hyps) if p]
+    inputs = [p for p in (cfg.src, cfg.ref, cfg.wmt24) if p] + named
     doc = {"schema": EVAL_SCHEMA, "results": results, "provenance": provenance.collect(command="eval", config=cfg, inputs=inputs, seed=cfg.seed)}
     if cfg.segments:
         # the metrics' directions travel with the segment file, so `eval autorank` can negate TER & co.

@@ -66,6 +66,8 @@ def score_test_set(
 
     systems: list[dict[str, Any]] = [{"system": n, "segments": len(ts.segments), "scores": {}} for n in names]
     for entry in systems:  # rows in2x translate marked as cut at --max-tokens: a score to read with care
+        if entry["system"] in ts.models:
+            entry["model"] = ts.models[entry["system"]]
         if entry["system"] in ts.truncated:
             entry["truncated"] = ts.truncated[entry["system"]][0]
     for key, metric in metrics.items():

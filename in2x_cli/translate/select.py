@@ -111,6 +111,8 @@ def finish_row(job: Job, cfg: TranslateConfig) -> dict[str, Any]:
     paras = [joiner.join(p or "" for p in parts) for parts in job.pieces]
     row = dict(job.row)
     row["hyp"] = T.PARAGRAPH_SEP.join(paras)
+    # the model(s) that made the translation (eval names a run's system by it)
+    row["model"] = cfg.models[0] if len(cfg.models) == 1 else "+".join(cfg.models)
     if job.is_document:
         row["hyp_paragraphs"] = paras
         if cfg.granularity == "document":

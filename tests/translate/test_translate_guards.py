@@ -131,3 +131,30 @@ def test_a_directory_that_is_not_a_model_names_what_is_missing(tmp_path, tiny_mo
     res = invoke(["translate", str(inp), "-m", str(no_tok), "--backend", "transformers"])
     assert_user_error(res, str(no_tok), "tokenizer.json")
     assert "config.json;" not in res.stderr and "safetensors" not in res.stderr
+
+
+# ------------------------------------------------------------------ item 13: compare two translate runs
+
+
+def test_eval_compares_two_translate_runs_named_by_file_or_model(tmp_path):
+    good = register("tr-guard-good", lambda prompt, j: {"One.": "一。", "Two.": "二。"}[source_of(prompt)])
+    poor = register("tr-guard-poor", lambda prompt, j: "何か。")
+    rows = [{"id": "s1", "src": "One.", "ref": "一。", "src_lang": "en", "tgt_lang": "ja"},
+            {"id": "s2", "src": "Two.", "ref": "二。", "src_lang": "en", "tgt_lang": "ja"}]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    for model, folder in ((good, "a"), (poor, "b")):
+        (tmp_path / folder).mkdir()
+        res = invoke(["translate", str(inp), "-m", model, *SCRIPTED, "-o", str(tmp_path / folder / "out.jsonl")])
+        assert res.code == 0, res.stderr
+        assert all(json.loads(x)["model"] == model for x in (tmp_path / folder / "out.jsonl").read_text().splitlines())
+    a, b = tmp_path / "a" / "out.jsonl", tmp_path / "b" / "out.jsonl"
+    # same file name in two folders: the systems are named by the model in the provenance
+    r = json.loads(invoke(["eval", str(a), str(b), "-m", "chrf"]).stdout)["results"][0]
+    assert [(s["system"], s["model"]) for s in r["systems"]] == [(good, good), (poor, poor)]
+    assert r["systems"][0]["scores"]["chrf"] == 100.0 > r["systems"][1]["scores"]["chrf"]
+    # NAME=path names them; a paired test runs across the files
+    res = invoke(["eval", f"greedy={a}", f"other={b}", "-m", "chrf", "--paired", "bs", "--paired-n", "50"])
+    r = json.loads(res.stdout)["results"][0]
+    assert [s["system"] for s in r["systems"]] == ["greedy", "other"] and "p_value" in r["systems"][1]["significance"]["chrf"]
+    # the same system name in two files is refused
+    assert_user_error(invoke(["eval", f"x={a}", f"x={b}"]), "system 'x' is also in")
