@@ -52,7 +52,9 @@ class CometClient:
     """A running COMET worker. ``score`` takes rows with ``src``, ``mt`` and (for reference-based
     models) ``ref``; returns one float per row, in order."""
 
-    def __init__(self, model: str, *, gpus: int | None = None, batch_size: int = 16, python: str | None = None) -> None:
+    def __init__(
+        self, model: str, *, gpus: int | None = None, batch_size: int = 16, python: str | None = None, matmul_precision: str = "highest"
+    ) -> None:
         self.model = str(Path(model).resolve()) if os.path.exists(model) else model
         py = python or comet_python()
         if gpus is None:
@@ -61,7 +63,7 @@ class CometClient:
         env = dict(os.environ)
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         self._proc = subprocess.Popen(
-            [py, str(WORKER), "--model", self.model, "--gpus", str(gpus), "--batch-size", str(batch_size)],
+            [py, str(WORKER), "--model", self.model, "--gpus", str(gpus), "--batch-size", str(batch_size), "--matmul-precision", matmul_precision],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -76,6 +78,8 @@ class CometClient:
             raise UserError(f"COMET: {hello['error']}")
         self.requires_references = bool(hello.get("requires_references", True))
         self.checkpoint = hello.get("checkpoint")
+        self.comet_version = str(hello.get("comet_version") or "unknown")  # unbabel-comet in the worker's environment
+        self.matmul_precision = str(hello.get("matmul_precision") or matmul_precision)
 
     def _read(self) -> dict[str, Any]:
         assert self._proc.stdout is not None
@@ -138,8 +142,8 @@ _CLIENTS: dict[str, CometClient] = {}
 
 
 def get_client(model: str, **options: Any) -> CometClient:
-    """A shared worker per model for this process (closed at exit)."""
-    key = str(Path(model).resolve()) if os.path.exists(model) else model
+    """A shared worker per model (and matmul precision) for this process (closed at exit)."""
+    key = (str(Path(model).resolve()) if os.path.exists(model) else model) + "|" + str(options.get("matmul_precision", "highest"))
     client = _CLIENTS.get(key)
     if client is None or client._proc.poll() is not None:
         client = CometClient(model, **options)

@@ -4,7 +4,10 @@ WMT24 (wmt-conference/wmt24-news-systems, txt/): for a language pair ``en-ja`` a
 ``en-ja.txt`` (sources, one segment per line), ``en-ja.refA.txt`` (reference), ``en-ja.docs``
 (``domain<TAB>doc_id`` per line) and ``system-outputs/<System>.txt``, all line-aligned. Line 1
 is a CANARY line (domain ``canary``): it is never turned into a translation row, and system
-outputs are scored without it.
+outputs are scored without it. The repository itself keeps the same files by kind —
+``txt/sources/en-ja.txt``, ``txt/references/en-ja.refA.txt``, ``txt/documents/en-ja.docs``,
+``txt/system-outputs/en-ja/<System>.txt`` — and ``open_wmt24`` reads that layout as published
+(``--wmt24 wmt24-news-systems/txt/en-ja``, or the repository root with the pair).
 
 WMT25 (wmt25-general-mt): JSONL, one document per row with ``doc_id``, ``src_lang``,
 ``tgt_lang`` (``ja_JP``), ``domain`` and ``src_text`` whose paragraphs are joined by a blank line.
@@ -25,12 +28,19 @@ from in2x_cli.langs import normalize_lang, parse_pair
 PARAGRAPH_SEP = "\n\n"
 
 
+# the official repository's layout: file suffix -> (folder under txt/, suffix in that folder)
+REPO_LAYOUT = {".txt": ("sources", ".txt"), ".refA.txt": ("references", ".refA.txt"), ".docs": ("documents", ".docs"),
+               ".jsonl": ("metadata", ".jsonl")}
+
+
 @dataclass(frozen=True)
 class Wmt24Set:
-    """One WMT24 language-pair directory."""
+    """One WMT24 language pair: a pair directory (``layout="pair"``), or the ``txt/`` folder of the
+    wmt24-news-systems repository (``layout="repo"``)."""
 
     directory: Path
     pair: str
+    layout: str = "pair"
 
     @property
     def src_lang(self) -> str:
@@ -41,25 +51,47 @@ class Wmt24Set:
         return parse_pair(self.pair)[1]
 
     def file(self, suffix: str) -> Path:
+        if self.layout == "repo" and suffix in REPO_LAYOUT:
+            folder, ext = REPO_LAYOUT[suffix]
+            return self.directory / folder / f"{self.pair}{ext}"
         return self.directory / f"{self.pair}{suffix}"
 
     def systems(self) -> dict[str, Path]:
         """System name → output file, sorted by name."""
-        out_dir = self.directory / "system-outputs"
+        out_dir = self.directory / "system-outputs" / (self.pair if self.layout == "repo" else "")
         if not out_dir.is_dir():
             return {}
         return {p.stem: p for p in sorted(out_dir.glob("*.txt"))}
 
 
+def _repo_root(d: Path, pair: str) -> Path | None:
+    """The wmt24-news-systems ``txt/`` folder that holds ``pair`` (given ``d`` = that folder, the
+    repository root, or ``<txt>/<pair>``, which does not exist there), else None."""
+    for root in (d, d / "txt", d.parent, d.parent / "txt"):
+        if (root / "sources" / f"{pair}.txt").is_file():
+            return root
+    return None
+
+
 def open_wmt24(path: str | os.PathLike[str], pair: str | None = None) -> Wmt24Set:
-    """``path`` is the pair directory (``.../wmt24/en-ja``) or its parent plus ``pair``."""
+    """``path`` is the pair directory (``.../wmt24/en-ja``) or its parent plus ``pair``; or, in the
+    official repository's layout, ``wmt24-news-systems/txt/en-ja`` (or ``.../txt`` or the repository
+    root plus ``pair``)."""
     d = Path(path)
     if pair is None:
         pair = d.name
     elif (d / pair).is_dir():
         d = d / pair
+    if not (d / f"{pair}.txt").is_file():
+        root = _repo_root(d, pair)
+        if root is not None:
+            parse_pair(pair)
+            ws = Wmt24Set(root, pair, "repo")
+            if not ws.file(".docs").is_file():
+                raise UserError(f"not a complete WMT24 repository: {ws.file('.docs')} is missing", str(root))
+            return ws
     if not d.is_dir():
-        raise UserError("WMT24 directory not found", str(d))
+        raise UserError("WMT24 directory not found (a pair directory such as wmt24/en-ja, or wmt24-news-systems/txt/en-ja)", str(d))
     ws = Wmt24Set(d, pair)
     for suffix in (".txt", ".docs"):
         if not ws.file(suffix).is_file():

@@ -11,8 +11,9 @@ starts; ``hparams.yaml`` must pass ``yaml.safe_load`` and the ``.ckpt``
 ``torch.load(weights_only=True)``, and Lightning gets ``weights_only=True`` too: a planted pickle is refused, never run.
 
 Protocol (one JSON object per line; the model is loaded once and serves many batches):
-  start:    python worker.py --model NAME_OR_PATH [--gpus N] [--batch-size B]
-  worker →  {"ready": true, "model": ..., "requires_references": bool}
+  start:    python worker.py --model NAME_OR_PATH [--gpus N] [--batch-size B] [--matmul-precision highest|high|medium]
+  worker →  {"ready": true, "model": ..., "requires_references": bool, "comet_version": "2.2.7",
+             "matmul_precision": "highest"}
             or {"error": "...", "fatal": true} and exit status 2
   client →  {"id": 7, "data": [{"src": ..., "mt": ..., "ref": ...}, ...]}
   worker →  {"id": 7, "scores": [...], "system_score": float}   or {"id": 7, "error": "..."}
@@ -206,6 +207,10 @@ def main() -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--gpus", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16)
+    # torch's float32 matmul precision: "highest" (torch's default, full float32) here; the
+    # comet-score command sets "high" at import (TF32 / bf16 passes where the hardware has them),
+    # which moves scores by up to ~3e-4. "high" reproduces comet-score's numbers.
+    parser.add_argument("--matmul-precision", choices=("highest", "high", "medium"), default="highest")
     args = parser.parse_args()
     out = _protocol_stream()
     warnings.filterwarnings("ignore")
@@ -218,6 +223,9 @@ def main() -> int:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
     offline = _flag("HF_HUB_OFFLINE")
     try:
+        import torch
+
+        torch.set_float32_matmul_precision(args.matmul_precision)
         ckpt = resolve_checkpoint(args.model, offline)
         hparams, hyper = check_checkpoint(ckpt)
         check_encoder(ckpt, hyper, offline)
@@ -229,7 +237,14 @@ def main() -> int:
         _emit(out, {"error": message, "fatal": True})
         return 2
     needs_ref = bool(getattr(model, "requires_references", lambda: True)())
-    _emit(out, {"ready": True, "model": args.model, "checkpoint": ckpt, "requires_references": needs_ref})
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        comet_version = version("unbabel-comet")
+    except PackageNotFoundError:
+        comet_version = "unknown"
+    _emit(out, {"ready": True, "model": args.model, "checkpoint": ckpt, "requires_references": needs_ref,
+                "comet_version": comet_version, "matmul_precision": torch.get_float32_matmul_precision()})
     for raw in sys.stdin:
         if not raw.strip():
             continue

@@ -296,7 +296,12 @@ class Comet(Metric):
         return [float(x) for x in stats[:, 0]]
 
     def signature(self) -> str:
-        return f"model:{model_label(self.model)}|nrefs:{1 if self.needs_reference else 0}|version:in2x-{__version__}"
+        # the COMET library version and torch's float32 matmul precision change the scores (≤3e-4 for the
+        # precision: docs/eval.md), so they are part of what the number means
+        comet = getattr(self.scorer, "comet_version", None)
+        precision = getattr(self.scorer, "matmul_precision", None)
+        extra = (f"|comet:{comet}" if comet else "") + (f"|matmul:{precision}" if precision else "")
+        return f"model:{model_label(self.model)}|nrefs:{1 if self.needs_reference else 0}{extra}|version:in2x-{__version__}"
 
 
 class CometKiwi(Comet):

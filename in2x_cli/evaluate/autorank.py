@@ -196,6 +196,8 @@ def load_rank_inputs(
     files: list[tuple[Path, bool]] = []  # (file, found in a directory)
     for p in paths:
         path = Path(p)
+        if path.is_dir() and not any(path.glob("*.jsonl")) and (path / "data" / "automatic_scores").is_dir():
+            path = path / "data" / "automatic_scores"  # a wmt25-general-mt checkout, as published
         if path.is_dir():
             found = sorted(path.glob("*.jsonl"))
             if not found:

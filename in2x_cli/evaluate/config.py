@@ -30,6 +30,7 @@ class EvalConfig:
     output: str = "-"
     autorank: bool = False
     comet_batch_size: int = 16
+    comet_matmul_precision: str = "highest"  # torch.set_float32_matmul_precision in the COMET worker
     split_paragraphs: bool = False
 
 

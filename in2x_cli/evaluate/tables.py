@@ -35,6 +35,18 @@ def _digits(key: str, results: Sequence[dict[str, Any]]) -> int:
     return 4 if values and max(values) <= 1.5 else 2
 
 
+def _score_columns(systems: Sequence[dict[str, Any]], key: str, digits: int) -> list[tuple[str, list[str]]]:
+    """A metric's columns: the score, then (when tested) the ±CI half-width and the p-value, each
+    its own right-justified column of fixed decimals, so that decimal points line up."""
+    ests = [entry.get("significance", {}).get(key) or {} for entry in systems]
+    columns = [("", [_fmt(entry["scores"][key], digits) for entry in systems])]
+    if any(e.get("ci") is not None for e in ests):
+        columns.append(("±95%", [_fmt(e["ci"], digits) if e.get("ci") is not None else "" for e in ests]))
+    if any(e.get("p_value") is not None for e in ests):
+        columns.append(("p", [f"{e['p_value']:.4f}" + ("*" if e["p_value"] < 0.05 else " ") if e.get("p_value") is not None else "" for e in ests]))
+    return columns
+
+
 def render_tables(result: dict[str, Any]) -> None:
     """Scores per system (with CI and p-value when tested), breakdowns and signatures, on stderr."""
     from rich.table import Table
@@ -44,24 +56,23 @@ def render_tables(result: dict[str, Any]) -> None:
     title = f"{result['pair'] or result['source']}: {result['segments']} segments"
     table = Table(title=title, title_justify="left")
     table.add_column("system")
+    ranks = {r["system"]: r["autorank"] for r in result.get("autorank") or []}
+    systems = list(result["systems"])
+    if ranks:  # best first, as AutoRank orders them (the JSON keeps the input order)
+        systems.sort(key=lambda e: ranks[e["system"]])
+    columns = []
     for k in keys:
         arrow = "↑" if result["metrics"][k]["higher_is_better"] else "↓"
-        table.add_column(f"{k} {arrow}", justify="right")
-    if result.get("autorank"):
+        for header, cells in _score_columns(systems, k, digits[k]):
+            table.add_column(header or f"{k} {arrow}", justify="right")
+            columns.append(cells)
+    if ranks:
         table.add_column("AutoRank", justify="right")
-        ranks = {r["system"]: r["autorank"] for r in result["autorank"]}
     paired = result["significance"] and result["significance"]["test"] in ("bs", "ar")  # a baseline to compare with
-    for i, entry in enumerate(result["systems"]):
-        cells = [("Baseline: " if i == 0 and paired else "") + entry["system"]]
-        for k in keys:
-            text = _fmt(entry["scores"][k], digits[k])
-            est = entry.get("significance", {}).get(k)
-            if est and est.get("ci") is not None:
-                text += f" ±{_fmt(est['ci'], digits[k])}"
-            if est and est.get("p_value") is not None:
-                text += f" p={est['p_value']:.4f}" + ("*" if est["p_value"] < 0.05 else " ")
-            cells.append(text)
-        if result.get("autorank"):
+    for i, entry in enumerate(systems):
+        cells = [("Baseline: " if entry["system"] == result["baseline"] and paired else "") + entry["system"]]
+        cells += [column[i] for column in columns]
+        if ranks:
             cells.append(_fmt(ranks[entry["system"]]))
         table.add_row(*cells)
     print_wide_table(table)
@@ -105,6 +116,7 @@ def render_autorank(doc: dict[str, Any], top: int | None = None) -> None:
         table.add_column("AutoRank ↓", justify="right")
         for m in entry["metrics"]:
             table.add_column(f"{m} {'↓' if m in entry['lower_is_better'] else '↑'}", justify="right")
+        digits = {m: 4 if max((abs(r["scores"][m]) for r in entry["systems"]), default=0) <= 1.5 else 2 for m in entry["metrics"]}
         for i, r in enumerate(entry["systems"][: top or n], start=1):
-            table.add_row(str(i), r["system"], f"{r['autorank']:.2f}", *(f"{r['scores'][m]:.4g}" for m in entry["metrics"]))
+            table.add_row(str(i), r["system"], f"{r['autorank']:.2f}", *(_fmt(r["scores"][m], digits[m]) for m in entry["metrics"]))
         print_wide_table(table)

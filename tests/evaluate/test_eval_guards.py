@@ -163,3 +163,80 @@ def test_autorank_unknown_domain_lists_the_domains(shared_data, tmp_path):
     scores = tmp_path / "scores.json"
     assert invoke(["eval", str(write_jsonl(tmp_path / "rows.jsonl", rows_for())), "--by", "domain", "-o", str(scores)]).code == 0
     assert_user_error(invoke(["eval", "autorank", str(scores), "--domain", "nosuch"]), "domain 'nosuch'", "news, speech")
+
+
+# ------------------------------------------------------------------ item 16: tables, COMET signature
+
+
+def _table_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.startswith("│")]
+
+
+def test_autorank_table_is_sorted_by_rank_with_aligned_decimals(tmp_path):
+    path = write_jsonl(tmp_path / "rows.jsonl", rows_for(("bad", "good")))  # the baseline is the worse system
+    res = invoke(["eval", str(path), "--autorank", "--paired", "bs", "--paired-n", "100", "-m", "bleu,chrf"])
+    out = doc(res)["results"][0]
+    assert [s["system"] for s in out["systems"]] == ["bad", "good"]  # the JSON keeps the input order
+    lines = _table_lines(res.stderr)
+    assert "good" in lines[0] and "Baseline: bad" in lines[1], res.stderr
+    for column in range(1, 7):  # bleu, ±, p, chrf, ±, p: the decimal points line up
+        cells = [c for c in (ln.split("│")[column + 1] for ln in lines) if c.strip()]
+        assert len({c.index(".") for c in cells}) == 1, cells
+
+
+def test_autorank_command_table_uses_fixed_decimals(shared_data):
+    res = invoke(["eval", "autorank", str(shared_data / "wmt25" / "automatic-scores"), "--pair", "en-ja_JP", "--top", "43"])
+    assert res.code == 0
+    for line in _table_lines(res.stderr):
+        for cell in line.split("│")[4:-1]:  # the metric columns
+            assert "e" not in cell and len(cell.strip().split(".")[1]) in (2, 4), line
+
+
+def test_comet_signature_carries_the_comet_version_and_matmul_precision(tiny_comet, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = write_jsonl(tmp_path / "rows.jsonl", rows_for())
+    r = doc(invoke(["eval", str(path), "-m", f"comet={tiny_comet}"]))["results"][0]
+    sig = r["metrics"]["comet"]["signature"]
+    assert "|comet:2.2.7|matmul:highest|" in sig, sig
+    high = doc(invoke(["eval", str(path), "-m", f"comet={tiny_comet}", "--comet-matmul-precision", "high"]))["results"][0]
+    assert "|matmul:high|" in high["metrics"]["comet"]["signature"]
+    for a, b in zip(r["systems"], high["systems"], strict=True):
+        assert abs(a["segment_means"]["comet"] - b["segment_means"]["comet"]) <= 3e-4
+    assert_user_error(invoke(["eval", str(path), "--comet-matmul-precision", "low"]), "--comet-matmul-precision")
+
+
+# ------------------------------------------------------------------ item 17: the official repositories' layouts
+
+
+def test_importers_read_the_official_repository_layouts(shared_data, tmp_path):
+    """wmt24-news-systems keeps txt/{sources,references,documents}/<pair>.* and
+    txt/system-outputs/<pair>/<System>.txt; wmt25-general-mt keeps data/automatic_scores/. Built here
+    from links to the shared copy (nothing is copied)."""
+    flat = shared_data / "wmt24" / "en-ja"
+    txt = tmp_path / "wmt24-news-systems" / "txt"
+    for folder, name in (("sources", "en-ja.txt"), ("references", "en-ja.refA.txt"), ("documents", "en-ja.docs")):
+        (txt / folder).mkdir(parents=True)
+        (txt / folder / name).symlink_to(flat / name)
+    (txt / "system-outputs" / "en-ja").mkdir(parents=True)
+    for system in ("GPT-4", "Team-J"):
+        (txt / "system-outputs" / "en-ja" / f"{system}.txt").symlink_to(flat / "system-outputs" / f"{system}.txt")
+    want = doc(invoke(["eval", "--wmt24", str(flat), "--systems", "GPT-4,Team-J", "-m", "bleu"]))["results"][0]
+    got = doc(invoke(["eval", "--wmt24", str(txt / "en-ja"), "-m", "bleu"]))["results"][0]
+    assert (got["pair"], got["segments"]) == ("en-ja", 997)
+    assert [s["scores"] for s in got["systems"]] == [s["scores"] for s in want["systems"]]
+    res = invoke(["translate", "--wmt24", str(txt / "en-ja"), "--prepare"])
+    assert res.code == 0 and len(res.rows()) == len(invoke(["translate", "--wmt24", str(flat), "--prepare"]).rows())
+    repo25 = tmp_path / "wmt25-general-mt"
+    (repo25 / "data").mkdir(parents=True)
+    (repo25 / "data" / "automatic_scores").symlink_to(shared_data / "wmt25" / "automatic-scores")
+    entry = doc(invoke(["eval", "autorank", str(repo25), "--pair", "en-ja_JP"]))["pairs"][0]
+    assert len(entry["systems"]) == 43 and entry["systems"][1]["system"] == "In2x"
+
+
+def test_readme_says_where_the_shared_data_comes_from():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "../shared/data" in readme
+    section = readme.split("### Where `../shared/data` comes from", 1)[1]
+    for repo in ("wmt-conference/wmt24-news-systems", "wmt-conference/wmt25-general-mt"):
+        assert repo in section
+    assert "--wmt24 wmt24-news-systems/txt/en-ja" in section  # an importer for the repository as cloned
