@@ -53,7 +53,8 @@ class CometClient:
     models) ``ref``; returns one float per row, in order."""
 
     def __init__(
-        self, model: str, *, gpus: int | None = None, batch_size: int = 16, python: str | None = None, matmul_precision: str = "highest"
+        self, model: str, *, gpus: int | None = None, batch_size: int = 16, python: str | None = None, matmul_precision: str = "highest",
+        half: bool = False,
     ) -> None:
         self.model = str(Path(model).resolve()) if os.path.exists(model) else model
         py = python or comet_python()
@@ -63,7 +64,8 @@ class CometClient:
         env = dict(os.environ)
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         self._proc = subprocess.Popen(
-            [py, str(WORKER), "--model", self.model, "--gpus", str(gpus), "--batch-size", str(batch_size), "--matmul-precision", matmul_precision],
+            [py, str(WORKER), "--model", self.model, "--gpus", str(gpus), "--batch-size", str(batch_size), "--matmul-precision", matmul_precision,
+             *(["--half"] if half else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -80,6 +82,7 @@ class CometClient:
         self.checkpoint = hello.get("checkpoint")
         self.comet_version = str(hello.get("comet_version") or "unknown")  # unbabel-comet in the worker's environment
         self.matmul_precision = str(hello.get("matmul_precision") or matmul_precision)
+        self.dtype = str(hello.get("dtype") or ("float16" if half else "float32"))
 
     def _read(self) -> dict[str, Any]:
         assert self._proc.stdout is not None
@@ -143,7 +146,8 @@ _CLIENTS: dict[str, CometClient] = {}
 
 def get_client(model: str, **options: Any) -> CometClient:
     """A shared worker per model (and matmul precision) for this process (closed at exit)."""
-    key = (str(Path(model).resolve()) if os.path.exists(model) else model) + "|" + str(options.get("matmul_precision", "highest"))
+    key = "|".join((str(Path(model).resolve()) if os.path.exists(model) else model, str(options.get("matmul_precision", "highest")),
+                    str(bool(options.get("half")))))
     client = _CLIENTS.get(key)
     if client is None or client._proc.poll() is not None:
         client = CometClient(model, **options)

@@ -11,9 +11,9 @@ starts; ``hparams.yaml`` must pass ``yaml.safe_load`` and the ``.ckpt``
 ``torch.load(weights_only=True)``, and Lightning gets ``weights_only=True`` too: a planted pickle is refused, never run.
 
 Protocol (one JSON object per line; the model is loaded once and serves many batches):
-  start:    python worker.py --model NAME_OR_PATH [--gpus N] [--batch-size B] [--matmul-precision highest|high|medium]
+  start:    python worker.py --model NAME_OR_PATH [--gpus N] [--batch-size B] [--matmul-precision highest|high|medium] [--half]
   worker →  {"ready": true, "model": ..., "requires_references": bool, "comet_version": "2.2.7",
-             "matmul_precision": "highest"}
+             "matmul_precision": "highest", "dtype": "float32"}
             or {"error": "...", "fatal": true} and exit status 2
   client →  {"id": 7, "data": [{"src": ..., "mt": ..., "ref": ...}, ...]}
   worker →  {"id": 7, "scores": [...], "system_score": float}   or {"id": 7, "error": "..."}
@@ -211,6 +211,9 @@ def main() -> int:
     # comet-score command sets "high" at import (TF32 / bf16 passes where the hardware has them),
     # which moves scores by up to ~3e-4. "high" reproduces comet-score's numbers.
     parser.add_argument("--matmul-precision", choices=("highest", "high", "medium"), default="highest")
+    # comet-score (unbabel-comet 2.2.7) also calls model.half(): float16 weights. That, not the matmul
+    # precision, is what moves its CPU scores (measured: docs/eval.md). --half does the same.
+    parser.add_argument("--half", action="store_true")
     args = parser.parse_args()
     out = _protocol_stream()
     warnings.filterwarnings("ignore")
@@ -230,6 +233,9 @@ def main() -> int:
         hparams, hyper = check_checkpoint(ckpt)
         check_encoder(ckpt, hyper, offline)
         model = load_model(ckpt, hparams, offline)
+        if args.half:
+            model.eval()
+            model.half()
     except Exception as exc:  # noqa: BLE001 - any load failure is reported, not raised
         message = " ".join((str(exc) or type(exc).__name__).split())  # one line
         if not isinstance(exc, (Refused, LookupError, FileNotFoundError)):
@@ -244,7 +250,8 @@ def main() -> int:
     except PackageNotFoundError:
         comet_version = "unknown"
     _emit(out, {"ready": True, "model": args.model, "checkpoint": ckpt, "requires_references": needs_ref,
-                "comet_version": comet_version, "matmul_precision": torch.get_float32_matmul_precision()})
+                "comet_version": comet_version, "matmul_precision": torch.get_float32_matmul_precision(),
+                "dtype": "float16" if args.half else "float32"})
     for raw in sys.stdin:
         if not raw.strip():
             continue

@@ -66,7 +66,7 @@ def score(
     output: str = typer.Option("-", "--output", "-o", metavar="FILE", help="Where to write the JSON document (- = stdout)."),
     autorank: bool = typer.Option(False, "--autorank", help="Also rank the scored systems with AutoRank over the chosen metrics."),
     comet_batch_size: int = typer.Option(16, "--comet-batch-size", metavar="N", help="Batch size of the COMET worker."),
-    comet_matmul_precision: str = typer.Option("highest", "--comet-matmul-precision", metavar="P", help="torch float32 matmul precision in the COMET worker: highest (full float32), or high to reproduce comet-score's numbers (it sets high; scores differ by up to ~3e-4, docs/eval.md)."),
+    comet_numerics: str = typer.Option("float32", "--comet-numerics", metavar="MODE", help="float32 (full precision), or comet-score to reproduce the comet-score command's numbers (it sets float32 matmul precision 'high' and runs the model in float16; scores differ by up to ~3e-4, docs/eval.md)."),
     split_paragraphs: bool = typer.Option(False, "--split-paragraphs", help="JSONL document rows: score each paragraph as a segment (blank-line separated src/ref; hypothesis from hyp_paragraphs, as in2x translate writes), the unit WMT25 scores."),
 ) -> None:
     """Score systems: system and segment scores with sacreBLEU signatures, per-domain/document
@@ -86,7 +86,7 @@ def score(
         input=input, more_inputs=tuple(more), src=src, ref=ref, hyps=tuple(hyp or ()), wmt24=wmt24, systems=_csv(systems), lang_pair=lang_pair,
         metrics=_csv(metrics) or ("bleu", "chrf"), tokenize=tokenize, by=_csv(by), paired=paired, paired_n=paired_n or 0,
         paired_ar_confidence=paired_ar_confidence, seed=seed, segments=segments, output=output, autorank=autorank,
-        comet_batch_size=comet_batch_size, comet_matmul_precision=comet_matmul_precision, split_paragraphs=split_paragraphs,
+        comet_batch_size=comet_batch_size, comet_numerics=comet_numerics, split_paragraphs=split_paragraphs,
     ))
 
 

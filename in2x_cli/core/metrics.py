@@ -300,7 +300,8 @@ class Comet(Metric):
         # precision: docs/eval.md), so they are part of what the number means
         comet = getattr(self.scorer, "comet_version", None)
         precision = getattr(self.scorer, "matmul_precision", None)
-        extra = (f"|comet:{comet}" if comet else "") + (f"|matmul:{precision}" if precision else "")
+        dtype = getattr(self.scorer, "dtype", None)
+        extra = (f"|comet:{comet}" if comet else "") + (f"|matmul:{precision}" if precision else "") + (f"|dtype:{dtype}" if dtype else "")
         return f"model:{model_label(self.model)}|nrefs:{1 if self.needs_reference else 0}{extra}|version:in2x-{__version__}"
 
 

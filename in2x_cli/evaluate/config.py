@@ -30,7 +30,7 @@ class EvalConfig:
     output: str = "-"
     autorank: bool = False
     comet_batch_size: int = 16
-    comet_matmul_precision: str = "highest"  # torch.set_float32_matmul_precision in the COMET worker
+    comet_numerics: str = "float32"  # float32 | comet-score (matmul precision "high" + float16 weights, as comet-score)
     split_paragraphs: bool = False
 
 

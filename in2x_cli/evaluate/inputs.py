@@ -103,9 +103,13 @@ def is_canary_text(text: str) -> bool:
     return is_canary("", text)
 
 
-def _say_canary(where: str, canary: set[int]) -> None:
+def _say_canary(where: str, canary: set[int], *, expected: bool = False) -> None:
+    """Say once that the canary is not scored: a note where it is expected (--wmt24), a warning
+    where it came in with the user's files (text mode)."""
     lines = ", ".join(str(i + 1) for i in sorted(canary))
-    console.warn(f"{where}: the WMT canary line ({'line' if len(canary) == 1 else 'lines'} {lines}) is not a test segment: not scored")
+    (console.info if expected else console.warn)(
+        f"{where}: the WMT canary line ({'line' if len(canary) == 1 else 'lines'} {lines}) is not a test segment: not scored"
+    )
 
 
 def read_wmt24_inputs(directory: str, systems: Sequence[str] = (), extra: Sequence[str] = ()) -> TestSet:
@@ -139,7 +143,7 @@ def read_wmt24_inputs(directory: str, systems: Sequence[str] = (), extra: Sequen
         lines = _hyp_lines(xpath, n_lines, f"but the WMT24 source has {n_lines} (canary line included)", canary=canary)
         _add_system(ts.systems, name, lines, xpath)
     if canary:
-        _say_canary(str(ws.file(".txt")), canary)
+        _say_canary(str(ws.file(".txt")), canary, expected=True)
     return ts
 
 

@@ -24,11 +24,11 @@ from in2x_cli.evaluate.tables import render_tables
 from in2x_cli.io.documents import EVAL_SCHEMA
 
 
-def _comet_opener(batch_size: int, matmul_precision: str = "highest") -> Callable[[str], Any]:
+def _comet_opener(batch_size: int, matmul_precision: str = "highest", half: bool = False) -> Callable[[str], Any]:
     def open_client(model: str) -> Any:
         from in2x_cli.comet import get_client
 
-        return get_client(model, batch_size=batch_size, matmul_precision=matmul_precision)
+        return get_client(model, batch_size=batch_size, matmul_precision=matmul_precision, half=half)
 
     return open_client
 
@@ -40,6 +40,16 @@ SETTING_HINTS = {"tokenize": "use --tokenize to pick a tokenizer"}
 def _metric_user_error(exc: Exception) -> UserError:
     hint = SETTING_HINTS.get(getattr(exc, "setting", None) or "")
     return UserError(f"{exc}; {hint}" if hint else str(exc))
+
+
+# --comet-numerics: how the COMET worker computes (torch float32 matmul precision, float16 weights)
+COMET_NUMERICS = {"float32": ("highest", False), "comet-score": ("high", True)}
+
+
+def _comet_numerics(name: str) -> tuple[str, bool]:
+    if name not in COMET_NUMERICS:
+        raise UserError(f"--comet-numerics must be one of {', '.join(COMET_NUMERICS)}, got {name!r}")
+    return COMET_NUMERICS[name]
 
 
 def run_eval(cfg: EvalConfig) -> dict[str, Any]:
@@ -54,8 +64,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         check_output_path(cfg.segments)
         if cfg.segments == "-" and cfg.output == "-":
             raise UserError("--segments - and the JSON document would both go to stdout: give -o FILE or --segments FILE")
-    if cfg.comet_matmul_precision not in ("highest", "high", "medium"):
-        raise UserError(f"--comet-matmul-precision must be highest, high or medium, got {cfg.comet_matmul_precision!r}")
+    _comet_numerics(cfg.comet_numerics)
     if cfg.paired not in (None, "bs", "ar"):
         raise UserError(f"--paired must be bs (bootstrap) or ar (approximate randomisation), got {cfg.paired!r}")
     unknown_by = [b for b in cfg.by if b not in BY_FIELDS]
@@ -80,7 +89,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         for name, (cut, total) in ts.truncated.items():
             console.warn(f"{name}: {cut} of {total} hypotheses were truncated (cut at --max-tokens, marked by in2x translate): "
                          "its scores measure the cut text")
-        ctx = MetricContext(tgt_lang=ts.tgt_lang, tokenize=cfg.tokenize, comet=_comet_opener(cfg.comet_batch_size, cfg.comet_matmul_precision))
+        ctx = MetricContext(tgt_lang=ts.tgt_lang, tokenize=cfg.tokenize, comet=_comet_opener(cfg.comet_batch_size, *_comet_numerics(cfg.comet_numerics)))
         try:
             metrics = {s.key: build_metric(s, ctx) for s in specs}
         except MetricError as exc:

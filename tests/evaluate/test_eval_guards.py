@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.evaluate.test_eval_cmd import doc, rows_for
 from tests.util import assert_user_error, invoke, write_jsonl
 
@@ -192,17 +194,33 @@ def test_autorank_command_table_uses_fixed_decimals(shared_data):
             assert "e" not in cell and len(cell.strip().split(".")[1]) in (2, 4), line
 
 
-def test_comet_signature_carries_the_comet_version_and_matmul_precision(tiny_comet, tmp_path, monkeypatch):
+def test_comet_signature_carries_the_comet_version_and_numerics(tiny_comet, comet_python, tmp_path, monkeypatch):
+    """The COMET signature names unbabel-comet's version and how the worker computed; --comet-numerics
+    comet-score reproduces the comet-score command (float16 weights, matmul precision high) exactly."""
+    import os
+    import subprocess
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    path = write_jsonl(tmp_path / "rows.jsonl", rows_for())
-    r = doc(invoke(["eval", str(path), "-m", f"comet={tiny_comet}"]))["results"][0]
-    sig = r["metrics"]["comet"]["signature"]
-    assert "|comet:2.2.7|matmul:highest|" in sig, sig
-    high = doc(invoke(["eval", str(path), "-m", f"comet={tiny_comet}", "--comet-matmul-precision", "high"]))["results"][0]
-    assert "|matmul:high|" in high["metrics"]["comet"]["signature"]
-    for a, b in zip(r["systems"], high["systems"], strict=True):
-        assert abs(a["segment_means"]["comet"] - b["segment_means"]["comet"]) <= 3e-4
-    assert_user_error(invoke(["eval", str(path), "--comet-matmul-precision", "low"]), "--comet-matmul-precision")
+    src, ref, hyp = (tmp_path / f"{n}.txt" for n in ("src", "ref", "hyp"))
+    rows = rows_for(("good",))
+    for path, key in ((src, "src"), (ref, "ref"), (hyp, "hyp")):
+        path.write_text("\n".join(r[key] for r in rows) + "\n", encoding="utf-8")
+    args = ["eval", "--src", str(src), "--ref", str(ref), "--hyp", str(hyp), "-l", "en-ja", "-m", f"comet={tiny_comet}"]
+    seg32, seg16 = tmp_path / "s32.jsonl", tmp_path / "s16.jsonl"
+    r = doc(invoke([*args, "--segments", str(seg32)]))["results"][0]
+    assert "|comet:2.2.7|matmul:highest|dtype:float32|" in r["metrics"]["comet"]["signature"], r["metrics"]["comet"]["signature"]
+    r16 = doc(invoke([*args, "--comet-numerics", "comet-score", "--segments", str(seg16)]))["results"][0]
+    assert "|matmul:high|dtype:float16|" in r16["metrics"]["comet"]["signature"]
+    out = tmp_path / "cs.json"
+    cli = Path(comet_python).with_name("comet-score")
+    subprocess.run([str(cli), "-s", str(src), "-r", str(ref), "-t", str(hyp), "--model", str(tiny_comet / "checkpoints" / "model.ckpt"),
+                    "--gpus", "0", "--quiet", "--to_json", str(out)], check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    theirs = [row["COMET"] for row in next(iter(json.loads(out.read_text()).values()))]
+    ours32 = [json.loads(x)["scores"]["comet"] for x in seg32.read_text().splitlines()]
+    ours16 = [json.loads(x)["scores"]["comet"] for x in seg16.read_text().splitlines()]
+    assert ours16 == pytest.approx(theirs, abs=1e-6)  # the same numbers as comet-score
+    assert max(abs(a - b) for a, b in zip(ours32, theirs, strict=True)) <= 1e-3  # full float32: close, not equal
+    assert_user_error(invoke([*args, "--comet-numerics", "low"]), "--comet-numerics")
 
 
 # ------------------------------------------------------------------ item 17: the official repositories' layouts
