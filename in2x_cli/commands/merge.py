@@ -89,13 +89,10 @@ def merge(
         output=output, shard_bytes=parse_size(shard_size), device=device, overwrite=overwrite, max_examples=max_examples,
         max_length=max_length, calibration_device=calibration_device, trust_remote_code=trust_remote_code,
     )
-    uses_base = recipe.spec.base == "required"
-    if recipe.base_model and not uses_base and recipe.base_model not in {m.path for m in recipe.models}:
-        console.warn(f"merge: {recipe.method} merges no base model: {recipe.base_model} is ignored as a weight source"
-                     + (" (its config and tokenizer files are copied)" if recipe.copy_source() == recipe.base_model else ""))
     summary = run_merge(recipe, opts)
+    onto = f" onto {recipe.base_model}" if recipe.base_model and recipe.spec.base == "required" else ""  # linear/fisher merge no base
     console.info(
-        f"merge: {recipe.method} of {len(recipe.models)} model(s){' onto ' + recipe.base_model if recipe.base_model and uses_base else ''} → "
+        f"merge: {recipe.method} of {len(recipe.models)} model(s){onto} → "
         f"{output} ({summary.tensors} tensors, {summary.bytes / 1e6:.1f} MB in {len(summary.files)} file(s), {summary.seconds:.1f}s)"
     )
 

@@ -71,6 +71,10 @@ def run_stats(model: str, calibration: str, output: Path, cfg: StatsConfig, *, s
 
 
 def run_merge(config: MergeConfig, opts: RunOptions) -> MergeSummary:
+    if config.base_model and config.spec.base != "required" and config.base_model not in {m.path for m in config.models}:
+        # mergekit accepts a base for linear/fisher and does not merge it: say so rather than print "onto"
+        console.warn(f"merge: {config.method} merges no base model: {config.base_model} is ignored as a weight source"
+                     + (" (its config and tokenizer files are copied)" if config.copy_source() == config.base_model else ""))
     with atomic_output_dir(opts.output, overwrite=opts.overwrite) as tmp:
         with tempfile.TemporaryDirectory(prefix=".in2x-merge-stats-", dir=Path(opts.output).absolute().parent) as scratch:
             stats_dirs = _calibrate_missing(config, opts, Path(scratch))

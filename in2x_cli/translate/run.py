@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections import Counter
 import json
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any

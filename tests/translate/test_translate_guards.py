@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 
 from tests.fakes import ScriptedBackend
-from tests.translate.test_translate_cmd import SCRIPTED, collapse, mirror, register, source_of, summary, wmt25_rows
+from tests.translate.test_translate_cmd import (
+    SCRIPTED,
+    collapse,
+    mirror,
+    register,
+    source_of,
+    summary,
+    wmt25_rows,
+)
 from tests.util import assert_user_error, invoke, write_jsonl
 
 # ------------------------------------------------------------------ items 1, 15: one input, no ignored options
