@@ -220,7 +220,9 @@ def _recorded_model(path: str) -> str | None:
         models = json.loads(Path(meta_path(path)).read_text(encoding="utf-8"))["config"]["models"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return "+".join(str(m).rstrip("/").rsplit("/", 1)[-1] for m in models) or None if isinstance(models, list) else None
+    if not isinstance(models, list) or not models:
+        return None
+    return "+".join(str(m).rstrip("/").rsplit("/", 1)[-1] for m in models)
 
 
 def read_jsonl_inputs(path: str | Sequence[str], lang_pair: str | None = None, split_paragraphs: bool = False) -> list[TestSet]:

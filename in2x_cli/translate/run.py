@@ -97,6 +97,9 @@ def run_translate(run: TranslateRun) -> None:
             os.remove(_summary_path(run.output))
         summary = {**stats.to_dict(), "rows_resumed": len(done)}
         console.info("translate: " + json.dumps(summary, ensure_ascii=False))
+        if stats.truncated_rows:
+            console.warn(f"translate: {stats.truncated_rows} row(s) stopped at --max-tokens (marked \"truncated\": true); raise --max-tokens "
+                         "(or use 0 = auto) to translate them whole")
         if run.segments_out is not None and ws is not None:
             write_text(run.segments_out, segment_lines(ws, kept))
 

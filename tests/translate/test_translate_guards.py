@@ -61,6 +61,7 @@ def test_truncated_outputs_are_counted_and_never_end_in_a_broken_character(tmp_p
     assert "truncated" not in b
     s = summary(res.stderr)
     assert s["truncated_rows"] == 1 and s["truncated_outputs"] == {model: 1}
+    assert "1 row(s) stopped at --max-tokens" in res.stderr
     assert json.loads(Path(f"{out}.meta.json").read_text())["translate"]["truncated_rows"] == 1
     # re-translating an output replaces what was said about the old translation
     res = invoke(["translate", str(out), "-m", model, *SCRIPTED])
