@@ -139,12 +139,9 @@ def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool)
 
 
 def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:
-    """Rows of ``<out>/metrics.jsonl`` (for ``in2x plot`` and tests)."""
+    """Rows of ``<out>/metrics.jsonl`` with a ``step`` (none when the run wrote none yet); the one
+    reader is ``io.documents.read_train_metrics``, which ``in2x plot`` uses too."""
+    from in2x_cli.io.documents import read_train_metrics
+
     path = Path(output_dir) / METRICS_FILE
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    return rows
+    return read_train_metrics(path) if path.exists() else []
