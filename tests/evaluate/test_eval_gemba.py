@@ -136,3 +136,21 @@ def test_guard_on_a_real_grpo_translate_eval_chain(tmp_path, tiny_model) -> None
     (entry,) = json.loads(res.stdout)["results"][0]["systems"]
     assert entry["reward_overlap"]["metrics"] == ["chrf"] and entry["reward_overlap"]["held_out"] == ["bleu"]
     assert "trained with reward repetition, translation_chrf" in " ".join(res.stderr.split())
+
+
+def test_gemba_esa_with_the_tiny_model_as_judge_never_guesses(tmp_path, tiny_model) -> None:
+    """A random tiny model cannot follow the protocol: every reply is unreadable, retried, and the
+    systems get no score (null) rather than a guessed one; the counts say so."""
+    import shutil
+
+    judge = tmp_path / "judge"
+    shutil.copytree(tiny_model, judge)
+    config = json.loads((judge / "config.json").read_text())
+    (judge / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 8192}))  # the few-shot prompt is ~2.8k tiny tokens
+    rows = write_jsonl(tmp_path / "rows.jsonl", rows_for(systems=("good",)))
+    res = invoke(["eval", str(rows), "-m", "gemba-esa,chrf", "--judge-model", str(judge), "--judge-max-tokens", "16", "--judge-retries", "1"])
+    assert res.code == 0, res.stderr[-3000:]
+    (entry,) = json.loads(res.stdout)["results"][0]["systems"]
+    assert entry["scores"]["gemba-esa"] is None and entry["scores"]["chrf"] > 0
+    assert entry["judged"]["gemba-esa"]["scored"] == 0 and entry["judged"]["gemba-esa"]["invalid"] == 3
+    assert "gemba-esa: good: 0/3 segments scored" in res.stderr
