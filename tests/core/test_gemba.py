@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from in2x_cli.core.gemba import (
-    EsaItem,
     ErrorSpan,
+    EsaItem,
     format_spans,
     judge_esa,
     parse_score,

@@ -154,3 +154,23 @@ def test_gemba_esa_with_the_tiny_model_as_judge_never_guesses(tmp_path, tiny_mod
     assert entry["scores"]["gemba-esa"] is None and entry["scores"]["chrf"] > 0
     assert entry["judged"]["gemba-esa"]["scored"] == 0 and entry["judged"]["gemba-esa"]["invalid"] == 3
     assert "gemba-esa: good: 0/3 segments scored" in res.stderr
+
+
+def test_two_judges_rank_through_the_segment_file_with_wmt25_names(tmp_path) -> None:
+    """The docs' open-judge AutoRank recipe in small: two gemba-esa judges are two metrics, the
+    segment file (with an unscored segment) ranks like --autorank, under WMT25's metric names."""
+    make_judge("judge-a")
+    make_judge("judge-b")
+    rows = write_jsonl(tmp_path / "rows.jsonl", rows_for())
+    seg = tmp_path / "seg.jsonl"
+    res = invoke(["eval", str(rows), "-m", "gemba-esa=judge-a,gemba-esa=judge-b,chrf", *JUDGE, "--segments", str(seg), "--autorank", "-o", str(tmp_path / "s.json")])
+    assert res.code == 0, res.stderr[-3000:]
+    result = json.loads((tmp_path / "s.json").read_text())["results"][0]
+    assert list(result["metrics"]) == ["gemba-esa:judge-a", "gemba-esa:judge-b", "chrf"]
+    ranked = invoke(["eval", "autorank", str(seg), "--alias", "gemba-esa:judge-a=GEMBA-ESA-CMDA", "--alias", "gemba-esa:judge-b=GEMBA-ESA-GPT4.1"])
+    assert ranked.code == 0, ranked.stderr
+    (pair,) = json.loads(ranked.stdout)["pairs"]
+    assert sorted(pair["metrics"]) == ["GEMBA-ESA-CMDA", "GEMBA-ESA-GPT4.1", "chrf"]
+    by_system = {s["system"]: s for s in pair["systems"]}
+    assert by_system["bad"]["scores"]["GEMBA-ESA-CMDA"] == 20.0  # the unscored segment is skipped, not zero
+    assert {r["system"]: r["autorank"] for r in result["autorank"]} == {s: e["autorank"] for s, e in by_system.items()}
