@@ -13,6 +13,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from in2x_cli.commands.common import BACKEND_HELP
+
 
 class _DefaultScoreGroup(TyperGroup):
     """``in2x eval ARGS`` means ``in2x eval score ARGS`` unless ARGS names a subcommand."""
@@ -67,7 +69,7 @@ def score(
     autorank: bool = typer.Option(False, "--autorank", help="Also rank the scored systems with AutoRank over the chosen metrics."),
     comet_batch_size: int = typer.Option(16, "--comet-batch-size", metavar="N", help="Batch size of the COMET worker."),
     judge_model: str | None = typer.Option(None, "--judge-model", metavar="MODEL", help="The LLM judge of gemba-esa (a local model directory, hub id, or a name your --judge-backend knows)."),
-    judge_backend: str = typer.Option("transformers", "--judge-backend", metavar="NAME", help="Backend of the judge: transformers, vllm, auto, or module:Class."),
+    judge_backend: str = typer.Option("transformers", "--judge-backend", metavar="NAME", help="Backend of the judge. " + BACKEND_HELP),
     judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", min=16, metavar="N", help="Longest judge reply (ours; GEMBA's error lists are short)."),
     judge_retries: int = typer.Option(2, "--judge-retries", min=0, metavar="N", help="Re-ask an unreadable judge reply N times, each 0.5 hotter (0, 0.5, 1.0; ours); still unreadable = no score, counted."),
     split_paragraphs: bool = typer.Option(False, "--split-paragraphs", help="JSONL document rows: score each paragraph as a segment (blank-line separated src/ref; hypothesis from hyp_paragraphs, as in2x translate writes), the unit WMT25 scores."),

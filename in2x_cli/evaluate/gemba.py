@@ -41,14 +41,12 @@ def language_name(code: str | None) -> str:
 class EsaJudge:
     """``judge(srcs, hyps, src_lang, tgt_lang) -> list[EsaResult]`` with a lazily loaded backend.
 
-    Counters (``scored``, ``invalid``, ``retried``) add up over calls; ``backend`` may be passed in
-    (a loaded ``Backend``) instead of being opened from ``settings``."""
+    ``backend`` may be passed in (a loaded ``Backend``) instead of being opened from ``settings``."""
 
     def __init__(self, settings: JudgeSettings, backend: Any = None) -> None:
         self.settings = settings
         self.temperatures = retry_temperatures(settings.retries)
         self._backend = backend
-        self.scored = self.invalid = self.retried = 0
 
     @property
     def signature(self) -> str:
@@ -70,11 +68,7 @@ class EsaJudge:
 
     def judge(self, srcs: Sequence[str], hyps: Sequence[str], src_lang: str | None, tgt_lang: str | None) -> list[EsaResult]:
         items = [EsaItem(s or "", h or "", language_name(src_lang), language_name(tgt_lang)) for s, h in zip(srcs, hyps, strict=True)]
-        results = judge_esa(items, self.generate, self.temperatures) if items else []
-        self.scored += sum(r.score is not None for r in results)
-        self.invalid += sum(r.score is None for r in results)
-        self.retried += sum(r.attempts["spans"] + r.attempts["score"] > (2 if r.spans is not None else 1) for r in results)
-        return results
+        return judge_esa(items, self.generate, self.temperatures) if items else []
 
     def close(self) -> None:
         if self._backend is not None:
