@@ -30,6 +30,10 @@ class EvalConfig:
     autorank: bool = False
     comet_batch_size: int = 16
     split_paragraphs: bool = False
+    judge_model: str | None = None  # gemba-esa's judge (--judge-model)
+    judge_backend: str = "transformers"
+    judge_max_tokens: int = 512
+    judge_retries: int = 2
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ def render_tables(result: dict[str, Any]) -> None:
                 text += f" ±{_fmt(est['ci'], digits[k])}"
             if est and est.get("p_value") is not None:
                 text += f" p={est['p_value']:.4f}" + ("*" if est["p_value"] < 0.05 else " ")
+            if k in entry.get("reward_overlap", {}).get("metrics", ()):
+                text += " †"  # trained on this metric (evaluate/overfit.py): not held out
             cells.append(text)
         if result.get("autorank"):
             cells.append(_fmt(ranks[entry["system"]]))
