@@ -36,7 +36,9 @@ DEFAULT_FUSE_TEMPLATE = (
 FUSE_PLACEHOLDERS = ("src", "candidates", "n", "src_name", "tgt_name", "src_lang", "tgt_lang", "paragraphs", "structure")
 _PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(FUSE_PLACEHOLDERS) + r")\}")
 _STRUCTURE = "The source has {paragraphs} paragraphs separated by blank lines; keep the same {paragraphs} paragraphs, separated by blank lines. "
-_LABEL_RE = re.compile(r"^\s*(?:\*\*)?(?:(?:refined|final|improved|fused|best)\s+translation|candidate\s*\d+)\s*(?:\*\*)?\s*[:：]\s*", re.I)
+_LABEL_RE = re.compile(
+    r"^\s*(?:\*\*)?(?:(?:refined|final|improved|fused|best)\s+translation|candidate\s*\d+)\s*(?:\*\*\s*[:：]|[:：]\s*(?:\*\*)?)\s*", re.I
+)
 
 
 def validate_fuse_template(template: str) -> str | None:
