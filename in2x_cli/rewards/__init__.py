@@ -41,6 +41,8 @@ REWARDS: dict[str, str] = {
     "translation_bleu": "in2x_cli.rewards.translation:translation_bleu",
     "translation_comet": "in2x_cli.rewards.translation:TranslationComet",
     "generative_judge": "in2x_cli.rewards.judge:GenerativeJudge",
+    "fusion_chrf": "in2x_cli.rewards.fusion:fusion_chrf",
+    "fusion_gain": "in2x_cli.rewards.fusion:fusion_gain",
 }
 
 # The In2x paper does not publish its judge principles; these are ours, for creative and open tasks.

@@ -197,4 +197,6 @@ def test_registry_lists_every_builtin_of_the_issue() -> None:
         "translation_bleu",
         "translation_comet",
         "generative_judge",
+        "fusion_chrf",
+        "fusion_gain",
     }
