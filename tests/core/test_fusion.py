@@ -34,3 +34,17 @@ def test_clean_fused_drops_labels_and_chatter():
     assert text == "猫です。" and "preamble" in fired
     # a source that itself starts with such a label keeps it
     assert clean_fused("Final translation: done", src="Final translation: done")[0] == "Final translation: done"
+
+
+def test_docs_show_the_default_fusion_prompt_and_every_mbr_method():
+    from pathlib import Path
+
+    from in2x_cli.core.mbr_methods import MBR_METHODS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "translate.md").read_text(encoding="utf-8")
+    head, tail = DEFAULT_FUSE_TEMPLATE.split("\n\n", 1)
+    assert "    " + head in doc and "    Source:\n    {src}\n\n    {candidates}" in doc and tail == "Source:\n{src}\n\n{candidates}"
+    for name in MBR_METHODS:
+        assert f"| `{name}`" in doc, name
+    for option in ("--fuse MODEL", "--fuse-prompt-file", "--mbr-method", "--mbr-alpha", "--mbr-first-refs", "--qe-model"):
+        assert option in doc, option
