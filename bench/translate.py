@@ -84,7 +84,7 @@ def mbr_family(model: Path, inp: Path, refs: list[str], *, batch_size: int, mbr:
             **({"options": extra} if extra and name != "qe" else {}),
         }
     base = out["mbr"]
-    for name, m in out.items():
+    for m in out.values():
         m["select_time_ratio_vs_mbr"] = round(m["select_seconds"] / base["select_seconds"], 3) if base["select_seconds"] else None
         m["evaluations_ratio_vs_mbr"] = round(m["utility_evaluations"] / base["utility_evaluations"], 3) if base["utility_evaluations"] else None
         m["chrf_minus_mbr"] = round(m["chrf"] - base["chrf"], 2)

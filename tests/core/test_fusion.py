@@ -1,6 +1,13 @@
 """core.fusion: the fusion prompt and the cleaning of a fusion model's reply."""
 
-from in2x_cli.core.fusion import DEFAULT_FUSE_TEMPLATE, clean_fused, distinct, number_candidates, render_fuse_prompt, validate_fuse_template
+from in2x_cli.core.fusion import (
+    DEFAULT_FUSE_TEMPLATE,
+    clean_fused,
+    distinct,
+    number_candidates,
+    render_fuse_prompt,
+    validate_fuse_template,
+)
 
 
 def test_default_prompt_numbers_candidates_and_asks_for_only_the_translation():
