@@ -66,15 +66,28 @@ def mbr_family(model: Path, inp: Path, refs: list[str], *, batch_size: int, mbr:
 
     methods: dict[str, dict] = {"mbr": {}, "pruned": {"mbr_first_refs": max(2, (mbr + 1) // 4)}, "model": {}}
     skipped = {}
+    utility_options: dict[str, str] = {}
+    if utility == "comet":  # offline: the tiny random checkpoint (cost only; its scores are noise)
+        if not comet_available():
+            return {"utility": utility, "skipped": "no COMET environment"}
+        tiny = Path(tempfile.mkdtemp(prefix="in2x-bench-comet-"))
+        build_tiny_checkpoint(tiny)
+        utility_options["comet_model"] = str(tiny)
     if comet_available():
         kiwi = Path(tempfile.mkdtemp(prefix="in2x-bench-kiwi-"))
         build_tiny_checkpoint(kiwi, referenceless=True)
         methods["qe"] = {"qe_model": str(kiwi)}
     else:
         skipped["qe"] = "no COMET environment"
+    # Start the COMET workers before timing (get_client keeps them): start-up is not selection cost.
+    from in2x_cli.comet import get_client
+
+    for ckpt in [utility_options.get("comet_model"), methods.get("qe", {}).get("qe_model")]:
+        if ckpt:
+            get_client(ckpt).score([{"src": "a", "mt": "b", "ref": "c"}])
     out: dict[str, dict] = {}
     for name, extra in methods.items():
-        r = run(model, inp, batch_size=batch_size, mbr=mbr, max_tokens=max_tokens, mbr_method=name, mbr_utility=utility, **extra)
+        r = run(model, inp, batch_size=batch_size, mbr=mbr, max_tokens=max_tokens, mbr_method=name, mbr_utility=utility, **utility_options, **extra)
         s = r["stats"]
         out[name] = {
             "select_seconds": round(s.select_seconds, 3),
@@ -101,7 +114,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--mbr", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--utility", default="chrf", help="MBR utility for the family comparison (chrf, bleu, comet=tiny checkpoint is not built here)")
+    ap.add_argument("--utility", default="chrf", help="MBR utility for the family comparison: chrf, bleu or comet (a tiny offline checkpoint)")
     ap.add_argument("--family-only", action="store_true", help="only the MBR-family comparison")
     args = ap.parse_args()
 

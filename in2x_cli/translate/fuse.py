@@ -154,3 +154,12 @@ def load_fuse_template(path: Any) -> str:
     if problem:
         raise UserError(problem, str(path))
     return template
+
+
+def check_fuse_model(cfg: TranslateConfig) -> None:
+    """Fail before any candidate is generated when the ``--fuse`` model directory does not exist
+    (built-in backends; a plugin backend resolves its own model names)."""
+    from in2x_cli.io.checkpoint import resolve_model
+
+    if cfg.fuse and cfg.backend in ("auto", "transformers", "vllm"):
+        resolve_model(cfg.fuse, what="--fuse model", trust_remote_code=bool(cfg.backend_options.get("trust_remote_code")))

@@ -38,7 +38,7 @@ from in2x_cli import console
 from in2x_cli.errors import UserError
 from in2x_cli.records import row_key
 from in2x_cli.translate.config import TranslateConfig, TranslateRun, TranslateStats
-from in2x_cli.translate.fuse import Fuser, load_fuse_template
+from in2x_cli.translate.fuse import Fuser, check_fuse_model, load_fuse_template
 from in2x_cli.translate.generate import BackendPool, generate
 from in2x_cli.translate.jobs import Job, JobSource, load_jobs, segment_lines, shard, wmt24_jobs
 from in2x_cli.translate.prompting import Planner, load_templates
@@ -52,6 +52,8 @@ def run_translate(run: TranslateRun) -> None:
 
     cfg = replace(run.config, templates=load_templates(run.prompt_file), fuse_template=load_fuse_template(run.fuse_prompt_file))
     check_utility(cfg)
+    if not run.prepare:
+        check_fuse_model(cfg)
     check_output_path(run.output)
     if run.segments_out is not None:
         check_output_path(run.segments_out)

@@ -96,6 +96,14 @@ def test_fuse_prompt_file_replaces_the_prompt_and_is_checked(tmp_path):
     assert_user_error(bad, str(tpl), "{candidates}")
 
 
+def test_missing_fuse_model_fails_before_any_generation(tmp_path, tiny_model):
+    inp = write_jsonl(tmp_path / "in.jsonl", rows()[1:])
+    out = tmp_path / "out.jsonl"
+    res = invoke(["translate", str(inp), "-m", str(tiny_model), "--fuse", str(tmp_path / "no-fuser"), "-o", str(out)])
+    assert_user_error(res, "no-fuser", "--fuse model directory not found")
+    assert "loading" not in res.stderr and not out.exists()
+
+
 @pytest.mark.parametrize("granularity", ["document", "paragraph"])
 def test_tiny_model_fusion_end_to_end(tmp_path, tiny_model, granularity):
     inp = write_jsonl(tmp_path / "in.jsonl", [{"id": "d", "src_lang": "en", "tgt_lang": "ja", "src": "The cat sat.\n\nThe dog ran."}])
