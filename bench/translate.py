@@ -85,6 +85,10 @@ def mbr_family(model: Path, inp: Path, refs: list[str], *, batch_size: int, mbr:
     for ckpt in [utility_options.get("comet_model"), methods.get("qe", {}).get("qe_model")]:
         if ckpt:
             get_client(ckpt).score([{"src": "a", "mt": "b", "ref": "c"}])
+    if utility in ("chrf", "bleu"):  # build the sacreBLEU metric (MeCab for ja BLEU) before timing, too
+        from in2x_cli.core.mbr import get_utility
+
+        get_utility(utility)(["a"], ["b"], ["c"], "ja")
     out: dict[str, dict] = {}
     for name, extra in methods.items():
         r = run(model, inp, batch_size=batch_size, mbr=mbr, max_tokens=max_tokens, mbr_method=name, mbr_utility=utility, **utility_options, **extra)
