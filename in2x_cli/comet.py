@@ -154,11 +154,12 @@ def _close_all() -> None:
     _CLIENTS.clear()
 
 
-def build_tiny_checkpoint(out_dir: str | Path, *, python: str | None = None) -> Path:
-    """Build the tiny offline COMET checkpoint (cometenv/tiny_checkpoint.py) with the COMET environment."""
+def build_tiny_checkpoint(out_dir: str | Path, *, python: str | None = None, referenceless: bool = False) -> Path:
+    """Build the tiny offline COMET checkpoint (cometenv/tiny_checkpoint.py) with the COMET environment
+    (``referenceless``: a reference-free one, shaped like CometKiwi, for QE reranking)."""
     py = python or comet_python()
     script = Path(__file__).with_name("cometenv") / "tiny_checkpoint.py"
-    res = subprocess.run([py, str(script), str(out_dir)], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    res = subprocess.run([py, str(script), str(out_dir), *(["--referenceless"] if referenceless else [])], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if res.returncode != 0:
         raise UserError(f"building the tiny COMET checkpoint failed: {res.stderr.strip().splitlines()[-1:]}")
     return Path(res.stdout.strip().splitlines()[-1])

@@ -45,6 +45,8 @@ REWARDS: dict[str, str] = {
     "terminology": "in2x_cli.rewards.terminology:TerminologyReward",
     "round_trip": "in2x_cli.rewards.round_trip:RoundTrip",
     "gemba": "in2x_cli.rewards.gemba:GembaReward",
+    "fusion_chrf": "in2x_cli.rewards.fusion:fusion_chrf",
+    "fusion_gain": "in2x_cli.rewards.fusion:fusion_gain",
 }
 
 # The In2x paper does not publish its judge principles; these are ours, for creative and open tasks.

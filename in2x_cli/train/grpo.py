@@ -109,7 +109,10 @@ def prompt_messages(data: dict[str, Any], where: str) -> tuple[list[dict[str, st
       - ``instruction`` / ``prompt`` / ``query``: one user turn (with ``system`` as a system turn);
       - ``src`` (or ``src_text``) with ``tgt_lang``: a translation request, rendered with the same
         target-language prompt templates as ``in2x translate``; ``src``, ``ref``, ``src_lang`` and
-        ``tgt_lang`` reach the rewards under these names whatever the input spelled.
+        ``tgt_lang`` reach the rewards under these names whatever the input spelled;
+      - ``src`` with ``candidates`` (a list of translations) and ``tgt_lang``: a *fusion* request,
+        rendered with ``core.fusion``'s prompt (the one ``in2x translate --fuse`` sends); rewards see
+        ``src``, ``ref``, ``candidates``, ``src_lang`` and ``tgt_lang`` (``train.fusion_rows``).
     """
     from in2x_cli.core.translate import build_messages
     from in2x_cli.records import InstructionRow, TranslationRow, has_prompt, row_conversation
@@ -130,6 +133,12 @@ def prompt_messages(data: dict[str, Any], where: str) -> tuple[list[dict[str, st
         text = rec.instruction or ""
         if not text.strip():
             raise InputError("the instruction is empty", where)
+        return build_messages(text, system), fields
+    if "candidates" in data:  # a fusion row: source + candidate translations → one refined translation
+        from in2x_cli.train.fusion_rows import fusion_prompt
+
+        text, canonical = fusion_prompt(data, where)
+        fields.update(canonical)
         return build_messages(text, system), fields
     if any(k in data for k in ("src", *TranslationRow.ALIASES["src"])):
         from in2x_cli.core.translate import TEMPLATES, render_prompt, select_template

@@ -34,6 +34,7 @@ class Job:
     chunks: int = 0
     fallback: int = 0
     mbr_log: list[dict[str, Any]] = field(default_factory=list)
+    fusion_log: list[dict[str, Any]] = field(default_factory=list)  # --fuse: one entry per fused request
 
 
 def _make_job(key: str, row: dict[str, Any], src: str, src_lang: str, tgt_lang: str) -> Job:

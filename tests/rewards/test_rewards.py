@@ -201,4 +201,6 @@ def test_registry_lists_every_builtin_of_the_issue() -> None:
         "terminology",
         "round_trip",
         "gemba",
+        "fusion_chrf",
+        "fusion_gain",
     }
