@@ -19,17 +19,10 @@ from in2x_cli.backends.base import (
     derive_seed,
     tokens_covering,
 )
+from in2x_cli.devices import pick_device  # noqa: F401  (this rank's device; embedders import it from here)
 from in2x_cli.errors import UserError
 
 
-def pick_device(device: str = "auto") -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
 
 
 class TransformersBackend(Backend):

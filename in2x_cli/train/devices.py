@@ -10,14 +10,11 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def select_device(device: str = "auto") -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu`` (the kind: the Trainer places each rank
+    on ``cuda:<LOCAL_RANK>``). See ``in2x_cli.devices``: a GPU torch cannot use is an error."""
+    from in2x_cli.devices import device_kind
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda, but no CUDA device is visible")
-    return device
+    return device_kind(device)
 
 
 def select_precision(precision: str, device: str) -> str:
