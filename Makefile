@@ -27,7 +27,11 @@ GPU_CONSTRAINTS := $(if $(HAS_GPU),-c constraints/gpu.txt)
 # the focused suite run against the lowest transformers (training, tiny model, generation backends)
 LOWTF_TESTS ?= tests/train/test_options.py tests/train/test_sft_cmd.py tests/train/test_cpt_cmd.py \
                tests/train/test_grpo_cmd.py tests/train/test_launch.py tests/train/test_distributed.py \
-               tests/tiny tests/backends
+               tests/tiny tests/backends tests/devices
+# golden numbers are pinned to .venv's transformers: 5.24 loads the tiny tokenizer with Qwen2's digit-splitting
+# pre-tokenizer, 5.5.1 with the one it was saved with, so the tokens (and losses) differ; the preflight table
+# lists .venv's imports. Everything else must pass unchanged.
+LOWTF_SELECT ?= -k 'not golden and not preflight'
 PIP_FLAGS ?= -q --disable-pip-version-check
 TEST_ENV := HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false \
             IN2X_COMET_PYTHON=$(abspath $(COMET_VENV))/bin/python MPLBACKEND=Agg
@@ -73,7 +77,7 @@ $(LOWTF_VENV)/bin/.lowtf-installed: pyproject.toml constraints/lowest-transforme
 lowtf-env: $(LOWTF_VENV)/bin/.lowtf-installed
 
 test-lowest: lowtf-env comet-env
-	$(TEST_ENV) $(LOWTF_VENV)/bin/python -m pytest -q -p no:cacheprovider $(LOWTF_TESTS)
+	$(TEST_ENV) $(LOWTF_VENV)/bin/python -m pytest -q -p no:cacheprovider $(LOWTF_SELECT) $(LOWTF_TESTS)
 
 test: install comet-env test-lowest
 	$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
