@@ -194,7 +194,18 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
             tokenizer.pad_token = tokenizer.eos_token
         formatter = make_chat_formatter(tokenizer, cfg.mask_mode)
     examples = load_examples(cfg, formatter)
-    # only now (data valid) is the run directory created, or emptied by --overwrite
+    # the training arguments create the distributed state (process group, FSDP / ZeRO-3 plugins), so the
+    # model below loads under it: FSDP's cpu-RAM-efficient loading and ZeRO-3 partitioned init take effect
+    args = TrlSFTConfig(
+        **common_training_args(cfg.train),
+        num_train_epochs=1,  # the epochs are laid out in the data (see build_epochs)
+        train_sampling_strategy="sequential",
+        max_length=cfg.max_length,
+        packing=False,  # packed by us per epoch; TRL's own packing would pack across epochs
+        dataset_kwargs={"skip_prepare_dataset": True},
+        model_init_kwargs=None,
+    )
+    # only now (data valid) is the run directory created (by the main process), or emptied by --overwrite
     resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     langs = [ex.lang for ex in examples]
     plan = plan_epochs([ex.round for ex in examples], langs, epochs=cfg.epochs, use_rounds=cfg.rounds, temperature=cfg.language_temperature, seed=cfg.train.seed)
@@ -218,15 +229,6 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         total += n
         boundaries.append(total / global_batch)
 
-    args = TrlSFTConfig(
-        **common_training_args(cfg.train),
-        num_train_epochs=1,  # the epochs are laid out in the data (see build_epochs)
-        train_sampling_strategy="sequential",
-        max_length=cfg.max_length,
-        packing=False,  # packed by us per epoch; TRL's own packing would pack across epochs
-        dataset_kwargs={"skip_prepare_dataset": True},
-        model_init_kwargs=None,
-    )
     peft_config = None
     if cfg.lora is not None:
         from peft import LoraConfig
