@@ -241,7 +241,10 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     base_dtype = getattr(model_config, "dtype", None)  # the export's (loading in float32 changes the config's)
     model_config.use_cache = False  # packed-sequence masks are only built without a cache object
     seed_everything(cfg.train.seed)
-    model = load_causal_lm(model_path, config=model_config, trust_remote_code=cfg.train.trust_remote_code)
+    from in2x_cli.train.devices import packed_attention
+
+    attn = packed_attention(None, select_device(cfg.train.device), packed=not cfg.cross_document_attention)
+    model = load_causal_lm(model_path, config=model_config, trust_remote_code=cfg.train.trust_remote_code, **({"attn_implementation": attn} if attn else {}))
 
     assert args is not None
     from in2x_cli.train.data import make_collator

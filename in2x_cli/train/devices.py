@@ -28,3 +28,18 @@ def select_precision(precision: str, device: str) -> str:
     if precision == "fp16" and device == "cpu":
         raise UserError("--precision fp16 needs a GPU (use bf16 or fp32 on CPU)")
     return precision
+
+
+def packed_attention(requested: str | None, device: str, *, packed: bool) -> str | None:
+    """The attention implementation to load a model with for training. An explicit choice wins.
+    Packed rows on a GPU with ``flash_attn`` installed get ``flash_attention_2``: ``make_collator``
+    then flattens each batch into one varlen row with ``cu_seq_lens`` (documents never attend
+    across), which the flash kernel runs without a mask. Otherwise None: transformers' default
+    (sdpa), where packed rows use the block-diagonal mask built from position ids."""
+    import importlib.util
+
+    if requested:
+        return requested
+    if packed and device == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return None

@@ -162,9 +162,12 @@ def _trainer_class() -> type:
 def load_model(cfg: SftConfig, model_path: Any) -> Any:
     from in2x_cli.io.checkpoint import load_causal_lm
 
+    from in2x_cli.train.devices import packed_attention, select_device
+
     kwargs: dict[str, Any] = {"trust_remote_code": cfg.train.trust_remote_code}
-    if cfg.attn_implementation:
-        kwargs["attn_implementation"] = cfg.attn_implementation
+    attn = packed_attention(cfg.attn_implementation, select_device(cfg.train.device), packed=cfg.packing)
+    if attn:
+        kwargs["attn_implementation"] = attn
     if cfg.random_init:  # benchmarking: the architecture of model_path with fresh weights
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM

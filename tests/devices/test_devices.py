@@ -110,3 +110,30 @@ def test_comet_worker_is_started_on_the_rank_gpu(monkeypatch, tmp_path):
     with pytest.raises(OSError):
         comet.CometClient(str(tmp_path), gpus=1, python="/bin/true")
     assert seen["env"]["CUDA_VISIBLE_DEVICES"] == "3"
+
+
+def test_packed_rows_on_gpu_with_flash_attn_use_the_varlen_kernel(monkeypatch):
+    import importlib.util
+    import types
+
+    from in2x_cli.train.data import make_collator
+    from in2x_cli.train.devices import packed_attention
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "flash_attn" else real(name, *a))
+    assert packed_attention(None, "cuda", packed=True) == "flash_attention_2"
+    assert packed_attention("sdpa", "cuda", packed=True) == "sdpa"  # asked for
+    assert packed_attention(None, "cuda", packed=False) is None
+    assert packed_attention(None, "cpu", packed=True) is None
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else real(name, *a))
+    assert packed_attention(None, "cuda", packed=True) is None  # sdpa, block-diagonal mask from positions
+    # and with flash-attention the collator flattens the batch: one row, positions restart per document
+    model = types.SimpleNamespace(config=types.SimpleNamespace(_attn_implementation="flash_attention_2"))
+    batch = make_collator(model, 0, packed=True)([
+        {"input_ids": [1, 2, 3, 4, 5], "labels": [1, 2, 3, 4, 5], "seq_lengths": [2, 3]},
+        {"input_ids": [6, 7, 8], "labels": [6, 7, 8], "seq_lengths": [3]},
+    ])
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5, 6, 7, 8]] and "attention_mask" not in batch
+    assert batch["position_ids"].tolist() == [[0, 1, 0, 1, 2, 0, 1, 2]]
+    assert batch["cu_seq_lens_q"].tolist() == [0, 2, 5, 8]
+    assert batch["labels"].tolist() == [[-100, 2, -100, 4, 5, -100, 7, 8]]
