@@ -24,8 +24,6 @@ from in2x_cli.devices import pick_device  # noqa: F401  (this rank's device; emb
 from in2x_cli.errors import UserError
 
 
-
-
 class TransformersBackend(Backend):
     """``model``: local directory or hub id. ``batch_size`` counts sequences (prompts × n)."""
 

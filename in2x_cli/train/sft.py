@@ -161,7 +161,6 @@ def _trainer_class() -> type:
 
 def load_model(cfg: SftConfig, model_path: Any) -> Any:
     from in2x_cli.io.checkpoint import load_causal_lm
-
     from in2x_cli.train.devices import packed_attention, select_device
 
     kwargs: dict[str, Any] = {"trust_remote_code": cfg.train.trust_remote_code}

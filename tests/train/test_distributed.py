@@ -8,8 +8,6 @@ import os
 import socket
 from pathlib import Path
 
-import pytest
-
 
 def _free_port() -> int:
     with socket.socket() as s:

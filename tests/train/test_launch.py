@@ -90,8 +90,9 @@ def test_launch_configs_ship_inside_the_package(tmp_path):
     import shutil
     import subprocess
     import sys
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     import in2x_cli
 
