@@ -212,6 +212,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
 
     ppl_report: dict[str, Any] | None = None
     if cfg.ppl_filter:
+        from in2x_cli.devices import pick_device
         from in2x_cli.train.ppl import perplexity_filter
 
         sources, ppl_report = perplexity_filter(
@@ -222,7 +223,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
             seq_len=cfg.seq_len,
             batch_size=cfg.ppl_batch_size,
             text_field=cfg.text_field,
-            device=select_device(cfg.train.device),
+            device=pick_device(cfg.train.device),  # this rank's GPU, not cuda:0 on every rank
             trust_remote_code=cfg.train.trust_remote_code,
         )
         if cfg.ppl_only:
