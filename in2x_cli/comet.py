@@ -60,6 +60,11 @@ class CometClient:
         self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
         env = dict(os.environ)
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if gpus:  # under torchrun each rank's worker scores on that rank's GPU, not all on GPU 0
+            from in2x_cli.devices import visible_devices_for_child
+
+            env.update(visible_devices_for_child())
+        self.worker_env = {k: env[k] for k in ("CUDA_VISIBLE_DEVICES",) if k in env}
         self._proc = subprocess.Popen(
             [py, str(WORKER), "--model", self.model, "--gpus", str(gpus), "--batch-size", str(batch_size)],
             stdin=subprocess.PIPE,

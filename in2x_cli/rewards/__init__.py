@@ -67,6 +67,7 @@ class RewardContext:
     comet_model: str | None = None
     judge_model: str | None = None
     judge_backend: str = "transformers"
+    judge_gpu_memory_utilization: float = 0.3  # a vLLM judge's share of the GPU (ours; see backends/vllm.py)
     principles: tuple[str, ...] = DEFAULT_PRINCIPLES
     judge_max_tokens: int = 512
     judge_failure_score: float = 0.0
