@@ -47,6 +47,7 @@ def main() -> None:
     from in2x_cli.rewards import Reward
     from in2x_cli.tiny import load_corpus
     from in2x_cli.train.grpo import TICGRPOConfig, TICGRPOTrainer, TRLRewardAdapter, plan_batches
+    from in2x_cli.train.options import checkpointing_args
 
     torch.set_num_threads(args.threads)
     model_dir = tiny_model()
@@ -71,7 +72,7 @@ def main() -> None:
         "epsilon_high": 0.28,
         "entropy_coef": 0.01,
         "temperature": 1.0,
-        "activation_checkpointing": False,
+        **checkpointing_args(False),
         "remove_unused_columns": False,
     }
 

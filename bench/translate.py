@@ -15,7 +15,14 @@ The MBR wall ratio splits into (generated tokens ratio) × (cost per token ratio
 ``mbr_breakdown``: --max-tokens is only a cap, so greedy decoding could stop at EOS early while
 samples run on (tokens per completion show it), and a sampled token may cost more than a greedy
 one (softmax, top-p sort and one multinomial draw per row, against one batched argmax). With equal
-tokens and per-token cost, greedy + N samples costs (1 + N)x. Prints JSON.
+tokens and per-token cost, greedy + N samples costs (1 + N)x.
+
+MBR family (``mbr_methods``; ``--family-only`` runs just this part): the same pools (same seeds,
+so every method sees the same candidates) selected by each ``--mbr-method`` — mbr, pruned, model,
+and qe when the COMET environment exists (a tiny random reference-free checkpoint built offline:
+its QE "quality" is noise, only the cost is meaningful) — with selection time, utility evaluations
+and corpus chrF / BLEU of the selected translations against the corpus references, each as a
+ratio to plain MBR measured in the same run. Prints JSON.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from in2x_cli.translate.jobs import load_jobs
 from in2x_cli.translate.run import translate_jobs
 
 
-def run(model: Path, inp: Path, *, batch_size: int, mbr: int, max_tokens: int) -> dict:
+def run(model: Path, inp: Path, *, batch_size: int, mbr: int, max_tokens: int, **options: object) -> dict:
     cfg = TranslateConfig(
         models=(str(model),),
         backend="transformers",
@@ -43,11 +50,63 @@ def run(model: Path, inp: Path, *, batch_size: int, mbr: int, max_tokens: int) -
         seed=0,
         chunk_rows=0,
         backend_options={"batch_size": batch_size},
+        **options,  # type: ignore[arg-type]
     )
     jobs = load_jobs(str(inp), src_lang=None, tgt_lang=None)
     stats = TranslateStats()
     rows = list(translate_jobs(jobs, cfg, stats))
-    return {"rows": len(rows), "stats": stats, "stage_seconds": stats.seconds - stats.load_seconds}
+    return {"rows": len(rows), "stats": stats, "stage_seconds": stats.seconds - stats.load_seconds, "hyps": [r["hyp"] for r in rows]}
+
+
+def mbr_family(model: Path, inp: Path, refs: list[str], *, batch_size: int, mbr: int, max_tokens: int, utility: str) -> dict:
+    """Each --mbr-method on the same candidate pools: selection cost and quality, ratios to plain MBR."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    from in2x_cli.comet import build_tiny_checkpoint, comet_available
+
+    methods: dict[str, dict] = {"mbr": {}, "pruned": {"mbr_first_refs": max(2, (mbr + 1) // 4)}, "model": {}}
+    skipped = {}
+    utility_options: dict[str, str] = {}
+    if utility == "comet":  # offline: the tiny random checkpoint (cost only; its scores are noise)
+        if not comet_available():
+            return {"utility": utility, "skipped": "no COMET environment"}
+        tiny = Path(tempfile.mkdtemp(prefix="in2x-bench-comet-"))
+        build_tiny_checkpoint(tiny)
+        utility_options["comet_model"] = str(tiny)
+    if comet_available():
+        kiwi = Path(tempfile.mkdtemp(prefix="in2x-bench-kiwi-"))
+        build_tiny_checkpoint(kiwi, referenceless=True)
+        methods["qe"] = {"qe_model": str(kiwi)}
+    else:
+        skipped["qe"] = "no COMET environment"
+    # Start the COMET workers before timing (get_client keeps them): start-up is not selection cost.
+    from in2x_cli.comet import get_client
+
+    for ckpt in [utility_options.get("comet_model"), methods.get("qe", {}).get("qe_model")]:
+        if ckpt:
+            get_client(ckpt).score([{"src": "a", "mt": "b", "ref": "c"}])
+    if utility in ("chrf", "bleu"):  # build the sacreBLEU metric (MeCab for ja BLEU) before timing, too
+        from in2x_cli.core.mbr import get_utility
+
+        get_utility(utility)(["a"], ["b"], ["c"], "ja")
+    out: dict[str, dict] = {}
+    for name, extra in methods.items():
+        r = run(model, inp, batch_size=batch_size, mbr=mbr, max_tokens=max_tokens, mbr_method=name, mbr_utility=utility, **utility_options, **extra)
+        s = r["stats"]
+        out[name] = {
+            "select_seconds": round(s.select_seconds, 3),
+            "utility_evaluations": s.utility_evaluations,
+            "chrf": round(CHRF().corpus_score(r["hyps"], [refs]).score, 2),
+            "bleu": round(BLEU(tokenize="ja-mecab").corpus_score(r["hyps"], [refs]).score, 2),
+            **({"options": extra} if extra and name != "qe" else {}),
+        }
+    base = out["mbr"]
+    for m in out.values():
+        m["select_time_ratio_vs_mbr"] = round(m["select_seconds"] / base["select_seconds"], 3) if base["select_seconds"] else None
+        m["evaluations_ratio_vs_mbr"] = round(m["utility_evaluations"] / base["utility_evaluations"], 3) if base["utility_evaluations"] else None
+        m["chrf_minus_mbr"] = round(m["chrf"] - base["chrf"], 2)
+    return {"utility": utility, "candidates_per_segment": mbr + 1, "methods": out, "skipped": skipped,
+            "note": "tiny model: translations are poor and differences small; the point is cost per method on identical pools"}
 
 
 def main() -> None:
@@ -59,6 +118,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--mbr", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--utility", default="chrf", help="MBR utility for the family comparison: chrf, bleu or comet (a tiny offline checkpoint)")
+    ap.add_argument("--family-only", action="store_true", help="only the MBR-family comparison")
     args = ap.parse_args()
 
     model = tiny_model()
@@ -69,6 +130,13 @@ def main() -> None:
         for i in range(args.segments):
             src = " ".join(corpus[(i + k) % len(corpus)]["en"] for k in range(1 + i % 3))  # 1–3 sentences
             fh.write(json.dumps({"id": i, "src": src, "src_lang": "en", "tgt_lang": "ja"}, ensure_ascii=False) + "\n")
+    refs = ["".join(corpus[(i + k) % len(corpus)]["ja"] for k in range(1 + i % 3)) for i in range(args.segments)]
+
+    family = mbr_family(model, inp, refs, batch_size=args.batch_size, mbr=args.mbr, max_tokens=args.max_tokens, utility=args.utility)
+    if args.family_only:
+        emit({"bench": "translate", "what": "MBR family on identical candidate pools (tiny model, en→ja)", "baseline": "plain MBR, same run",
+              "segments": args.segments, "max_tokens": args.max_tokens, "mbr_family": family})
+        return
 
     run(model, inp, batch_size=args.batch_size, mbr=0, max_tokens=4)  # warm-up (imports, allocator)
     # Interleaved repeats, best of each: the machine is shared, so take the least-disturbed run.
@@ -127,6 +195,7 @@ def main() -> None:
             "mbr_generation_cost_ratio": round(mbr["stats"].generate_seconds / batched["stats"].generate_seconds, 2),
             "mbr_stage_cost_ratio": round(mbr["stage_seconds"] / batched["stage_seconds"], 2),
             "mbr_breakdown": mbr_breakdown,
+            "mbr_family": family,
             "goal": "batching_speedup >= 4; MBR costs (1 + N)x greedy at equal tokens and per-token cost (every sample is decoded; vLLM "
                     "shares the prompt prefill across the n samples); mbr_breakdown says how far each factor is from that",
         }

@@ -63,6 +63,11 @@ class CometClient:
         self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
         env = dict(os.environ)
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if gpus:  # under torchrun each rank's worker scores on that rank's GPU, not all on GPU 0
+            from in2x_cli.devices import visible_devices_for_child
+
+            env.update(visible_devices_for_child())
+        self.worker_env = {k: env[k] for k in ("CUDA_VISIBLE_DEVICES",) if k in env}
         self._proc = subprocess.Popen(
             [py, str(WORKER), "--model", self.model, "--gpus", str(gpus), "--batch-size", str(batch_size), "--matmul-precision", matmul_precision,
              *(["--half"] if half else [])],
@@ -162,11 +167,12 @@ def _close_all() -> None:
     _CLIENTS.clear()
 
 
-def build_tiny_checkpoint(out_dir: str | Path, *, python: str | None = None) -> Path:
-    """Build the tiny offline COMET checkpoint (cometenv/tiny_checkpoint.py) with the COMET environment."""
+def build_tiny_checkpoint(out_dir: str | Path, *, python: str | None = None, referenceless: bool = False) -> Path:
+    """Build the tiny offline COMET checkpoint (cometenv/tiny_checkpoint.py) with the COMET environment
+    (``referenceless``: a reference-free one, shaped like CometKiwi, for QE reranking)."""
     py = python or comet_python()
     script = Path(__file__).with_name("cometenv") / "tiny_checkpoint.py"
-    res = subprocess.run([py, str(script), str(out_dir)], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    res = subprocess.run([py, str(script), str(out_dir), *(["--referenceless"] if referenceless else [])], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if res.returncode != 0:
         raise UserError(f"building the tiny COMET checkpoint failed: {res.stderr.strip().splitlines()[-1:]}")
     return Path(res.stdout.strip().splitlines()[-1])

@@ -48,7 +48,7 @@ def test_demo_completes_with_one_line_per_step(demo_run):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     steps = [ln for ln in proc.stdout.splitlines() if ln.startswith("[demo")]
     names = [ln.split("] ", 1)[1].split(":", 1)[0] for ln in steps]
-    assert names == ["tiny-model", "data", "cluster", "sample-difficulty", "synthesize", "cpt", "sft", "grpo", "merge", "translate", "eval", "plot"]
+    assert names == ["tiny-model", "data", "cluster", "sample-difficulty", "synthesize", "cpt", "sft", "grpo", "merge", "translate", "fusion", "eval", "plot"]
     assert "Traceback" not in proc.stderr
     assert "AutoRank" in proc.stderr  # the final table
 
@@ -185,6 +185,26 @@ def test_every_file_in_the_run_directory_is_valid_and_carries_provenance(demo_ru
             raise AssertionError(f"no provenance for {rel}")
         records += 1
     assert records == len(files) > 100
+
+
+def test_fusion_step_compares_fusion_mbr_and_single_candidates(demo_run):
+    """The fusion step: a grpo-trained fuser, held-out rows fused by `translate --fuse`, and the table
+    recomputed here from the rows (fusion = hyp, MBR = the logged selection, oracle = best candidate)."""
+    from sacrebleu.metrics import CHRF
+
+    run, proc = demo_run
+    doc = json.loads((run / "fusion" / "compare.json").read_text())
+    rows = [json.loads(x) for x in (run / "fusion" / "fused_heldout.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    assert doc["rows"] == len(rows) == 6 and (run / "fusion" / "fuser" / "in2x_provenance.json").is_file()
+    refs = [r["ref"] for r in rows]
+    chrf = CHRF()
+    assert doc["chrf"]["fusion (grpo-trained tiny fuser)"] == round(chrf.corpus_score([r["hyp"] for r in rows], [refs]).score, 2)
+    mbr = [r["mbr"]["units"][0]["candidates"][r["mbr"]["units"][0]["selected"]]["text"] for r in rows]
+    assert doc["chrf"]["MBR (chrF utility)"] == round(chrf.corpus_score(mbr, [refs]).score, 2)
+    assert set(doc["chrf"]) == {"fusion (grpo-trained tiny fuser)", "MBR (chrF utility)", "greedy candidate", "best single candidate (oracle, per row)"}
+    assert all(r["fusion"]["units"] for r in rows)
+    line = next(ln for ln in proc.stdout.splitlines() if "] fusion:" in ln)
+    assert "vs MBR" in line and "compare.json" in line
 
 
 def test_comet_is_scored_when_the_comet_environment_exists(demo_run):

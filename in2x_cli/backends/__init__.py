@@ -47,4 +47,30 @@ def load_backend(name: str, model: str, **options: Any) -> Backend:
     return cls(model, **options)
 
 
-__all__ = ["BACKENDS", "Backend", "Completion", "SamplingParams", "derive_seed", "load_backend", "resolve_backend_class"]
+class BackendCache:
+    """Loads each (backend, model) pair once: roles that name the same model (a judge and a solver, a
+    writer and its critic) share one engine, so a GPU does not hold two copies (two vLLM engines at
+    0.9 of its memory each would not even start). ``close`` releases each engine once."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.loaded: dict[tuple[str, str], Backend] = {}
+
+    def get(self, name: str, model: str) -> Backend:
+        key = (name, str(model))
+        if key not in self.loaded:
+            self.loaded[key] = load_backend(name, model, **self.options)
+        return self.loaded[key]
+
+    def close(self) -> None:
+        while self.loaded:
+            self.loaded.popitem()[1].close()
+
+    def __enter__(self) -> BackendCache:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+__all__ = ["BACKENDS", "Backend", "BackendCache", "Completion", "SamplingParams", "derive_seed", "load_backend", "resolve_backend_class"]

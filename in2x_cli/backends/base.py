@@ -82,6 +82,27 @@ def derive_seed(base: int, key: str | int, index: int = 0) -> int:
 ProgressFn = Callable[[int], None]
 
 
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
+
+
+def end_of_turn_ids(tokenizer: Any, *configs: Any) -> set[int]:
+    """Token ids that end a completion: every ``eos_token_id`` of the given configs (generation
+    config, model config) and of the tokenizer, plus the chat templates' end-of-turn tokens present
+    in the vocabulary. Both engines stop at exactly this set (vLLM as ``stop_token_ids``)."""
+    ids: set[int] = set()
+    for src in (*configs, tokenizer):
+        eos = getattr(src, "eos_token_id", None)
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif isinstance(eos, (list, tuple)):
+            ids.update(int(e) for e in eos)
+    vocab = tokenizer.get_vocab()
+    for special in END_OF_TURN_TOKENS:
+        if special in vocab:
+            ids.add(int(vocab[special]))
+    return ids
+
+
 class Backend(ABC):
     """One model behind one interface. Subclasses implement ``generate_from_text``."""
 

@@ -17,19 +17,11 @@ from in2x_cli.backends.base import (
     ProgressFn,
     SamplingParams,
     derive_seed,
+    end_of_turn_ids,
     tokens_covering,
 )
+from in2x_cli.devices import pick_device  # noqa: F401  (this rank's device; embedders import it from here)
 from in2x_cli.errors import UserError
-
-
-def pick_device(device: str = "auto") -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
 
 
 class TransformersBackend(Backend):
@@ -79,18 +71,7 @@ class TransformersBackend(Backend):
         return self._ctx
 
     def _collect_eos_ids(self) -> set[int]:
-        ids: set[int] = set()
-        for src in (getattr(self.model, "generation_config", None), self.model.config, self._tok):
-            eos = getattr(src, "eos_token_id", None)
-            if isinstance(eos, int):
-                ids.add(eos)
-            elif isinstance(eos, (list, tuple)):
-                ids.update(int(e) for e in eos)
-        for special in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>"):
-            tid = self._tok.convert_tokens_to_ids(special) if special in self._tok.get_vocab() else None
-            if isinstance(tid, int):
-                ids.add(tid)
-        return ids
+        return end_of_turn_ids(self._tok, getattr(self.model, "generation_config", None), self.model.config)
 
     def generate_from_text(
         self,

@@ -44,6 +44,27 @@ class ClusterRun:
     seed: int
 
 
+def _check_faiss(config: Any) -> None:
+    """k-means paths need faiss (fail before embedding, saying how to install it); say on one
+    stderr line when k-means will run on CPU although the machine has a GPU. Birch needs none."""
+    from in2x_cli.core import cluster as core
+    from in2x_cli.devices import driver_gpu_count
+    from in2x_cli.errors import UserError
+
+    if config.algorithm == "birch":
+        return
+    try:
+        gpus = core.faiss_gpu_count()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if config.gpu is not False and gpus == 0 and driver_gpu_count():
+        console.warn(
+            f"cluster: k-means runs on CPU although nvidia-smi lists {driver_gpu_count()} GPU(s): this faiss has no GPU "
+            "support (faiss-cpu?). For GPU k-means: pip uninstall -y faiss-cpu && pip install faiss-gpu (x86_64, sm_70-sm_90), "
+            "or conda install -c pytorch faiss-gpu; --device cpu silences this"
+        )
+
+
 def run_cluster(run: ClusterRun) -> None:
     """Embed every row of ``run.input`` and cluster; write the rows (or one report per sweep
     threshold) to ``run.output``."""
@@ -68,6 +89,7 @@ def run_cluster(run: ClusterRun) -> None:
         raise UserError(str(exc)) from None
     if run.representatives is not None and run.representatives < 1:
         raise UserError("--representatives must be >= 1")
+    _check_faiss(config)
     with tempfile.TemporaryDirectory(prefix="in2x-cluster-") as tmp, MultiPassInput(run.input, tmp_dir=tmp) as src, _progress_factory() as progress:
         workdir = str(ensure_dir(run.cache_dir)) if run.cache_dir else tmp
         # pass 1. only the LSA embedder is fitted (on a sample of fit_rows texts); others need one text to learn the dimension

@@ -24,7 +24,8 @@ WORDS = (
 ).split()
 
 
-def build(out_dir: str, seed: int = 0) -> str:
+def build(out_dir: str, seed: int = 0, referenceless: bool = False) -> str:
+    """The checkpoint path; ``referenceless`` builds a reference-free (QE, CometKiwi-shaped) model."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
@@ -50,14 +51,15 @@ def build(out_dir: str, seed: int = 0) -> str:
     )
     XLMRobertaModel(cfg).save_pretrained(enc_dir)
 
-    from comet.models import RegressionMetric
+    from comet.models import ReferencelessRegression, RegressionMetric
 
-    model = RegressionMetric(
+    model = (ReferencelessRegression if referenceless else RegressionMetric)(
         encoder_model="XLM-RoBERTa", pretrained_model=enc_dir, hidden_sizes=[32], layer="mix",
         layer_transformation="sparsemax", pool="avg", load_pretrained_weights=True, local_files_only=True,
     )
     hparams = dict(model.hparams)
-    hparams.update({"class_identifier": "regression_metric", "load_pretrained_weights": False})
+    identifier = "referenceless_regression_metric" if referenceless else "regression_metric"
+    hparams.update({"class_identifier": identifier, "load_pretrained_weights": False})
     import pytorch_lightning
 
     torch.save(
@@ -71,7 +73,8 @@ def build(out_dir: str, seed: int = 0) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print("usage: tiny_checkpoint.py OUT_DIR", file=sys.stderr)
+    args = [a for a in sys.argv[1:] if a != "--referenceless"]
+    if len(args) != 1:
+        print("usage: tiny_checkpoint.py OUT_DIR [--referenceless]", file=sys.stderr)
         sys.exit(2)
-    print(build(sys.argv[1]))
+    print(build(args[0], referenceless="--referenceless" in sys.argv[1:]))

@@ -13,6 +13,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from in2x_cli.commands.common import BACKEND_HELP
+
 
 class _DefaultScoreGroup(TyperGroup):
     """``in2x eval ARGS`` means ``in2x eval score ARGS`` unless ARGS names a subcommand."""
@@ -55,7 +57,7 @@ def score(
     wmt24: str | None = typer.Option(None, "--wmt24", metavar="DIR", help="A WMT24 pair directory (en-ja/: sources, refA, .docs, system-outputs/); the canary line is not scored."),
     systems: list[str] | None = typer.Option(None, "--systems", metavar="A,B", help="With --wmt24: which systems, in order (comma list; default all, by name)."),
     lang_pair: str | None = typer.Option(None, "--lang-pair", "-l", metavar="SRC-TGT", help="SRC-TGT (en-ja); default: the rows' src_lang/tgt_lang, else detected from the references."),
-    metrics: list[str] | None = typer.Option(None, "--metrics", "-m", metavar="LIST", help="Comma list of bleu, chrf (chrF++), ter (ter=asian for CJK), comet, cometkiwi, xcomet; NAME=MODEL picks a COMET model name or local checkpoint; module:attr adds your own. Default: bleu,chrf."),
+    metrics: list[str] | None = typer.Option(None, "--metrics", "-m", metavar="LIST", help="Comma list of bleu, chrf (chrF++), ter (ter=asian for CJK), comet, cometkiwi, xcomet, gemba-esa (LLM judge: --judge-model); NAME=MODEL picks a COMET model name or local checkpoint; module:attr adds your own. Default: bleu,chrf."),
     tokenize: str | None = typer.Option(None, "--tokenize", "-tok", metavar="TOK", help="BLEU tokenizer (default by target language: ja-mecab, zh, else 13a)."),
     by: list[str] | None = typer.Option(None, "--by", metavar="FIELD", help="Also score per group: domain and/or doc (comma list)."),
     paired: str | None = typer.Option(None, "--paired", metavar="bs|ar", help="Significance vs the first system: bs (paired bootstrap) or ar (approximate randomisation); with one system, its bootstrap 95% CI."),
@@ -67,6 +69,10 @@ def score(
     autorank: bool = typer.Option(False, "--autorank", help="Also rank the scored systems with AutoRank over the chosen metrics."),
     comet_batch_size: int = typer.Option(16, "--comet-batch-size", metavar="N", help="Batch size of the COMET worker."),
     comet_numerics: str = typer.Option("float32", "--comet-numerics", metavar="MODE", help="float32 (full precision), or comet-score to reproduce the comet-score command's numbers (it sets float32 matmul precision 'high' and runs the model in float16; scores differ by up to ~3e-4, docs/eval.md)."),
+    judge_model: str | None = typer.Option(None, "--judge-model", metavar="MODEL", help="The LLM judge of gemba-esa (a local model directory, hub id, or a name your --judge-backend knows)."),
+    judge_backend: str = typer.Option("transformers", "--judge-backend", metavar="NAME", help="Backend of the judge. " + BACKEND_HELP),
+    judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", min=16, metavar="N", help="Longest judge reply (ours; GEMBA's error lists are short)."),
+    judge_retries: int = typer.Option(2, "--judge-retries", min=0, metavar="N", help="Re-ask an unreadable judge reply N times, each 0.5 hotter (0, 0.5, 1.0; ours); still unreadable = no score, counted."),
     split_paragraphs: bool = typer.Option(False, "--split-paragraphs", help="JSONL document rows: score each paragraph as a segment (blank-line separated src/ref; hypothesis from hyp_paragraphs, as in2x translate writes), the unit WMT25 scores."),
 ) -> None:
     """Score systems: system and segment scores with sacreBLEU signatures, per-domain/document
@@ -86,7 +92,8 @@ def score(
         input=input, more_inputs=tuple(more), src=src, ref=ref, hyps=tuple(hyp or ()), wmt24=wmt24, systems=_csv(systems), lang_pair=lang_pair,
         metrics=_csv(metrics) or ("bleu", "chrf"), tokenize=tokenize, by=_csv(by), paired=paired, paired_n=paired_n or 0,
         paired_ar_confidence=paired_ar_confidence, seed=seed, segments=segments, output=output, autorank=autorank,
-        comet_batch_size=comet_batch_size, comet_numerics=comet_numerics, split_paragraphs=split_paragraphs,
+        comet_batch_size=comet_batch_size, comet_numerics=comet_numerics, split_paragraphs=split_paragraphs, judge_model=judge_model,
+        judge_backend=judge_backend, judge_max_tokens=judge_max_tokens, judge_retries=judge_retries,
     ))
 
 

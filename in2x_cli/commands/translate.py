@@ -28,6 +28,12 @@ def translate(
     mbr_utility: str = typer.Option("chrf", "--mbr-utility", help="MBR utility: chrf (sacreBLEU sentence chrF), bleu, comet (COMET environment), or module:function."),
     mbr_output: str = typer.Option("best", "--mbr-output", help="best (hyp only) or all (also an 'mbr' field with every candidate and its expected utility)."),
     comet_model: str = typer.Option(DEFAULT_COMET_MODEL, "--comet-model", help="COMET checkpoint for --mbr-utility comet (hub id or local directory)."),
+    mbr_method: str = typer.Option("mbr", "--mbr-method", help="How --mbr picks: mbr (plain MBR), pruned (confidence-based pruning, Cheng & Vlachos 2023), qe (rerank by --qe-model, CometKiwi), model (model-based MBR: pseudo-references weighted by the model's probability, Jinnai et al. 2024). docs/translate.md."),
+    mbr_alpha: float = typer.Option(0.99, "--mbr-alpha", help="pruned: confidence threshold α (hypotheses whose bootstrap win rate is <= 1-α are pruned; 0.99 as the paper)."),
+    mbr_first_refs: int = typer.Option(8, "--mbr-first-refs", help="pruned: pseudo-references of the first step, doubled at each step (8 as mbrs)."),
+    qe_model: str = typer.Option("Unbabel/wmt22-cometkiwi-da", "--qe-model", help="qe: a reference-free COMET checkpoint (hub id or local directory) run by the COMET worker."),
+    fuse: str | None = typer.Option(None, "--fuse", metavar="MODEL", help="Candidate fusion: a model that reads the source and the numbered candidates (greedy + --mbr samples of every --model) and writes one refined translation; logged per row in 'fusion'. docs/translate.md."),
+    fuse_prompt_file: Path | None = typer.Option(None, "--fuse-prompt-file", help="Replace the fusion prompt: a template with {src} and {candidates} (and {n}, {src_name}, {tgt_name}, {structure}…). Default: 'Below is a {src_name} source text and {n} candidate translations of it into {tgt_name}. Write one refined {tgt_name} translation that keeps the best of the candidates and corrects their errors (meaning, terminology, fluency). {structure}Only output the refined translation.' + source + candidates (ours)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature for MBR samples (the paper is silent; 1.0 with top-p 0.9 is the MBR literature's nucleus setting)."),
     top_p: float = typer.Option(0.9, "--top-p", help="Nucleus mass for MBR samples."),
     max_tokens: int = typer.Option(0, "--max-tokens", help="Output tokens per request; 0 = auto (2 × source tokens + 64, within the context)."),
@@ -52,6 +58,8 @@ def translate(
 
     Example: echo '{"id":"d1","src_text":"Hello.\\n\\nHow are you?","src_lang":"en","tgt_lang":"ja_JP"}' | in2x translate -m runs/tiny - | jq -r .hyp
 
+    Example: in2x translate docs.jsonl -m runs/sft -m runs/grpo --mbr 4 --fuse runs/fuser -o fused.jsonl
+
     Example: in2x translate --wmt24 ../shared/data/wmt24/en-ja -m Qwen/Qwen2.5-7B-Instruct --mbr 8 -o en-ja.jsonl --segments-out en-ja.In2x.txt
     """
     from in2x_cli.translate.config import TranslateConfig, TranslateRun
@@ -61,12 +69,13 @@ def translate(
                        "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype, "trust_remote_code": trust_remote_code}
     config = TranslateConfig(
         models=tuple(model or ()), backend=backend, granularity=granularity, system=system, mbr=mbr, mbr_utility=mbr_utility,
-        mbr_output=mbr_output, comet_model=comet_model, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
+        mbr_output=mbr_output, comet_model=comet_model, mbr_method=mbr_method, mbr_alpha=mbr_alpha, mbr_first_refs=mbr_first_refs,
+        qe_model=qe_model, fuse=fuse, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
         chunk_rows=chunk_rows, backend_options=backend_options,
     )
     run_translate(TranslateRun(
         config=config, input=input, output=output, src_lang=src_lang, tgt_lang=tgt_lang, input_format=input_format,
-        text_unit=text_unit, wmt24=wmt24, segments_out=segments_out, prepare=prepare, prompt_file=prompt_file, shard=shard,
+        text_unit=text_unit, wmt24=wmt24, segments_out=segments_out, prepare=prepare, prompt_file=prompt_file, fuse_prompt_file=fuse_prompt_file, shard=shard,
         resume=resume,
     ))
 

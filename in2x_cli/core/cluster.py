@@ -120,12 +120,33 @@ def sample_rows(n: int, m: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
 
 
-def use_gpu(config: ClusterConfig) -> bool:
-    import faiss
+FAISS_MISSING = (
+    "k-means clustering needs faiss: pip install 'in2x[cpu]' (faiss-cpu) or, on an x86_64 GPU node, "
+    "'in2x[gpu]' (faiss-gpu; never both: they overwrite each other). --algorithm birch needs no faiss"
+)
 
+
+def import_faiss() -> Any:
+    """``faiss``, or a ValueError saying how to install it (only k-means paths need it)."""
+    try:
+        import faiss
+    except ImportError:
+        raise ValueError(FAISS_MISSING) from None
+    return faiss
+
+
+def faiss_gpu_count() -> int:
+    """GPUs this faiss build can use: 0 for faiss-cpu (no ``StandardGpuResources``)."""
+    faiss = import_faiss()
+    if not hasattr(faiss, "StandardGpuResources") or not hasattr(faiss, "get_num_gpus"):
+        return 0
+    return int(faiss.get_num_gpus())
+
+
+def use_gpu(config: ClusterConfig) -> bool:
     if config.gpu is False:
         return False
-    available = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    available = faiss_gpu_count()
     if config.gpu and not available:
         raise ValueError("gpu requested but faiss sees no GPU (install faiss-gpu)")
     return available > 0
@@ -197,9 +218,9 @@ def faiss_kmeans(
     faiss's random seeding above that, where ++ costs ``k`` sequential passes and single bad
     seeds matter little. Random seeding alone often merges planted clusters at small ``k``.
     """
-    import faiss
     import numpy as np
 
+    faiss = import_faiss()
     x = np.ascontiguousarray(x, dtype=np.float32)
     k = min(k, x.shape[0])
     km = faiss.Kmeans(
@@ -216,15 +237,44 @@ def faiss_kmeans(
 
 def flat_index(centroids: np.ndarray, *, metric: str, gpu: bool) -> Any:
     """An exact faiss index over ``centroids`` (inner product or L2), moved to the GPU if asked."""
-    import faiss
     import numpy as np
 
+    faiss = import_faiss()
     c = np.ascontiguousarray(centroids, dtype=np.float32)
     index = faiss.IndexFlatIP(c.shape[1]) if metric == "ip" else faiss.IndexFlatL2(c.shape[1])
     if gpu:
         index = faiss.index_cpu_to_all_gpus(index)
     index.add(c)
     return index
+
+
+class L2Nearest:
+    """Exact nearest centre by squared L2 distance in NumPy, with faiss's ``search(x, 1)`` shape:
+    the Birch paths use it so that they never need faiss. Rows are compared in slices so the
+    distance matrix stays under ``max_cells`` floats."""
+
+    def __init__(self, centroids: np.ndarray, *, max_cells: int = 1 << 24) -> None:
+        import numpy as np
+
+        self.c = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.c_sq = (self.c.astype(np.float64) ** 2).sum(axis=1)
+        self.max_cells = max_cells
+
+    def search(self, x: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        assert k == 1, "L2Nearest answers nearest-one queries only"
+        x = np.asarray(x, dtype=np.float32)
+        dist = np.empty((len(x), 1), dtype=np.float32)
+        idx = np.empty((len(x), 1), dtype=np.int64)
+        step = max(1, self.max_cells // max(1, len(self.c)))
+        for start in range(0, len(x), step):
+            block = x[start : start + step].astype(np.float64)
+            d = self.c_sq[None, :] - 2.0 * (block @ self.c.T.astype(np.float64))
+            best = d.argmin(axis=1)
+            idx[start : start + step, 0] = best
+            dist[start : start + step, 0] = d[np.arange(len(block)), best] + (block**2).sum(axis=1)
+        return dist, idx
 
 
 def assign_nearest(
@@ -272,7 +322,7 @@ def build_birch(blocks: Iterator[np.ndarray], *, threshold: float, branching_fac
     return centres, sizes
 
 
-def global_step(centres: np.ndarray, sizes: np.ndarray, k: int | None, *, seed: int, niter: int, gpu: bool) -> tuple[np.ndarray, str]:
+def global_step(centres: np.ndarray, sizes: np.ndarray, k: int | None, *, seed: int, niter: int) -> tuple[np.ndarray, str]:
     """Map each subcluster to a final cluster (see the module docstring)."""
     import numpy as np
 
@@ -285,9 +335,10 @@ def global_step(centres: np.ndarray, sizes: np.ndarray, k: int | None, *, seed: 
         from sklearn.cluster import AgglomerativeClustering
 
         return AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(centres).astype(np.int64), "ward agglomeration"
-    cents = faiss_kmeans(centres, k, seed=seed, niter=niter, spherical=False, gpu=gpu, weights=sizes)
-    mapping = np.empty(m, dtype=np.int64)
-    assign_nearest(centres, flat_index(cents, metric="l2", gpu=False), mapping)
+    from sklearn.cluster import KMeans  # not faiss: the Birch path must run without it
+
+    km = KMeans(n_clusters=k, init="k-means++", n_init=1, max_iter=niter, random_state=seed)
+    mapping = km.fit(centres, sample_weight=sizes).labels_.astype(np.int64)
     return mapping, "size-weighted k-means"
 
 
@@ -419,7 +470,7 @@ def _birch_labels(prep: Prepared, threshold: float, raw: Any) -> tuple[np.ndarra
             advance(sl.stop - sl.start)
 
     centres, sizes = build_birch(blocks(), threshold=threshold, branching_factor=c.branching_factor)
-    assign_nearest(X, flat_index(centres, metric="l2", gpu=False), raw, transform=reduce, chunk_size=c.chunk_size, advance=prep.progress("assign", n))
+    assign_nearest(X, L2Nearest(centres), raw, transform=reduce, chunk_size=c.chunk_size, advance=prep.progress("assign", n))
     return centres, sizes, {}
 
 
@@ -444,7 +495,7 @@ def _two_level_labels(prep: Prepared, threshold: float, raw: Any) -> tuple[np.nd
             (reduced[sl] for sl in chunks(len(reduced), c.chunk_size)), threshold=threshold, branching_factor=c.branching_factor
         )
         local = np.empty(len(rows), dtype=np.int64)
-        assign_nearest(reduced, flat_index(centres, metric="l2", gpu=False), local, chunk_size=c.chunk_size)
+        assign_nearest(reduced, L2Nearest(centres), local, chunk_size=c.chunk_size)
         raw[rows] = local + offset
         offset += len(centres)
         all_centres.append(centres)
@@ -478,7 +529,7 @@ def run(prep: Prepared, *, threshold: float | None = None) -> Clustering:
         t = c.threshold if threshold is None else threshold
         build = _birch_labels if c.algorithm == "birch" else _two_level_labels
         centres, sizes, extra = build(prep, t, labels)
-        mapping, how = global_step(centres, sizes, c.k, seed=c.seed, niter=c.niter, gpu=use_gpu(c))
+        mapping, how = global_step(centres, sizes, c.k, seed=c.seed, niter=c.niter)
         info.update(extra, threshold=t, reduced_dim=prep.reducer.dim, subclusters=int(len(centres)), global_step=how)
     info["labels_seconds"] = round(time.perf_counter() - t0, 3)
     centroids, sizes = finalize(X, labels, mapping, labels, distances, chunk_size=c.chunk_size, progress=prep.progress)

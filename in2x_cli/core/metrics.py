@@ -64,6 +64,14 @@ class CometScorer(Protocol):
     def score(self, rows: Sequence[dict[str, str]]) -> list[float]: ...
 
 
+class EsaScorer(Protocol):
+    """What gemba-esa needs from the judge (in2x_cli.evaluate.gemba.EsaJudge)."""
+
+    signature: str
+
+    def judge(self, srcs: Sequence[str], hyps: Sequence[str], src_lang: str | None, tgt_lang: str | None) -> list[Any]: ...
+
+
 @dataclass(frozen=True)
 class MetricContext:
     """Everything a metric factory may need: the target language, a tokenizer override, and a
@@ -72,6 +80,9 @@ class MetricContext:
     tgt_lang: str | None = None
     tokenize: str | None = None
     comet: Callable[[str], CometScorer] | None = None
+    src_lang: str | None = None
+    judge: Callable[[str], EsaScorer] | None = None  # opens an LLM judge for a model (gemba-esa)
+    judge_model: str | None = None  # --judge-model: gemba-esa's judge unless gemba-esa=MODEL names one
 
 
 class Metric:
@@ -319,6 +330,58 @@ class XComet(Comet):
     default_model = "Unbabel/XCOMET-XL"
 
 
+# --------------------------------------------------------------------------- LLM judge
+
+
+class GembaEsa(Metric):
+    """GEMBA-ESA (core/gemba.py): an LLM judge marks error spans, then scores 0–100 against the
+    ESA anchors; reference-free. A segment whose judge replies stay unreadable gets no score:
+    its statistics are [0, 0], so the system score is the mean over the *scored* segments and the
+    segment score is NaN (null in JSON). ``judgements()`` hands the spans of each scored system
+    to the caller (``--segments``), one list per ``segment_stats`` call, in order."""
+
+    name = "gemba-esa"
+    needs_reference = False
+    needs_source = True
+
+    def __init__(self, model: str, judge: EsaScorer, src_lang: str | None, tgt_lang: str | None) -> None:
+        self.model = model
+        self.judge = judge
+        self.src_lang, self.tgt_lang = src_lang, tgt_lang
+        self._judgements: list[list[Any]] = []
+
+    @classmethod
+    def build(cls, arg: str | None, ctx: MetricContext) -> Metric:
+        model = arg or ctx.judge_model
+        if not model:
+            raise MetricError("gemba-esa needs a judge model: pass --judge-model MODEL (or gemba-esa=MODEL)")
+        if ctx.judge is None:
+            raise MetricError("gemba-esa needs an LLM judge, which is not available here")
+        return cls(model, ctx.judge(model), ctx.src_lang, ctx.tgt_lang)
+
+    def segment_stats(self, hyps: Sequence[str], refs: Sequence[str] | None, srcs: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        results = self.judge.judge(list(srcs), list(hyps), self.src_lang, self.tgt_lang)
+        self._judgements.append(results)
+        rows = [[r.score, 1.0] if r.score is not None else [0.0, 0.0] for r in results]
+        return np.asarray(rows, dtype=np.float64).reshape(len(results), 2)
+
+    def score_from_stats(self, totals: Sequence[float]) -> float:
+        return float(totals[0] / totals[1]) if totals[1] else float("nan")
+
+    def segment_scores(self, stats: np.ndarray) -> list[float]:
+        return [float(s) if n else float("nan") for s, n in stats.tolist()]
+
+    def judgements(self) -> list[list[Any]]:
+        """The ``EsaResult`` lists since the last call, one per scored system (then cleared)."""
+        out, self._judgements = self._judgements, []
+        return out
+
+    def signature(self) -> str:
+        return f"judge:{model_label(self.model)}|{self.judge.signature}|nrefs:0|version:in2x-{__version__}"
+
+
 # --------------------------------------------------------------------------- user functions
 
 
@@ -362,8 +425,9 @@ METRICS: dict[str, type[Metric]] = {
     "comet": Comet,
     "cometkiwi": CometKiwi,
     "xcomet": XComet,
+    "gemba-esa": GembaEsa,
 }
-ALIASES = {"chrf++": "chrf", "chrf2++": "chrf", "sacrebleu": "bleu", "comet-kiwi": "cometkiwi", "xcomet-xl": "xcomet"}
+ALIASES = {"gemba_esa": "gemba-esa", "gemba": "gemba-esa", "chrf++": "chrf", "chrf2++": "chrf", "sacrebleu": "bleu", "comet-kiwi": "cometkiwi", "xcomet-xl": "xcomet"}
 
 
 @dataclass(frozen=True)

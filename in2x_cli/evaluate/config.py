@@ -32,6 +32,10 @@ class EvalConfig:
     comet_batch_size: int = 16
     comet_numerics: str = "float32"  # float32 | comet-score (matmul precision "high" + float16 weights, as comet-score)
     split_paragraphs: bool = False
+    judge_model: str | None = None  # gemba-esa's judge (--judge-model)
+    judge_backend: str = "transformers"
+    judge_max_tokens: int = 512
+    judge_retries: int = 2
 
 
 @dataclass(frozen=True)

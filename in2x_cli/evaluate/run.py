@@ -18,7 +18,9 @@ from typing import Any
 from in2x_cli import console
 from in2x_cli.errors import UserError
 from in2x_cli.evaluate.config import BY_FIELDS, EvalConfig
+from in2x_cli.evaluate.gemba_report import report_judgements
 from in2x_cli.evaluate.inputs import load_test_sets, split_named
+from in2x_cli.evaluate.overfit import flag_reward_overlap
 from in2x_cli.evaluate.scoring import check_references, check_sources, score_test_set
 from in2x_cli.evaluate.tables import render_tables
 from in2x_cli.io.documents import EVAL_SCHEMA
@@ -31,6 +33,20 @@ def _comet_opener(batch_size: int, matmul_precision: str = "highest", half: bool
         return get_client(model, batch_size=batch_size, matmul_precision=matmul_precision, half=half)
 
     return open_client
+
+
+def _judge_opener(cfg: EvalConfig) -> Callable[[str], Any]:
+    """gemba-esa's judge: one ``EsaJudge`` per model, its backend loaded on first use."""
+    judges: dict[str, Any] = {}
+
+    def open_judge(model: str) -> Any:
+        from in2x_cli.evaluate.gemba import EsaJudge, JudgeSettings
+
+        if model not in judges:
+            judges[model] = EsaJudge(JudgeSettings(model, cfg.judge_backend, cfg.judge_max_tokens, cfg.judge_retries, cfg.seed))
+        return judges[model]
+
+    return open_judge
 
 
 # A MetricError's ``setting`` (a MetricContext field) as the user sets it: the option to use instead.
@@ -82,6 +98,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     test_sets = load_test_sets(cfg)
     sacre = [s.key for s in specs if s.name in ("bleu", "chrf", "ter")]  # known before any worker starts
     results, rows = [], []
+    judge_opener = _judge_opener(cfg)
     for ts in test_sets:
         if sacre and cfg.hyps and cfg.ref is None and cfg.wmt24 is None:
             raise UserError(f"{', '.join(sacre)} compare with references: pass --ref FILE (or use a reference-free metric: cometkiwi)")
@@ -89,7 +106,10 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         for name, (cut, total) in ts.truncated.items():
             console.warn(f"{name}: {cut} of {total} hypotheses were truncated (cut at --max-tokens, marked by in2x translate): "
                          "its scores measure the cut text")
-        ctx = MetricContext(tgt_lang=ts.tgt_lang, tokenize=cfg.tokenize, comet=_comet_opener(cfg.comet_batch_size, *_comet_numerics(cfg.comet_numerics)))
+        ctx = MetricContext(
+            tgt_lang=ts.tgt_lang, tokenize=cfg.tokenize, comet=_comet_opener(cfg.comet_batch_size, *_comet_numerics(cfg.comet_numerics)),
+            src_lang=ts.src_lang, judge=judge_opener, judge_model=cfg.judge_model,
+        )  # fmt: skip
         try:
             metrics = {s.key: build_metric(s, ctx) for s in specs}
         except MetricError as exc:
@@ -103,6 +123,8 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
                 result, seg_rows = score_test_set(ts, metrics, cfg, lambda d, t=task: bar.update(t, advance=1, description=d))
             except MetricError as exc:
                 raise _metric_user_error(exc) from None
+        report_judgements(result)
+        flag_reward_overlap(result, cfg)
         results.append(result)
         rows.extend(seg_rows)
     named = [split_named(p)[1] if p != "-" else p for p in (cfg.input, *cfg.more_inputs, *cfg.hyps) if p]

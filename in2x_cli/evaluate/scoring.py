@@ -10,6 +10,7 @@ from typing import Any
 
 from in2x_cli.errors import InputError, UserError
 from in2x_cli.evaluate.config import BY_FIELDS, EvalConfig
+from in2x_cli.evaluate.gemba_report import judge_counts
 from in2x_cli.evaluate.inputs import TestSet
 
 
@@ -29,7 +30,7 @@ def check_references(ts: TestSet, needing: Sequence[str]) -> None:
 def check_sources(ts: TestSet, metrics: dict[str, Any], text_mode_without_src: bool) -> None:
     from in2x_cli.core.metrics import Comet, FunctionMetric
 
-    needing = [k for k, m in metrics.items() if isinstance(m, (Comet, FunctionMetric))]
+    needing = [k for k, m in metrics.items() if isinstance(m, (Comet, FunctionMetric)) or getattr(m, "needs_source", False)]
     if needing and text_mode_without_src:
         raise UserError(f"{', '.join(needing)} score translations against their sources: pass --src")
 
@@ -57,10 +58,13 @@ def score_test_set(
     srcs = [s.src for s in ts.segments]
     refs = None if any(s.ref is None for s in ts.segments) else [s.ref for s in ts.segments]
     scored: dict[str, list[Any]] = {}
+    judged: dict[str, list[list[Any]]] = {}
     for key, metric in metrics.items():
         step(f"{key} {names[0]}")
         # segment scores always: their means are the system scores AutoRank ranks on (cheap: ~1% of the statistics' cost)
         scored[key] = score_systems(metric, [ts.systems[n] for n in names], refs, srcs, segments=True)
+        if callable(getattr(metric, "judgements", None)):  # an LLM judge (gemba-esa): its spans, per system
+            judged[key] = metric.judgements()
         for name in names[1:]:
             step(f"{key} {name}")
 
@@ -77,6 +81,9 @@ def score_test_set(
             detail = metric.detail(res.stats.sum(axis=0).tolist())
             if detail:
                 entry.setdefault("verbose_score", {})[key] = detail
+    for key, per_system in judged.items():
+        for entry, results in zip(systems, per_system, strict=True):
+            entry.setdefault("judged", {})[key] = judge_counts(results)
 
     significance = None
     if cfg.paired:
@@ -150,6 +157,8 @@ def score_test_set(
                 row = {"id": seg.id, "system": name, "src_lang": ts.src_lang, "tgt_lang": ts.tgt_lang}
                 row.update({"doc_id": seg.doc_id, "domain": seg.domain, "src": seg.src, "ref": seg.ref, "hyp": hyp})
                 row["scores"] = {key: seg_scores[key][j] for key in metrics}
+                if judged:
+                    row["judgements"] = {key: judged[key][i][j].to_dict() for key in judged}
                 rows.append({k: v for k, v in row.items() if v is not None})
     return result, rows
 

@@ -39,7 +39,9 @@ def _score_columns(systems: Sequence[dict[str, Any]], key: str, digits: int) -> 
     """A metric's columns: the score, then (when tested) the ±CI half-width and the p-value, each
     its own right-justified column of fixed decimals, so that decimal points line up."""
     ests = [entry.get("significance", {}).get(key) or {} for entry in systems]
-    columns = [("", [_fmt(entry["scores"][key], digits) for entry in systems])]
+    # † before the number: trained on this metric (evaluate/overfit.py), not held out; numbers stay aligned
+    marks = ["† " if key in entry.get("reward_overlap", {}).get("metrics", ()) else "" for entry in systems]
+    columns = [("", [m + _fmt(entry["scores"][key], digits) for m, entry in zip(marks, systems, strict=True)])]
     if any(e.get("ci") is not None for e in ests):
         columns.append(("±95%", [_fmt(e["ci"], digits) if e.get("ci") is not None else "" for e in ests]))
     if any(e.get("p_value") is not None for e in ests):

@@ -361,15 +361,20 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(p, text.encode("utf-8"))
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read one JSON document (config, report); errors name the file."""
-    name = display_name(path)
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The whole of a file (``-`` is stdin, ``.gz`` is transparent), for documents read at once."""
     fh = open_input(path)
     try:
-        raw = fh.read()
+        return fh.read()
     finally:
         if fh is not sys.stdin.buffer:
             fh.close()
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read one JSON document (config, report); errors name the file."""
+    name = display_name(path)
+    raw = read_bytes(path)
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:

@@ -227,18 +227,11 @@ def load_yaml_config(
     or against the YAML file's directory when they exist only there. ``seed`` / ``resize_vocab``
     (command-line flags) override the file's values. ``-`` reads the recipe from stdin.
     """
-    import sys
-
     import yaml
 
-    from in2x_cli.io.jsonl import open_input
+    from in2x_cli.io.jsonl import read_bytes
 
-    fh = open_input(path)
-    try:
-        raw = fh.read()
-    finally:
-        if fh is not sys.stdin.buffer:
-            fh.close()
+    raw = read_bytes(path)
     display = "<stdin>" if path == "-" else path
     try:
         doc = yaml.safe_load(raw.decode("utf-8"))

@@ -119,13 +119,9 @@ def load_examples(
 
 
 def _device(name: str) -> str:
-    import torch
+    from in2x_cli.devices import pick_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda but no CUDA device is available")
-    return name
+    return pick_device(name)
 
 
 def load_model(model_dir: str, cfg: StatsConfig) -> tuple[Any, str]:

@@ -1,6 +1,6 @@
 """What ``in2x plot`` draws: the files in2x stages write, found in a run directory.
 
-``metrics.jsonl`` (cpt / sft / grpo, see train/common.py), ``in2x.eval/1`` JSON (``in2x eval``)
+``metrics.jsonl`` (cpt / sft / grpo, see train/callbacks.py), ``in2x.eval/1`` JSON (``in2x eval``)
 and ``in2x.autorank/1`` JSON (``in2x eval autorank``), recognised by their schema
 (``io.documents``); hidden directories, ``checkpoint-*`` and ``plots`` are skipped.
 """

@@ -41,6 +41,12 @@ REWARDS: dict[str, str] = {
     "translation_bleu": "in2x_cli.rewards.translation:translation_bleu",
     "translation_comet": "in2x_cli.rewards.translation:TranslationComet",
     "generative_judge": "in2x_cli.rewards.judge:GenerativeJudge",
+    "repetition": "in2x_cli.rewards.repetition:repetition",
+    "terminology": "in2x_cli.rewards.terminology:TerminologyReward",
+    "round_trip": "in2x_cli.rewards.round_trip:RoundTrip",
+    "gemba": "in2x_cli.rewards.gemba:GembaReward",
+    "fusion_chrf": "in2x_cli.rewards.fusion:fusion_chrf",
+    "fusion_gain": "in2x_cli.rewards.fusion:fusion_gain",
 }
 
 # The In2x paper does not publish its judge principles; these are ours, for creative and open tasks.
@@ -61,11 +67,16 @@ class RewardContext:
     comet_model: str | None = None
     judge_model: str | None = None
     judge_backend: str = "transformers"
+    judge_gpu_memory_utilization: float = 0.3  # a vLLM judge's share of the GPU (ours; see backends/vllm.py)
     principles: tuple[str, ...] = DEFAULT_PRINCIPLES
     judge_max_tokens: int = 512
     judge_failure_score: float = 0.0
     trust_remote_code: bool = False
     seed: int = 0
+    glossary: str | None = None  # terminology: JSONL of {"src", "tgt"} terms
+    round_trip_model: str | None = None  # round_trip: the back-translation model
+    round_trip_backend: str = "transformers"
+    round_trip_max_tokens: int = 512
 
 
 @dataclass(frozen=True)

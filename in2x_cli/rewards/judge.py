@@ -158,8 +158,10 @@ class GenerativeJudge:
         if self._backend is None:
             from in2x_cli.backends import load_backend
 
+            # on this rank's device (in2x_cli.devices reads LOCAL_RANK); a vLLM judge takes only its share
             self._backend = load_backend(
-                self.context.judge_backend, self.context.judge_model, trust_remote_code=self.context.trust_remote_code
+                self.context.judge_backend, self.context.judge_model, trust_remote_code=self.context.trust_remote_code,
+                gpu_memory_utilization=self.context.judge_gpu_memory_utilization,
             )
         return self._backend
 

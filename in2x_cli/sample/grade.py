@@ -29,7 +29,7 @@ from in2x_cli.sample.pool import Pool, key_hash
 
 def grade_pool(run: Any, src: Any, pool: Pool, pending: set[int], progress: Any, meta: Callable[[], dict[str, Any]]) -> tuple[dict[int, dict[str, Any]], dict[str, int]]:
     """Grade the pool's rows without a level; returns (grades by key hash, counts)."""
-    from in2x_cli.backends import SamplingParams, load_backend
+    from in2x_cli.backends import BackendCache, SamplingParams
 
     grades: dict[int, dict[str, Any]] = {}
     writer = _grades_writer(run.grades, run.resume, meta)
@@ -54,11 +54,12 @@ def grade_pool(run: Any, src: Any, pool: Pool, pending: set[int], progress: Any,
         for rec in records:
             grades[key_hash(rec["key"])] = slim(rec)
 
-    opts = {"trust_remote_code": run.trust_remote_code}
+    # judge and solver share one engine when they name the same model
+    cache = BackendCache(trust_remote_code=run.trust_remote_code)
     try:
         grade_stream(
             requests(),
-            backends={"judge": lambda: load_backend(run.backend, run.judge_model, **opts), "pass@k": lambda: load_backend(run.backend, run.solve_model, **opts)},
+            backends={"judge": lambda: cache.get(run.backend, run.judge_model), "pass@k": lambda: cache.get(run.backend, run.solve_model)},
             params={
                 "judge": SamplingParams(n=1, temperature=0.0, max_tokens=run.judge_max_tokens, seed=run.seed),
                 "pass@k": SamplingParams(n=run.k, temperature=run.solve_temperature, top_p=0.95, max_tokens=run.solve_max_tokens, seed=run.seed),
@@ -212,5 +213,5 @@ def grade_stream(
         for method in list(pending):
             flush(method)
     finally:
-        for backend in loaded.values():
+        for backend in {id(b): b for b in loaded.values()}.values():  # a shared engine closes once
             backend.close()

@@ -38,21 +38,16 @@ def run_synth(cfg: SynthConfig, *, rules_file: str | None = None) -> Stats:
     seeds = load_seed_tasks(iter_jsonl(cfg.input)) if cfg.mode == "self-instruct" else []
     embed = embed_function(cfg.embedder, model=cfg.embed_model) if cfg.dedup == "embedding" else None
 
-    from in2x_cli.backends import load_backend
+    from in2x_cli.backends import BackendCache
 
     opts = {"batch_size": cfg.batch_size, "trust_remote_code": cfg.trust_remote_code}
     with ExitStack() as stack:
         lines: Iterator[Line] = (
             _validated(cfg.input, stack) if cfg.mode in ("rewrite", "answer") and cfg.input else iter(())
         )
-        backend = stack.enter_context(load_backend(cfg.backend, cfg.model, **opts))
-        critic = None
-        if cfg.critic_model:
-            critic_backend = cfg.critic_backend or cfg.backend
-            if cfg.critic_model == cfg.model and critic_backend == cfg.backend:
-                critic = backend
-            else:
-                critic = stack.enter_context(load_backend(critic_backend, cfg.critic_model, **opts))
+        engines = stack.enter_context(BackendCache(**opts))  # a critic naming the writer's model shares its engine
+        backend = engines.get(cfg.backend, cfg.model)
+        critic = engines.get(cfg.critic_backend or cfg.backend, cfg.critic_model) if cfg.critic_model else None
         synth = Synthesizer(cfg, backend, prompts, critic=critic, seeds=seeds, embed=embed)
 
         inputs = [p for p in (cfg.input, rules_file, cfg.prompt_file) if p]

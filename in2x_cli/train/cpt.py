@@ -193,11 +193,16 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     counts = validate_sources(sources, cfg.text_field)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     max_steps = None if cfg.ppl_only else resolve_max_steps(cfg, world)
+    # the training arguments create the distributed state first, so the model loads under it (FSDP's
+    # cpu-RAM-efficient loading, ZeRO-3 partitioned init); then the main process prepares the run directory
+    from transformers import TrainingArguments
+
+    args = None if max_steps is None else TrainingArguments(**{**common_training_args(cfg.train), "max_steps": max_steps})
     # only now (input valid) is the run directory created, or emptied by --overwrite
     resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
 
     import transformers
-    from transformers import AutoConfig, Trainer, TrainingArguments
+    from transformers import AutoConfig, Trainer
 
     from in2x_cli.io.checkpoint import load_causal_lm, load_tokenizer, loading_errors
 
@@ -207,6 +212,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
 
     ppl_report: dict[str, Any] | None = None
     if cfg.ppl_filter:
+        from in2x_cli.devices import pick_device
         from in2x_cli.train.ppl import perplexity_filter
 
         sources, ppl_report = perplexity_filter(
@@ -217,7 +223,7 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
             seq_len=cfg.seq_len,
             batch_size=cfg.ppl_batch_size,
             text_field=cfg.text_field,
-            device=select_device(cfg.train.device),
+            device=pick_device(cfg.train.device),  # this rank's GPU, not cuda:0 on every rank
             trust_remote_code=cfg.train.trust_remote_code,
         )
         if cfg.ppl_only:
@@ -236,10 +242,12 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     base_dtype = getattr(model_config, "dtype", None)  # the export's (loading in float32 changes the config's)
     model_config.use_cache = False  # packed-sequence masks are only built without a cache object
     seed_everything(cfg.train.seed)
-    model = load_causal_lm(model_path, config=model_config, trust_remote_code=cfg.train.trust_remote_code)
+    from in2x_cli.train.devices import packed_attention
 
-    assert max_steps is not None
-    args = TrainingArguments(**{**common_training_args(cfg.train), "max_steps": max_steps})
+    attn = packed_attention(None, select_device(cfg.train.device), packed=not cfg.cross_document_attention)
+    model = load_causal_lm(model_path, config=model_config, trust_remote_code=cfg.train.trust_remote_code, **({"attn_implementation": attn} if attn else {}))
+
+    assert args is not None
     from in2x_cli.train.data import make_collator
 
     dataset = make_stream_dataset(sources, tokenize, cfg)

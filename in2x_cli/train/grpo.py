@@ -109,7 +109,10 @@ def prompt_messages(data: dict[str, Any], where: str) -> tuple[list[dict[str, st
       - ``instruction`` / ``prompt`` / ``query``: one user turn (with ``system`` as a system turn);
       - ``src`` (or ``src_text``) with ``tgt_lang``: a translation request, rendered with the same
         target-language prompt templates as ``in2x translate``; ``src``, ``ref``, ``src_lang`` and
-        ``tgt_lang`` reach the rewards under these names whatever the input spelled.
+        ``tgt_lang`` reach the rewards under these names whatever the input spelled;
+      - ``src`` with ``candidates`` (a list of translations) and ``tgt_lang``: a *fusion* request,
+        rendered with ``core.fusion``'s prompt (the one ``in2x translate --fuse`` sends); rewards see
+        ``src``, ``ref``, ``candidates``, ``src_lang`` and ``tgt_lang`` (``train.fusion_rows``).
     """
     from in2x_cli.core.translate import build_messages
     from in2x_cli.records import InstructionRow, TranslationRow, has_prompt, row_conversation
@@ -130,6 +133,12 @@ def prompt_messages(data: dict[str, Any], where: str) -> tuple[list[dict[str, st
         text = rec.instruction or ""
         if not text.strip():
             raise InputError("the instruction is empty", where)
+        return build_messages(text, system), fields
+    if "candidates" in data:  # a fusion row: source + candidate translations → one refined translation
+        from in2x_cli.train.fusion_rows import fusion_prompt
+
+        text, canonical = fusion_prompt(data, where)
+        fields.update(canonical)
         return build_messages(text, system), fields
     if any(k in data for k in ("src", *TranslationRow.ALIASES["src"])):
         from in2x_cli.core.translate import TEMPLATES, render_prompt, select_template
@@ -545,6 +554,21 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
 
 
+def check_vllm_budget(cfg: GRPORunConfig, use_vllm: bool) -> None:
+    """TRL's colocated rollout engine and a vLLM judge share each rank's GPU: their
+    ``gpu_memory_utilization`` shares must add up (``backends.vllm.check_gpu_memory_budget``)."""
+    from in2x_cli.backends import resolve_backend_class
+    from in2x_cli.backends.vllm import VLLMBackend, check_gpu_memory_budget
+
+    ctx = cfg.reward_context
+    judged = any(r.name == "generative_judge" for r in cfg.rewards) and ctx.judge_model
+    judge_on_vllm = bool(judged) and ctx.judge_backend in ("vllm", "auto") and issubclass(resolve_backend_class(ctx.judge_backend), VLLMBackend)
+    check_gpu_memory_budget({
+        "--vllm-gpu-memory (rollouts)": cfg.vllm_gpu_memory_utilization if use_vllm else 0.0,
+        "--judge-gpu-memory (judge)": ctx.judge_gpu_memory_utilization if judge_on_vllm else 0.0,
+    })
+
+
 def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPOConfig:
     from in2x_cli.train.options import common_training_args
 
@@ -607,22 +631,30 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     rows = load_prompt_rows(cfg.prompts)
     if len(rows) < cfg.rollout_batch:
         raise UserError(f"{len(rows)} prompts is fewer than one rollout batch (--rollout-batch {cfg.rollout_batch})", cfg.prompts)
-    rewards = resolve_rewards(cfg.rewards, cfg.reward_context)
-    model_dir = resolve_model(cfg.model, trust_remote_code=cfg.train.trust_remote_code)
     use_vllm = cfg.rollout_engine == "vllm" or (cfg.rollout_engine == "auto" and vllm_available())
     if cfg.rollout_engine == "vllm" and not vllm_available():
         raise UserError("--rollout-engine vllm needs vLLM and a GPU: pip install 'in2x[gpu]'")
+    check_vllm_budget(cfg, use_vllm)
+    # a judge and the COMET worker load here, each on this rank's GPU (in2x_cli.devices reads LOCAL_RANK)
+    rewards = resolve_rewards(cfg.rewards, cfg.reward_context)
+    model_dir = resolve_model(cfg.model, trust_remote_code=cfg.train.trust_remote_code)
+    # the config creates the distributed state (process group, FSDP / ZeRO-3 plugins) before the policy
+    # loads, so FSDP's cpu-RAM-efficient loading and ZeRO-3's partitioned init take effect
+    args = build_config(cfg, plan, use_vllm)
+    args.reward_weights = [r.weight for r in rewards]
 
     resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     seed_everything(cfg.train.seed)
     tokenizer = load_tokenizer(model_dir, trust_remote_code=cfg.train.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = load_causal_lm(model_dir, trust_remote_code=cfg.train.trust_remote_code)
-    base_dtype = getattr(model.config, "dtype", None)
+    from transformers import AutoConfig
 
-    args = build_config(cfg, plan, use_vllm)
-    args.reward_weights = [r.weight for r in rewards]
+    from in2x_cli.io.checkpoint import loading_errors
+
+    with loading_errors(model_dir):  # the checkpoint's own dtype (bf16, say): the export casts back to it
+        base_dtype = getattr(AutoConfig.from_pretrained(str(model_dir), trust_remote_code=cfg.train.trust_remote_code), "dtype", None)
+    model = load_causal_lm(model_dir, trust_remote_code=cfg.train.trust_remote_code)
     trainer = TICGRPOTrainer(
         model=model,
         reward_funcs=[TRLRewardAdapter(r) for r in rewards],

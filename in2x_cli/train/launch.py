@@ -64,11 +64,13 @@ LAUNCH_PARAM_NAMES = (
 
 
 def recipes_dir() -> Path:
-    """``recipes/`` of the checkout this package runs from (``IN2X_RECIPES`` overrides)."""
+    """The directory holding ``accelerate/*.yaml`` and ``deepspeed/*.json``: shipped inside the package
+    (``in2x_cli/data/launch``, package data, so a wheel install finds them; ``recipes/accelerate`` and
+    ``recipes/deepspeed`` in a checkout link there). ``IN2X_RECIPES`` overrides."""
     env = os.environ.get("IN2X_RECIPES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "recipes"
+    return Path(__file__).resolve().parent.parent / "data" / "launch"
 
 
 def resolve_launch_config(name: str) -> Path:
@@ -76,7 +78,7 @@ def resolve_launch_config(name: str) -> Path:
     if name in LAUNCH_CONFIGS:
         path = recipes_dir() / "accelerate" / f"{name}.yaml"
         if not path.is_file():
-            raise UserError(f"launch config {name!r} not found at {path} (set IN2X_RECIPES to the recipes/ directory)")
+            raise UserError(f"launch config {name!r} not found at {path} (a broken install? IN2X_RECIPES overrides the directory)")
         return path
     path = Path(name)
     if not path.is_file():

@@ -95,6 +95,20 @@ def disable_hub_telemetry() -> None:
     constants.HF_HUB_DISABLE_TELEMETRY = True  # read at import time: already imported here
 
 
+def checkpointing_args(enabled: bool) -> dict[str, Any]:
+    """Activation (gradient) checkpointing, spelled for the installed transformers: the field is
+    ``gradient_checkpointing`` across the whole supported range (5.5.1+, what vLLM allows), and
+    ``activation_checkpointing`` from 5.23 on, where the old name is a deprecated alias. Set
+    explicitly either way: TRL's configs default it to True."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    return {key: enabled}
+
+
 def common_training_args(opts: TrainOptions) -> dict[str, Any]:
     """Keyword arguments for ``TrainingArguments`` / ``SFTConfig`` / ``GRPOConfig`` shared by all stages
     (the optimizer and its schedule, batches, checkpoints, logging, precision, the launch config's
@@ -124,7 +138,7 @@ def common_training_args(opts: TrainOptions) -> dict[str, Any]:
         "use_cpu": device == "cpu",
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
-        "activation_checkpointing": opts.gradient_checkpointing,  # TRL configs default it to True
+        **checkpointing_args(opts.gradient_checkpointing),
         "dataloader_num_workers": 0,
         "include_num_input_tokens_seen": "non_padding",
         "remove_unused_columns": False,

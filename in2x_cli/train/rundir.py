@@ -105,6 +105,11 @@ def removed_if_left_empty(output_dir: str | Path) -> Iterator[None]:
 def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool) -> Path | None:
     """Create or validate the run directory; return the checkpoint to resume from (or None).
 
+    In a distributed run (``WORLD_SIZE`` > 1) only the main process (global rank 0) touches the
+    directory; the others wait at a barrier and receive its answer, or its error (so ``--overwrite``
+    deletes once, and no rank races another's ``mkdir``). The process group is created here (gloo
+    on CPU, nccl on GPU) when the Trainer's distributed state does not exist yet.
+
     - missing directory: created (its parent must exist);
     - ``overwrite``: an existing directory is emptied;
     - ``resume``: continue from the newest complete checkpoint; incomplete checkpoints (killed
@@ -113,6 +118,48 @@ def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool)
     Call ``check_output_dir`` first (a bad path fails fast), this one after the data has been
     validated and before loading any model.
     """
+    dist = _process_group()
+    if dist is None:
+        return _prepare_output_dir(output_dir, resume=resume, overwrite=overwrite)
+    answer: list[Any] = [None]
+    if dist.get_rank() == 0:
+        try:
+            ckpt = _prepare_output_dir(output_dir, resume=resume, overwrite=overwrite)
+            answer = [("ok", None if ckpt is None else str(ckpt))]
+        except UserError as exc:
+            answer = [("error", (exc.message, exc.where))]
+            raise
+        finally:
+            dist.broadcast_object_list(answer, src=0)  # also the barrier the other ranks wait at
+    else:
+        dist.broadcast_object_list(answer, src=0)
+    kind, value = answer[0]
+    if kind == "error":
+        raise UserError(value[0], value[1])
+    return None if value is None else Path(value)
+
+
+def _process_group() -> Any:
+    """``torch.distributed`` with an initialised process group in a multi-process run, else None."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return None
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return None
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            from in2x_cli.devices import pick_device
+
+            torch.cuda.set_device(pick_device("cuda"))
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist
+
+
+def _prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool) -> Path | None:
     out = Path(output_dir)
     check_output_dir(out, resume=resume, overwrite=overwrite)
     if out.exists() and overwrite:
@@ -139,12 +186,9 @@ def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool)
 
 
 def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:
-    """Rows of ``<out>/metrics.jsonl`` (for ``in2x plot`` and tests)."""
+    """Rows of ``<out>/metrics.jsonl`` with a ``step`` (none when the run wrote none yet); the one
+    reader is ``io.documents.read_train_metrics``, which ``in2x plot`` uses too."""
+    from in2x_cli.io.documents import read_train_metrics
+
     path = Path(output_dir) / METRICS_FILE
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    return rows
+    return read_train_metrics(path) if path.exists() else []

@@ -161,10 +161,12 @@ def _trainer_class() -> type:
 
 def load_model(cfg: SftConfig, model_path: Any) -> Any:
     from in2x_cli.io.checkpoint import load_causal_lm
+    from in2x_cli.train.devices import packed_attention, select_device
 
     kwargs: dict[str, Any] = {"trust_remote_code": cfg.train.trust_remote_code}
-    if cfg.attn_implementation:
-        kwargs["attn_implementation"] = cfg.attn_implementation
+    attn = packed_attention(cfg.attn_implementation, select_device(cfg.train.device), packed=cfg.packing)
+    if attn:
+        kwargs["attn_implementation"] = attn
     if cfg.random_init:  # benchmarking: the architecture of model_path with fresh weights
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
@@ -194,7 +196,18 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
             tokenizer.pad_token = tokenizer.eos_token
         formatter = make_chat_formatter(tokenizer, cfg.mask_mode)
     examples = load_examples(cfg, formatter)
-    # only now (data valid) is the run directory created, or emptied by --overwrite
+    # the training arguments create the distributed state (process group, FSDP / ZeRO-3 plugins), so the
+    # model below loads under it: FSDP's cpu-RAM-efficient loading and ZeRO-3 partitioned init take effect
+    args = TrlSFTConfig(
+        **common_training_args(cfg.train),
+        num_train_epochs=1,  # the epochs are laid out in the data (see build_epochs)
+        train_sampling_strategy="sequential",
+        max_length=cfg.max_length,
+        packing=False,  # packed by us per epoch; TRL's own packing would pack across epochs
+        dataset_kwargs={"skip_prepare_dataset": True},
+        model_init_kwargs=None,
+    )
+    # only now (data valid) is the run directory created (by the main process), or emptied by --overwrite
     resume_from = prepare_output_dir(cfg.train.output_dir, resume=cfg.train.resume, overwrite=cfg.train.overwrite)
     langs = [ex.lang for ex in examples]
     plan = plan_epochs([ex.round for ex in examples], langs, epochs=cfg.epochs, use_rounds=cfg.rounds, temperature=cfg.language_temperature, seed=cfg.train.seed)
@@ -218,15 +231,6 @@ def run_sft(cfg: SftConfig) -> dict[str, Any]:
         total += n
         boundaries.append(total / global_batch)
 
-    args = TrlSFTConfig(
-        **common_training_args(cfg.train),
-        num_train_epochs=1,  # the epochs are laid out in the data (see build_epochs)
-        train_sampling_strategy="sequential",
-        max_length=cfg.max_length,
-        packing=False,  # packed by us per epoch; TRL's own packing would pack across epochs
-        dataset_kwargs={"skip_prepare_dataset": True},
-        model_init_kwargs=None,
-    )
     peft_config = None
     if cfg.lora is not None:
         from peft import LoraConfig

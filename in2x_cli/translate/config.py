@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from in2x_cli.core import translate as T
+from in2x_cli.core.fusion import DEFAULT_FUSE_TEMPLATE
+from in2x_cli.core.mbr_methods import MBR_METHODS
 from in2x_cli.core.metrics import DEFAULT_COMET_MODEL
 from in2x_cli.errors import UserError
 
@@ -19,6 +21,7 @@ GRANULARITIES = ("document", "paragraph", "sentence")
 MBR_OUTPUTS = ("best", "all")
 INPUT_FORMATS = ("auto", "jsonl", "text")
 TEXT_UNITS = ("line", "document")
+DEFAULT_QE_MODEL = "Unbabel/wmt22-cometkiwi-da"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,12 @@ class TranslateConfig:
     mbr_utility: str = "chrf"
     mbr_output: str = "best"
     comet_model: str = DEFAULT_COMET_MODEL
+    mbr_method: str = "mbr"  # a key of core.mbr_methods.MBR_METHODS
+    mbr_alpha: float = 0.99  # pruned MBR: confidence threshold (Cheng & Vlachos 2023)
+    mbr_first_refs: int = 8  # pruned MBR: pseudo-references of the first step (then doubling)
+    qe_model: str = DEFAULT_QE_MODEL  # --mbr-method qe
+    fuse: str | None = None  # fusion model (--fuse)
+    fuse_template: str = DEFAULT_FUSE_TEMPLATE
     temperature: float = 1.0
     top_p: float = 0.9
     max_tokens: int = 0
@@ -58,6 +67,7 @@ class TranslateRun:
     segments_out: Path | None = None
     prepare: bool = False
     prompt_file: Path | None = None
+    fuse_prompt_file: Path | None = None
     shard: str | None = None
     resume: bool = False
 
@@ -65,6 +75,9 @@ class TranslateRun:
         cfg = self.config
         _check_choice("--granularity", cfg.granularity, GRANULARITIES)
         _check_choice("--mbr-output", cfg.mbr_output, MBR_OUTPUTS)
+        _check_choice("--mbr-method", cfg.mbr_method, tuple(MBR_METHODS))
+        if not 0 < cfg.mbr_alpha <= 1 or cfg.mbr_first_refs < 1:
+            raise UserError("--mbr-alpha must be in (0, 1] and --mbr-first-refs >= 1")
         _check_choice("--input-format", self.input_format, INPUT_FORMATS)
         _check_choice("--text-unit", self.text_unit, TEXT_UNITS)
         if cfg.mbr < 0 or cfg.max_tokens < 0 or cfg.chunk_rows < 0 or cfg.backend_options.get("batch_size", 1) < 1:
@@ -108,6 +121,11 @@ class TranslateStats:
     seconds: float = 0.0  # wall time of the run, model loading included
     generate_seconds: float = 0.0  # time inside backend generation calls
     load_seconds: float = 0.0  # time spent loading models
+    select_seconds: float = 0.0  # time inside candidate selection (utility / QE scoring)
+    utility_evaluations: int = 0  # segment pairs (MBR) or segments (QE) scored
+    fused: int = 0  # requests whose translation the fusion model wrote
+    fusion_paragraph_fallbacks: int = 0  # fused documents that did not align: fused paragraph by paragraph
+    fusion_kept_selection: int = 0  # fusion replies that were empty or did not fit: the selected candidate stays
     truncated: dict[str, int] = field(default_factory=lambda: Counter())  # model → outputs cut at --max-tokens
     truncated_rows: int = 0  # rows whose translation contains a truncated output
 
@@ -131,6 +149,11 @@ class TranslateStats:
             "seconds": round(self.seconds, 3),
             "generate_seconds": round(self.generate_seconds, 3),
             "load_seconds": round(self.load_seconds, 3),
+            "select_seconds": round(self.select_seconds, 3),
+            "utility_evaluations": self.utility_evaluations,
+            "fused": self.fused,
+            "fusion_paragraph_fallbacks": self.fusion_paragraph_fallbacks,
+            "fusion_kept_selection": self.fusion_kept_selection,
             "rows_per_s": round(self.rows / self.seconds, 3) if self.seconds else None,
             "tokens_per_s": round(self.generated_tokens / self.generate_seconds, 1) if self.generate_seconds else None,
         }

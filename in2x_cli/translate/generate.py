@@ -24,15 +24,17 @@ class Candidate:
     sample: int  # -1 = greedy
     text: str
     tokens: int
+    logprob: float | None = None  # sum over the tokens (--mbr-method model asks the backend for it)
     truncated: bool = False  # generation stopped at --max-tokens (finish reason "length")
 
 
 class BackendPool:
     """At most one backend loaded at a time; the last one stays loaded for the next phase."""
 
-    def __init__(self, cfg: TranslateConfig, stats: TranslateStats) -> None:
+    def __init__(self, cfg: TranslateConfig, stats: TranslateStats, models: tuple[str, ...] | None = None) -> None:
         self.cfg = cfg
         self.stats = stats
+        self.models = models or cfg.models  # the candidate models, then any other (the --fuse model)
         self.loaded: tuple[int, Any] | None = None
 
     def get(self, index: int) -> Any:
@@ -41,7 +43,7 @@ class BackendPool:
         if self.loaded and self.loaded[0] == index:
             return self.loaded[1]
         self.close()
-        model = self.cfg.models[index]
+        model = self.models[index]
         console.info(f"translate: loading {model} ({self.cfg.backend} backend)")
         t0 = time.perf_counter()
         backend = load_backend(self.cfg.backend, model, seed=self.cfg.seed, **self.cfg.backend_options)
@@ -51,9 +53,9 @@ class BackendPool:
         return backend
 
     def order(self) -> list[int]:
-        """Model indices, the already-loaded one first (saves a load per phase in ensembles)."""
+        """Candidate model indices, the already-loaded one first (saves a load per phase in ensembles)."""
         n = len(self.cfg.models)
-        first = self.loaded[0] if self.loaded else 0
+        first = self.loaded[0] if self.loaded and self.loaded[0] < n else 0
         return [first] + [i for i in range(n) if i != first]
 
     def close(self) -> None:
@@ -74,10 +76,13 @@ def generate(
     max_tokens = cfg.max_tokens
     if max_tokens <= 0:  # auto: the largest request's budget (the planner made every request fit it)
         max_tokens = max(T.ContextBudget(context=0, overhead=0).output_tokens(u.src_tokens) for u in units)
-    greedy_params = SamplingParams(n=1, temperature=0.0, max_tokens=max_tokens, seed=cfg.seed)
+    logprobs = cfg.mbr_method == "model"
+    greedy_params = SamplingParams(n=1, temperature=0.0, max_tokens=max_tokens, seed=cfg.seed, logprobs=logprobs)
     sample_params = None
     if cfg.mbr > 0:
-        sample_params = SamplingParams(n=cfg.mbr, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=max_tokens, seed=cfg.seed)
+        sample_params = SamplingParams(
+            n=cfg.mbr, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=max_tokens, seed=cfg.seed, logprobs=logprobs
+        )
     convs = [u.messages for u in units]
     calls = 1 if sample_params is None else 2
     per_model: dict[int, list[list[Candidate]]] = {}
@@ -106,7 +111,7 @@ def generate(
                 stats.generated_tokens += len(comp.token_ids)
                 if truncated:
                     stats.truncated[cfg.models[mi]] += 1
-                cands.append(Candidate(mi, sample, text, len(comp.token_ids), truncated))
+                cands.append(Candidate(mi, sample, text, len(comp.token_ids), comp.cumulative_logprob, truncated))
             per_model[mi].append(cands)
     pooled = [[c for mi in sorted(per_model) for c in per_model[mi][k]] for k in range(len(units))]
     stats.candidates += sum(len(c) for c in pooled)

@@ -35,6 +35,7 @@ class Job:
     fallback: int = 0
     truncated: bool = False  # the chosen output of some request was cut at --max-tokens
     mbr_log: list[dict[str, Any]] = field(default_factory=list)
+    fusion_log: list[dict[str, Any]] = field(default_factory=list)  # --fuse: one entry per fused request
 
 
 def _make_job(key: str, row: dict[str, Any], src: str, src_lang: str, tgt_lang: str) -> Job:

@@ -40,6 +40,7 @@ from in2x_cli import console
 from in2x_cli.errors import UserError
 from in2x_cli.records import row_key
 from in2x_cli.translate.config import TranslateConfig, TranslateRun, TranslateStats
+from in2x_cli.translate.fuse import Fuser, check_fuse_model, load_fuse_template
 from in2x_cli.translate.generate import BackendPool, generate
 from in2x_cli.translate.jobs import Job, JobSource, load_jobs, segment_lines, shard, wmt24_jobs
 from in2x_cli.translate.prompting import Planner, load_templates
@@ -51,8 +52,10 @@ def run_translate(run: TranslateRun) -> None:
     from in2x_cli import provenance
     from in2x_cli.io import JsonlWriter, check_output_path, write_json, write_text
 
-    cfg = replace(run.config, templates=load_templates(run.prompt_file))
+    cfg = replace(run.config, templates=load_templates(run.prompt_file), fuse_template=load_fuse_template(run.fuse_prompt_file))
     check_utility(cfg)
+    if not run.prepare:
+        check_fuse_model(cfg)
     check_output_path(run.output)
     if run.segments_out is not None:
         check_output_path(run.segments_out)
@@ -159,7 +162,9 @@ def translate_jobs(
     if not total:
         return
     utility = mbr_utility(cfg)
-    pool = BackendPool(cfg, stats)
+    models = cfg.models + ((cfg.fuse,) if cfg.fuse and cfg.fuse not in cfg.models else ())
+    pool = BackendPool(cfg, stats, models)
+    fuser = Fuser(cfg, pool, models.index(cfg.fuse), stats) if cfg.fuse else None
     t0 = time.perf_counter()
     size = cfg.chunk_rows if cfg.chunk_rows > 0 else total
     rounds = math.ceil(total / size)
@@ -178,7 +183,9 @@ def translate_jobs(
             for u in units:
                 stats.requests[u.kind] += 1
             cands = generate(units, pool, cfg, stats, bar, f"{label} {cfg.granularity}s".strip())
-            failed = select(units, cands, cfg, utility)
+            failed = select(units, cands, cfg, utility, stats)
+            failed_ids = {id(u) for u in failed}
+            selected = [(u, c) for u, c in zip(units, cands, strict=True) if id(u) not in failed_ids]
             if failed:
                 for u in failed:
                     u.job.fallback += 1
@@ -186,7 +193,10 @@ def translate_jobs(
                 for v in retry:
                     stats.requests[f"fallback_{v.kind}"] += 1
                 cands = generate(retry, pool, cfg, stats, bar, f"{label} fallback paragraphs".strip())
-                select(retry, cands, cfg, utility)
+                select(retry, cands, cfg, utility, stats)
+                selected += list(zip(retry, cands, strict=True))
+            if fuser is not None:  # after both phases: one fusion-model load per round
+                fuser.fuse([u for u, _ in selected], [c for _, c in selected], bar)
             for job in batch:
                 # counted per row as it is handed out, so an interrupted run's counts match its rows
                 stats.rows += 1

@@ -9,7 +9,8 @@ import re
 from typing import Any
 
 from in2x_cli.core import translate as T
-from in2x_cli.core.mbr import MbrGroup, UtilityFn, get_utility, mbr_decode
+from in2x_cli.core.mbr import MbrChoice, MbrGroup, UtilityFn, get_utility
+from in2x_cli.core.mbr_methods import PruningConfig, decode_family
 from in2x_cli.errors import UserError
 from in2x_cli.translate.config import TranslateConfig
 from in2x_cli.translate.generate import Candidate
@@ -26,9 +27,9 @@ def mbr_utility(cfg: TranslateConfig) -> UtilityFn:
 
 
 def check_utility(cfg: TranslateConfig) -> None:
-    """Fail now, not after generating every candidate: the utility resolves, or for ``comet`` the
-    COMET environment exists."""
-    if cfg.mbr_utility == "comet":
+    """Fail now, not after generating every candidate: the utility resolves, or for ``comet`` (and
+    QE reranking) the COMET environment exists."""
+    if cfg.mbr_utility == "comet" or (cfg.mbr_method == "qe" and cfg.mbr > 0):
         from in2x_cli.comet import comet_python
 
         comet_python()
@@ -42,6 +43,36 @@ def _open_comet(model: str) -> Any:
     return get_client(model)
 
 
+def _qe(cfg: TranslateConfig) -> Any:
+    """``--mbr-method qe``: q(src, hyp) from the reference-free ``--qe-model`` via the COMET worker."""
+
+    def score(srcs: Any, hyps: Any, tgt_lang: str) -> list[float]:
+        client = _open_comet(cfg.qe_model)
+        if client.requires_references:
+            raise UserError(f"{cfg.qe_model!r} is a reference-based COMET model; QE reranking needs a reference-free one (CometKiwi)", "--qe-model")
+        return list(client.score([{"src": s, "mt": h} for s, h in zip(srcs, hyps, strict=True)]))
+
+    return score
+
+
+def choose(groups: list[MbrGroup], logprobs: list[list[float | None]], cfg: TranslateConfig, utility: UtilityFn, stats: Any = None) -> list[MbrChoice]:
+    """One choice per group with ``--mbr-method`` (timed and counted into ``stats``)."""
+    import time
+
+    if not groups:
+        return []
+    t0 = time.perf_counter()
+    pruning = PruningConfig(alpha=cfg.mbr_alpha, first_refs=cfg.mbr_first_refs, seed=cfg.seed)
+    try:
+        res = decode_family(cfg.mbr_method, groups, utility, qe=_qe(cfg), logprobs=logprobs, pruning=pruning)
+    except ValueError as exc:
+        raise UserError(str(exc), "--mbr-method") from None
+    if stats is not None:
+        stats.select_seconds += time.perf_counter() - t0
+        stats.utility_evaluations += res.evaluations
+    return res.choices
+
+
 def _segments(unit: Unit, cand: Candidate) -> list[str] | None:
     """The candidate as segments aligned with ``unit.sources`` (None: misaligned document)."""
     if unit.kind == "document":
@@ -51,10 +82,11 @@ def _segments(unit: Unit, cand: Candidate) -> list[str] | None:
     return [T.as_single_paragraph(cand.text)]
 
 
-def select(units: list[Unit], cands: list[list[Candidate]], cfg: TranslateConfig, utility: UtilityFn) -> list[Unit]:
-    """Pick one candidate per unit (MBR when there are several); return the misaligned units."""
+def select(units: list[Unit], cands: list[list[Candidate]], cfg: TranslateConfig, utility: UtilityFn, stats: Any = None) -> list[Unit]:
+    """Pick one candidate per unit (``--mbr-method`` when there are several); return the misaligned units."""
     failed: list[Unit] = []
     groups: list[MbrGroup] = []
+    logprobs: list[list[float | None]] = []
     pending: list[tuple[Unit, list[Candidate], list[list[str] | None], list[int]]] = []
     for u, cs in zip(units, cands, strict=True):
         segs = [_segments(u, c) for c in cs]
@@ -66,7 +98,10 @@ def select(units: list[Unit], cands: list[list[Candidate]], cfg: TranslateConfig
             continue
         pending.append((u, cs, segs, eligible))
         groups.append(MbrGroup([segs[i] for i in eligible], u.sources, u.job.tgt_lang))  # type: ignore[misc]
-    choices = mbr_decode(groups, utility)
+        logprobs.append([cs[i].logprob for i in eligible])
+    multi = [k for k, g in enumerate(groups) if len(g.candidates) > 1]  # a lone candidate needs no scoring
+    chosen_multi = dict(zip(multi, choose([groups[k] for k in multi], [logprobs[k] for k in multi], cfg, utility, stats), strict=True))
+    choices = [chosen_multi.get(k, MbrChoice(0, [math.nan])) for k in range(len(groups))]
     for (u, cs, segs, eligible), choice in zip(pending, choices, strict=True):
         chosen = segs[eligible[choice.index]]
         assert chosen is not None
@@ -123,5 +158,7 @@ def finish_row(job: Job, cfg: TranslateConfig) -> dict[str, Any]:
         for entry in job.mbr_log:
             for c in entry["candidates"]:
                 c["model"] = cfg.models[c["model"]]
-        row["mbr"] = {"utility": cfg.mbr_utility, "units": job.mbr_log}
+        row["mbr"] = {"method": cfg.mbr_method, "utility": cfg.mbr_utility, "units": job.mbr_log}
+    if cfg.fuse:
+        row["fusion"] = {"model": cfg.fuse, "units": job.fusion_log}
     return row

@@ -197,4 +197,10 @@ def test_registry_lists_every_builtin_of_the_issue() -> None:
         "translation_bleu",
         "translation_comet",
         "generative_judge",
+        "repetition",
+        "terminology",
+        "round_trip",
+        "gemba",
+        "fusion_chrf",
+        "fusion_gain",
     }

@@ -86,7 +86,7 @@ def test_print_launch(tmp_path, good_prompts, tiny_model) -> None:
     )  # fmt: skip
     assert res.code == 0, res.stderr
     cmd = res.stdout.strip()
-    assert "-m accelerate.commands.launch --config_file" in cmd and "recipes/accelerate/fsdp2.yaml --num_processes 4" in cmd
+    assert "-m accelerate.commands.launch --config_file" in cmd and "launch/accelerate/fsdp2.yaml --num_processes 4" in cmd
     assert "-m in2x_cli grpo" in cmd and "--reward math_exact --reward format:0.2" in cmd
     assert cmd.endswith("--launcher none --launch-config fsdp2")
     assert not (tmp_path / "x").exists()

@@ -42,7 +42,7 @@ def test_launch_commands_and_shipped_configs(monkeypatch):
     # torchrun children get the config as TrainingArguments; accelerate children from its env
     monkeypatch.setenv("WORLD_SIZE", "8")
     assert distributed_training_args("fsdp2")["fsdp_config"]["version"] == 2
-    assert distributed_training_args("zero3")["deepspeed"].endswith("recipes/deepspeed/zero3.json")
+    assert distributed_training_args("zero3")["deepspeed"].endswith("launch/deepspeed/zero3.json")
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     assert distributed_training_args("fsdp2") == {}
     monkeypatch.setenv("WORLD_SIZE", "1")
@@ -83,3 +83,28 @@ def test_sft_torchrun_with_custom_yaml_exits_2(tiny_model, tmp_path):
     res = invoke(["sft", str(data), "--model", str(tiny_model), "-o", str(tmp_path / "o"), "--launcher", "torchrun", "--launch-config", str(custom), "--print-launch"])
     assert_user_error(res, "custom accelerate YAML", str(custom))
     assert res.stdout == ""
+
+
+def test_launch_configs_ship_inside_the_package(tmp_path):
+    """A wheel install has no recipes/ next to the package: the configs are package data."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tomllib
+
+    import in2x_cli
+
+    pkg = Path(in2x_cli.__file__).parent
+    globs = tomllib.loads((pkg.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["in2x_cli"]
+    shipped = {str(p.relative_to(pkg)) for g in globs for p in pkg.glob(g) if p.is_file()}
+    for name in ("accelerate/single.yaml", "accelerate/fsdp2.yaml", "accelerate/zero3.yaml", "deepspeed/zero3.json"):
+        assert f"data/launch/{name}" in shipped
+    # the package alone, away from the checkout
+    shutil.copytree(pkg, tmp_path / "site" / "in2x_cli", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "from in2x_cli.train.launch import resolve_launch_config, distributed_training_args as d; import os; " \
+           "os.environ['WORLD_SIZE'] = '2'; print(resolve_launch_config('fsdp2')); print(d('zero3')['deepspeed'])"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path, check=True).stdout.split()
+    assert out[0].startswith(str(tmp_path / "site")) and Path(out[0]).is_file() and Path(out[1]).is_file()

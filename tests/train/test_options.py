@@ -52,3 +52,23 @@ def test_train_options_check_their_choices(tmp_path, kwargs, message):
     with pytest.raises(UserError, match=message):
         TrainOptions(output_dir=tmp_path, **kwargs)
     assert TrainOptions(output_dir=tmp_path, warmup_steps=5).warmup_steps == 5
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_training_arguments_build_on_the_installed_transformers(tmp_path, checkpointing):
+    """Every keyword we pass exists in the installed transformers (5.5.1 … 5.24: `make test-lowest`
+    runs this against 5.5.1), and checkpointing is set as asked on TRL's configs too (default True)."""
+    import warnings
+
+    from transformers import TrainingArguments
+    from trl import GRPOConfig, SFTConfig
+
+    from in2x_cli.train.options import common_training_args
+
+    opts = TrainOptions(output_dir=tmp_path, device="cpu", report_to=("none",), gradient_checkpointing=checkpointing, warmup_steps=0.1)
+    for cls, extra in ((TrainingArguments, {}), (SFTConfig, {}), (GRPOConfig, {"num_generations": 2, "per_device_train_batch_size": 2})):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)  # no deprecated alias on any version
+            args = cls(**{**common_training_args(opts), **extra})
+        assert args.gradient_checkpointing is checkpointing
+        assert args.warmup_steps == 0.1

@@ -127,7 +127,7 @@ def test_sft_print_launch(tiny_model, chat, tmp_path):
     res = invoke(["sft", str(chat), "--model", str(tiny_model), "-o", str(tmp_path / "x"), "--epochs", "1", "--launcher", "accelerate", "--launch-config", "zero3", "--num-processes", "8", "--print-launch"])
     assert res.code == 0, res.stderr
     cmd = res.stdout.strip()
-    assert "-m accelerate.commands.launch --config_file" in cmd and "recipes/accelerate/zero3.yaml --num_processes 8" in cmd
+    assert "-m accelerate.commands.launch --config_file" in cmd and "launch/accelerate/zero3.yaml --num_processes 8" in cmd
     assert cmd.endswith(f"-m in2x_cli sft --model {tiny_model} --output {tmp_path / 'x'} --epochs 1 {chat} --launcher none --launch-config zero3")
     assert not (tmp_path / "x").exists()
 
