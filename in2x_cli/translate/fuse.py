@@ -25,7 +25,7 @@ from typing import Any
 from in2x_cli.core import translate as T
 from in2x_cli.core.fusion import clean_fused, distinct, render_fuse_prompt
 from in2x_cli.translate.config import TranslateConfig, TranslateStats
-from in2x_cli.translate.generate import BackendPool, Candidate
+from in2x_cli.translate.generate import BackendPool, Candidate, trim_partial_character
 from in2x_cli.translate.prompting import TokenView, Unit
 from in2x_cli.translate.select import _segments
 
@@ -38,6 +38,7 @@ class _Request:
     src: str
     messages: list[dict[str, str]] = field(default_factory=list)
     reply: str | None = None
+    truncated: bool = False  # the fusion model stopped at --max-tokens
 
 
 class Fuser:
@@ -65,6 +66,7 @@ class Fuser:
             entry: dict[str, Any] = {"unit": u.tag, "kind": u.kind, "candidates": req.candidates, "selected": self._selected(u), "fused": req.reply}
             u.job.fusion_log.append(entry)
             if req.reply is not None and self._apply(u, req.reply):
+                u.job.truncated |= req.truncated
                 entry["used"] = "fused"
                 self.stats.fused += 1
                 continue
@@ -84,6 +86,7 @@ class Fuser:
             text = T.as_single_paragraph(req.reply) if req.reply else ""
             if text:
                 req.unit.job.pieces[req.unit.span[0] + (req.paragraph or 0)] = [text]
+                req.unit.job.truncated |= req.truncated
             else:
                 self.stats.fusion_kept_selection += 1
 
@@ -116,7 +119,10 @@ class Fuser:
         self.stats.generate_seconds += time.perf_counter() - t0
         self.stats.prompts += len(reqs)
         for r, o in zip(reqs, outs, strict=True):
-            text, fired = clean_fused(o[0].text, r.src)
+            r.truncated = o[0].finish_reason == "length"
+            if r.truncated:  # counted as every cut output is (issue 20): per model, no broken last character
+                self.stats.truncated[str(self.cfg.fuse)] += 1
+            text, fired = clean_fused(trim_partial_character(o[0].text) if r.truncated else o[0].text, r.src)
             self.stats.cleaning.update(fired)
             self.stats.generated_tokens += len(o[0].token_ids)
             r.reply = text

@@ -148,6 +148,8 @@ def finish_row(job: Job, cfg: TranslateConfig) -> dict[str, Any]:
     row["hyp"] = T.PARAGRAPH_SEP.join(paras)
     # the model(s) that made the translation (eval names a run's system by it)
     row["model"] = cfg.models[0] if len(cfg.models) == 1 else "+".join(cfg.models)
+    if cfg.fuse:
+        row["fused_by"] = cfg.fuse  # the fusion model wrote the final text from those models' candidates
     if job.is_document:
         row["hyp_paragraphs"] = paras
         if cfg.granularity == "document":

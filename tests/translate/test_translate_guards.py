@@ -167,3 +167,16 @@ def test_eval_compares_two_translate_runs_named_by_file_or_model(tmp_path):
     assert [s["system"] for s in r["systems"]] == ["greedy", "other"] and "p_value" in r["systems"][1]["significance"]["chrf"]
     # the same system name in two files is refused
     assert_user_error(invoke(["eval", f"x={a}", f"x={b}"]), "system 'x' is also in")
+
+
+def test_a_truncated_fusion_reply_is_counted_and_marked(tmp_path):
+    cand = register("tr-guard-fcand", lambda prompt, j: f"候補{j}")
+    fuser = register("tr-guard-fuser", lambda prompt, j: "融合")
+    rows = [{"id": "a", "src": "a long one", "src_lang": "en", "tgt_lang": "ja"}]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    res = invoke(["translate", str(inp), "-m", cand, "--mbr", "2", "--fuse", fuser,
+                  "--backend", "tests.translate.test_translate_guards:TruncatingBackend"])
+    assert res.code == 0, res.stderr
+    (row,) = res.rows()
+    assert row["hyp"] == "融合" and row["truncated"] is True and row["fused_by"] == fuser and row["model"] == cand
+    assert summary(res.stderr)["truncated_outputs"][fuser] == 1
