@@ -51,6 +51,8 @@ def test_missing_prompt_file(tmp_path) -> None:
         (["--reward", "math_exact", "--length-penalty", "20:10"], "TARGET < CAP"),
         (["--reward", "math_exact", "--length-penalty", "abc"], "TARGET:CAP"),
         (["--reward", "math_exact", "--dual-clip", "0.5"], "--dual-clip"),
+        (["--reward", "math_exact", "--clip-scale", "log"], "--clip-scale"),
+        (["--reward", "math_exact", "--advantage", "tic"], "--advantage"),
         (["--reward", "math_exact", "--temperature-end", "0"], "temperature"),
         (["--reward", "translation_comet"], "--comet-model"),
         (["--reward", "generative_judge"], "--judge-model"),
@@ -104,3 +106,15 @@ def test_help_documents_the_paper_knobs() -> None:
     for flag in ("--num-generations", "--rollout-batch", "--minibatch", "--entropy-coef", "--length-penalty", "--reward-clip-high",
                  "--temperature-start", "--temperature-end", "--ratio-level", "--dual-clip", "Example:"):  # fmt: skip
         assert flag in text, flag
+
+
+def test_dense_reward_with_length_corrected_advantage_warns_once(tmp_path, good_prompts) -> None:
+    """One stderr line names the dense reward; the default (auto) and 0/1 rewards stay silent. The
+    model is missing, so the run stops right after the warning (exit 2)."""
+    base = ["grpo", str(good_prompts), "--model", str(tmp_path / "no-model"), "-o", str(tmp_path / "o"), *SMALL]
+    res = invoke([*base, "--reward", "translation_chrf", "--reward", "math_exact", "--advantage", "length-corrected"])
+    lines = [line for line in res.stderr.splitlines() if "--advantage length-corrected with a dense reward" in line]
+    assert len(lines) == 1 and "translation_chrf" in lines[0] and "math_exact" not in lines[0].split("(")[1].split(")")[0]
+    for extra in (["--reward", "translation_chrf"], ["--reward", "math_exact", "--advantage", "length-corrected"]):
+        res = invoke([*base, *extra])
+        assert "dense reward" not in res.stderr
