@@ -139,25 +139,25 @@ def reference_length_advantages(
 ) -> torch.Tensor:
     """Length correction measured against a reference length (ours):
 
-        A_i = (r_i·min(1, L_ref/L_i) − mean_j(·)) / (std_j(·) + δ)
+        A_i = (r_i·min(1, L_ref,i/L_i) − mean_j(·)) / (std_j(·) + δ)
 
-    A completion longer than L_ref has its reward scaled down by L_ref/L_i; one at or below L_ref
-    keeps its reward, so cutting an answer short never raises its advantage (TIC-GRPO's r/L does:
-    a 4-word truncation outscores the full translation under chrF). ``reference_lengths`` (B,) is
-    the reference's token length per completion (NaN or None = unknown); where unknown, L_ref is
-    the median completion length of the group.
+    A completion longer than its reference has its reward scaled down by L_ref/L_i; one at or below
+    L_ref keeps its reward, so cutting an answer short never raises its advantage (TIC-GRPO's r/L
+    does: a 4-word truncation outscores the full translation under chrF). ``reference_lengths``
+    (B,) is the reference's token length per completion; where it is unknown (None, NaN, ≤ 0) the
+    reward is not rescaled. (A group statistic such as the median length is not used as the
+    reference: under a dense reward it drifts shorter round after round.)
     """
     import torch
 
     r = rewards if rewards.is_floating_point() else rewards.float()
+    if reference_lengths is None:
+        return _normalise_in_groups(r, group_size, delta)
     lens = lengths.to(r.dtype).clamp(min=1.0)
-    group_median = _grouped(lens, group_size).median(dim=1, keepdim=True).values.expand(-1, group_size).reshape(lens.shape)
-    ref = group_median
-    if reference_lengths is not None:
-        given = reference_lengths.to(r.dtype)
-        ref = torch.where(torch.isnan(given) | (given <= 0), group_median, given)
-    scaled = r * torch.clamp(ref / lens, max=1.0)
-    return _normalise_in_groups(scaled, group_size, delta)
+    given = reference_lengths.to(r.dtype)
+    known = ~torch.isnan(given) & (given > 0)
+    factor = torch.where(known, torch.clamp(given / lens, max=1.0), torch.ones_like(lens))
+    return _normalise_in_groups(r * factor, group_size, delta)
 
 
 def verifiable_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -348,7 +348,10 @@ class TICGRPOTrainer(GRPOTrainer):
         self._captured_rewards = None
         mask = output["completion_mask"] if "tool_mask" not in output else output["completion_mask"] * output["tool_mask"]
         lengths = self.accelerator.gather(mask.sum(dim=1)).float()
-        advantages, stats = self.shaped_advantages(rewards_per_func, lengths)
+        reference_lengths = None
+        if self.args.advantage_type == "reference-length":
+            reference_lengths = self.accelerator.gather(self.reference_lengths(inputs).to(lengths.device))
+        advantages, stats = self.shaped_advantages(rewards_per_func, lengths, reference_lengths)
         local = len(output["completion_ids"])
         start = self.accelerator.process_index * local
         output["advantages"] = advantages[start : start + local].to(output["completion_ids"].device)
@@ -358,7 +361,22 @@ class TICGRPOTrainer(GRPOTrainer):
             self._metrics[mode][key].append(value)
         return output
 
-    def shaped_advantages(self, rewards_per_func: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def reference_lengths(self, inputs: Any) -> torch.Tensor:
+        """Token length of each row's reference (``ref``, else ``answer``), NaN where it has none
+        (``--advantage reference-length``)."""
+        out = []
+        for item in inputs:
+            row = json.loads(item.get("row") or "{}") if isinstance(item, dict) else {}
+            text = row.get("ref") if isinstance(row.get("ref"), str) else row.get("answer")
+            if isinstance(text, str) and text.strip():
+                out.append(float(len(self.processing_class(text, add_special_tokens=False)["input_ids"])))
+            else:
+                out.append(float("nan"))
+        return torch.tensor(out, dtype=torch.float32)
+
+    def shaped_advantages(
+        self, rewards_per_func: torch.Tensor, lengths: torch.Tensor, reference_lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Weighted sum (NaN = not applicable) → length penalty → high clip → advantages."""
         cfg: TICGRPOConfig = self.args
         weights = self.reward_weights.to(rewards_per_func.device)
@@ -374,7 +392,8 @@ class TICGRPOTrainer(GRPOTrainer):
             valid = ~torch.isnan(total)
             stats["reward_clip/fraction"] = float(((total > cfg.reward_clip_high) & valid).float().mean())
             total = grpo_loss.clip_rewards_high(total, cfg.reward_clip_high)
-        adv = grpo_loss.advantages_for(cfg.advantage_type, total, lengths.to(total.device), self.num_generations)
+        refs = reference_lengths.to(total.device) if reference_lengths is not None else None
+        adv = grpo_loss.advantages_for(cfg.advantage_type, total, lengths.to(total.device), self.num_generations, reference_lengths=refs)
         if cfg.advantage_type == "auto":
             stats["advantages/length_corrected_groups"] = float(grpo_loss.verifiable_groups(total, self.num_generations).float().mean())
         valid = total[~torch.isnan(total)]

@@ -292,14 +292,16 @@ def test_auto_uses_length_correction_only_in_verifiable_groups() -> None:
 def test_reference_length_never_raises_a_short_completion() -> None:
     from in2x_cli.core.grpo_loss import reference_length_advantages
 
-    # group median length 10 (lengths 5, 10, 20, 10): r*min(1, 10/L) = [0.5, 0.5, 0.5, 0.5] -> all 0
-    adv = reference_length_advantages(torch.tensor([0.5, 0.5, 1.0, 0.5]), torch.tensor([5.0, 10.0, 20.0, 10.0]), 4)
+    # reference length 10: r*min(1, 10/L) = [0.5, 0.5, 0.5, 0.5] -> all 0 (the short one is not raised)
+    ref = torch.full((4,), 10.0)
+    adv = reference_length_advantages(torch.tensor([0.5, 0.5, 1.0, 0.5]), torch.tensor([5.0, 10.0, 20.0, 10.0]), 4, reference_lengths=ref)
     close(adv, [0.0, 0.0, 0.0, 0.0])
-    # a given reference length (NaN = unknown -> the median) scales only what is longer than it
-    adv = reference_length_advantages(torch.tensor([1.0, 1.0]), torch.tensor([4.0, 8.0]), 2, reference_lengths=torch.tensor([4.0, float("nan")]))
-    # references: 4 and the group median (torch's lower median of 4, 8) = 4 -> scaled [1.0, 0.5]:
-    # mean 0.75, std sqrt(2·0.25²) = 0.353553
-    close(adv, [0.25 / (0.3535534 + 1e-4), -0.25 / (0.3535534 + 1e-4)])
+    # an unknown reference (NaN) leaves the reward as it is: [1.0, 1.0·4/8] -> mean 0.75, std 0.353553
+    adv = reference_length_advantages(torch.tensor([1.0, 1.0, 1.0, 1.0]), torch.tensor([4.0, 8.0, 4.0, 8.0]), 2,
+                                      reference_lengths=torch.tensor([4.0, 4.0, float("nan"), float("nan")]))  # fmt: skip
+    close(adv, [0.25 / (0.3535534 + 1e-4), -0.25 / (0.3535534 + 1e-4), 0.0, 0.0])
+    # no reference lengths at all: plain group advantages
+    close(reference_length_advantages(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 9.0]), 2), group_advantages(torch.tensor([1.0, 0.0]), 2).tolist())
 
 
 @pytest.mark.parametrize("kind", ["auto", "group", "length-corrected", "reference-length"])
