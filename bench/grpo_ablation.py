@@ -32,6 +32,7 @@ docs/img/grpo_ablation.png).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import time
@@ -238,19 +239,21 @@ def plot(results: list[dict[str, Any]], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, len(REWARDS), figsize=(4.2 * len(REWARDS), 6.4), sharex=True)
+    styles = dict(zip(ADVANTAGES, [("-", 3.0), ("-", 1.6), ("--", 1.6), (":", 1.6)], strict=True))
     for col, kind in enumerate(REWARDS):
         for res in results:
             if res["reward"] != kind or res["ratio"] != "trajectory" or res["clip_scale"] != "sqrt-length" or res["lr"] != 0.05:
                 continue
             x = range(len(res["curve"]))
-            axes[0, col].plot(x, [c["reward"] for c in res["curve"]], label=res["advantage"])
-            axes[1, col].plot(x, [c["length_ratio"] for c in res["curve"]], label=res["advantage"])
+            ls, lw = styles[res["advantage"]]
+            axes[0, col].plot(x, [c["reward"] for c in res["curve"]], label=res["advantage"], linestyle=ls, linewidth=lw)
+            axes[1, col].plot(x, [c["length_ratio"] for c in res["curve"]], label=res["advantage"], linestyle=ls, linewidth=lw)
         axes[0, col].set_title(f"{kind}: held-out reward")
         axes[1, col].set_title(f"{kind}: completion length / reference")
         axes[1, col].set_xlabel("GRPO round")
         axes[1, col].set_ylim(0, 1.05)
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle("GRPO advantages on a synthetic translation policy (trajectory ratio, sqrt-length clip)")
+    fig.suptitle("GRPO advantages on a synthetic translation policy (trajectory ratio, sqrt-length clip; overlapping lines are identical runs)")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=90)
@@ -262,6 +265,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=60, help="GRPO rounds per variant (each: 1 rollout batch, 2 updates)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--png", default=str(REPO / "docs" / "img" / "grpo_ablation.png"))
+    ap.add_argument("--json", help="also write the JSON to this file")
     ap.add_argument("--quick", action="store_true", help="trajectory ratio only, no clip-scale sweep (for tests)")
     args = ap.parse_args()
     import torch
@@ -276,8 +280,7 @@ def main() -> None:
         results += [run("chrf", "auto", "trajectory", "sqrt-length", args.rounds, args.seed, data, lr=0.3, minibatch=1, symmetric=True)]
     plot(results, Path(args.png))
     summary = {f"{r['reward']}/{r['advantage']}/{r['ratio']}/{r['clip_scale']}/lr{r['lr']}": {k: v for k, v in r.items() if k != "curve"} for r in results}
-    emit(
-        {
+    result = {
             "bench": "grpo_ablation",
             "what": "advantage x ratio x clip-scale on a synthetic word-by-word translation policy (core.grpo_loss)",
             "baseline": "group (GRPO) advantage",
@@ -290,8 +293,10 @@ def main() -> None:
             "variants": summary,
             "png": args.png,
             "seconds": round(time.perf_counter() - t0, 1),
-        }
-    )
+        }  # fmt: skip
+    emit(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ class CptConfig:
     keep: float = 0.5
     ppl_only: bool = False
     ppl_batch_size: int = 8
+    lang_ratio: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if any(d.path == "-" for d in self.data):
@@ -90,8 +91,11 @@ class TokenStream:
     """One source as a restartable stream of token lists: shuffle buffer (reseeded per pass) →
     tokenize → append the document separator → length filter."""
 
-    def __init__(self, path: str, tokenize: Callable[[str], list[int]], *, text_field: str, buffer: int, seed: int, min_tokens: int) -> None:
+    def __init__(
+        self, path: str, tokenize: Callable[[str], list[int]], *, text_field: str, buffer: int, seed: int, min_tokens: int, lang: str | None = None
+    ) -> None:
         self.path = path
+        self.lang = lang
         self.tokenize = tokenize
         self.text_field = text_field
         self.buffer = buffer
@@ -102,7 +106,7 @@ class TokenStream:
     def __call__(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed * 1_000_003 + self.passes)
         self.passes += 1
-        texts = (t for t, _ in iter_texts(self.path, self.text_field))
+        texts = (t for t, row in iter_texts(self.path, self.text_field) if self.lang is None or row_language(t, row) == self.lang)
         for text in shuffle_buffer(texts, self.buffer, rng):
             ids = self.tokenize(text)
             if len(ids) >= max(self.min_tokens, 2):
@@ -122,7 +126,8 @@ def make_stream_dataset(sources: list[DataSource], tokenize: Callable[[str], lis
 
         def __iter__(self) -> Iterator[dict[str, list[int]]]:
             streams = [
-                TokenStream(s.path, tokenize, text_field=cfg.text_field, buffer=cfg.shuffle_buffer, seed=cfg.train.seed + i, min_tokens=cfg.min_tokens)
+                TokenStream(s.path, tokenize, text_field=cfg.text_field, buffer=cfg.shuffle_buffer, seed=cfg.train.seed + i, min_tokens=cfg.min_tokens,
+                            lang=getattr(s, "lang", None))  # fmt: skip
                 for i, s in enumerate(sources)
             ]
             self.mixture = MixtureStream(streams, weights)
@@ -133,6 +138,67 @@ def make_stream_dataset(sources: list[DataSource], tokenize: Callable[[str], lis
                 yield row
 
     return _Packed()
+
+
+@dataclass(frozen=True)
+class LangSource(DataSource):
+    """One language of one ``--data`` source (``--lang-ratio``): the rows whose language is ``lang``."""
+
+    lang: str = ""
+
+
+def row_language(text: str, row: dict[str, Any]) -> str:
+    """A CPT row's language: its ``lang`` field (normalised), else detected from the text."""
+    from in2x_cli.langs import detect_lang, normalize_lang
+
+    code = row.get("lang")
+    if isinstance(code, str) and code.strip():
+        try:
+            return normalize_lang(code)
+        except UserError:
+            return code.strip().lower()
+    return detect_lang(text)
+
+
+def split_by_language(sources: list[DataSource], lang_ratio: tuple[tuple[str, float], ...], text_field: str) -> tuple[list[LangSource], list[int], dict[str, Any]]:
+    """Per-language weights inside the mixture (paper: phase 1 balances zh:en:ja).
+
+    Source s with weight w_s becomes one stream per language l of ``lang_ratio`` present in it, with
+    weight w_s · r_l / Σ_{l' in s} r_l' (the source keeps its share; inside it the languages follow
+    the ratio). Rows in languages outside the ratio are dropped (counted in the report). Returns the
+    streams, their row counts and the report logged with the run."""
+    ratio = dict(lang_ratio)
+    out: list[LangSource] = []
+    counts: list[int] = []
+    report: dict[str, Any] = {"ratio": ratio, "sources": []}
+    for s in sources:
+        per: dict[str, int] = {}
+        for text, row in iter_texts(s.path, text_field):
+            lang = row_language(text, row)
+            per[lang] = per.get(lang, 0) + 1
+        present = [lang for lang in ratio if per.get(lang) and ratio[lang] > 0]
+        if not present:
+            raise UserError(f"no rows in the --lang-ratio languages ({', '.join(ratio)}); found {', '.join(sorted(per)) or 'none'}", s.path)
+        total = sum(ratio[lang] for lang in present)
+        for lang in present:
+            out.append(LangSource(s.path, s.weight * ratio[lang] / total, lang))
+            counts.append(per[lang])
+        report["sources"].append({"path": s.path, "rows_by_lang": dict(sorted(per.items())), "dropped_rows": sum(n for lang, n in per.items() if lang not in present)})
+    return out, counts, report
+
+
+def language_shares(sources: list[DataSource], tokens: list[int]) -> dict[str, dict[str, float]]:
+    """Planned weight and seen token share per language (``--lang-ratio`` runs; for the metrics)."""
+    weights = normalize_weights(sources)
+    total_tokens = max(1, sum(tokens))
+    out: dict[str, dict[str, float]] = {}
+    for s, w, t in zip(sources, weights, tokens, strict=True):
+        lang = getattr(s, "lang", None) or "all"
+        entry = out.setdefault(lang, {"weight": 0.0, "tokens": 0, "token_share": 0.0})
+        entry["weight"] = round(entry["weight"] + w, 6)
+        entry["tokens"] += t
+        entry["token_share"] = round(entry["tokens"] / total_tokens, 6)
+    return out
 
 
 def parse_token_count(text: str) -> int:
@@ -224,6 +290,9 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
             console.info(f"cpt: perplexity filter written to {Path(cfg.train.output_dir) / 'ppl'} (--ppl-only: no training)")
             return {"ppl_filter": ppl_report}
         counts = [s["kept"] for s in ppl_report["sources"]]
+    lang_report: dict[str, Any] | None = None
+    if cfg.lang_ratio:
+        sources, counts, lang_report = split_by_language(sources, cfg.lang_ratio, cfg.text_field)
 
     def tokenize(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"] + [sep]
@@ -264,12 +333,16 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         "steps": trainer.state.global_step,
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "context_extension": context_changes,
+        **({"languages": {**lang_report, "shares": language_shares(sources, mixture.tokens if mixture else [0] * len(sources))}} if lang_report else {}),
         "sources": [
-            {"path": s.path, "weight": w, "rows": n, **({"tokens": mixture.tokens[i], "documents": mixture.docs[i], "passes": mixture.passes[i]} if mixture else {})}
+            {"path": s.path, **({"lang": s.lang} if isinstance(s, LangSource) else {}), "weight": w, "rows": n, **({"tokens": mixture.tokens[i], "documents": mixture.docs[i], "passes": mixture.passes[i]} if mixture else {})}
             for i, (s, w, n) in enumerate(zip(sources, normalize_weights(sources), counts, strict=True))
         ],
         **({"ppl_filter": ppl_report} if ppl_report else {}),
     }
+    if lang_report:
+        shares = summary["languages"]["shares"]
+        console.info("cpt: languages " + ", ".join(f"{k} weight {v['weight']:.3f} tokens {v['tokens']} ({v['token_share']:.1%})" for k, v in shares.items()))
     model.config.use_cache = True  # off only for training; inference wants the KV cache
     inputs = [str(model_path), *(s.path for s in cfg.data)]
     finish_run(
