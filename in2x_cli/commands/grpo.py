@@ -62,6 +62,8 @@ def grpo(
     judge_backend: str = typer.Option("transformers", "--judge-backend", help=BACKEND_HELP),
     principles: Path | None = typer.Option(None, "--principles", help="Judge principles, one per line (default: five generic ones; the paper's are not published)."),
     judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", min=16, help="Longest judge reply."),
+    eval_prompts: str | None = typer.Option(None, "--eval-prompts", help="Held-out prompt JSONL (same rows as PROMPTS): scored before training and every --eval-steps updates; metrics.jsonl gets eval_reward, eval_completions/mean_length and eval_completions/clipped_ratio (reward up with length not collapsing = not gaming the reward)."),
+    eval_steps: int = typer.Option(0, "--eval-steps", min=0, help="Updates between held-out evaluations (0 = only at the start and the end)."),
     rollout_engine: str = typer.Option("auto", "--rollout-engine", help="auto (TRL's colocated vLLM when installed with a GPU, else transformers), vllm or transformers."),
     vllm_gpu_memory: float = typer.Option(0.3, "--vllm-gpu-memory", help="Share of GPU memory the colocated vLLM may take."),
     *,
@@ -121,6 +123,8 @@ def grpo(
         length_penalty=parse_length_penalty(length_penalty),
         length_penalty_weight=length_penalty_weight,
         reward_clip_high=reward_clip_high,
+        eval_prompts=eval_prompts,
+        eval_steps=eval_steps,
         rollout_engine=rollout_engine,
         vllm_gpu_memory_utilization=vllm_gpu_memory,
     )

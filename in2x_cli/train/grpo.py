@@ -546,6 +546,8 @@ class GRPORunConfig:
     length_penalty: tuple[int, int] | None = None
     length_penalty_weight: float = 1.0
     reward_clip_high: float | None = None
+    eval_prompts: str | None = None
+    eval_steps: int = 0
     rollout_engine: str = "auto"
     vllm_gpu_memory_utilization: float = 0.3
 
@@ -602,6 +604,10 @@ def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPO
         # per completion (B, 1), which multiplies our objective at every ratio level
         extra.update(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
     lp = cfg.length_penalty
+    if cfg.eval_prompts:
+        # one prompt group per process per eval micro-step (TRL: global eval batch divisible by G); scored at
+        # the start (baseline) and every --eval-steps updates (or only at the end, via run_grpo)
+        extra.update(per_device_eval_batch_size=cfg.num_generations, eval_on_start=True, eval_strategy="steps", eval_steps=cfg.eval_steps or 10**9)
     return TICGRPOConfig(
         **base,
         **extra,
@@ -655,6 +661,7 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     rows = load_prompt_rows(cfg.prompts)
     if len(rows) < cfg.rollout_batch:
         raise UserError(f"{len(rows)} prompts is fewer than one rollout batch (--rollout-batch {cfg.rollout_batch})", cfg.prompts)
+    eval_rows = load_prompt_rows(cfg.eval_prompts) if cfg.eval_prompts else None
     rewards = resolve_rewards(cfg.rewards, cfg.reward_context)
     warning = dense_length_corrected_warning(cfg, rewards)
     if warning:
@@ -679,6 +686,7 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
         reward_funcs=[TRLRewardAdapter(r) for r in rewards],
         args=args,
         train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
     )
     from in2x_cli.train.flops import flops_per_token
@@ -695,6 +703,8 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
         f"ratio {cfg.ratio_level}, advantages {cfg.advantage}, rollouts by {'vLLM (colocate)' if use_vllm else 'transformers'}"
     )
     run_training(trainer, resume_from)
+    if eval_rows and (not cfg.eval_steps or trainer.state.global_step % cfg.eval_steps):
+        trainer.evaluate()  # the held-out score after the last update
     extra = {
         "batch_plan": plan,
         "rollout_engine": "vllm" if use_vllm else "transformers",

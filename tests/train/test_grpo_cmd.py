@@ -3,6 +3,7 @@ launcher command, help. Training itself is tested in tests/train/test_grpo_train
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,21 @@ def test_dense_reward_with_length_corrected_advantage_warns_once(tmp_path, good_
     for extra in (["--reward", "translation_chrf"], ["--reward", "math_exact", "--advantage", "length-corrected"]):
         res = invoke([*base, *extra])
         assert "dense reward" not in res.stderr
+
+
+def test_eval_prompts_report_held_out_reward_and_length_before_and_after(tmp_path, tiny_model) -> None:
+    """--eval-prompts: the held-out set is scored at step 0 (the baseline) and after the last update
+    (--eval-steps 0), with reward and completion length in metrics.jsonl."""
+    train = write_jsonl(tmp_path / "t.jsonl", [{"instruction": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(4)])
+    held = write_jsonl(tmp_path / "h.jsonl", [{"instruction": f"What is {i}*2?", "answer": str(2 * i)} for i in range(10, 12)])
+    out = tmp_path / "run"
+    res = invoke(["grpo", str(train), "--model", str(tiny_model), "-o", str(out), "--reward", "math_exact", "--eval-prompts", str(held),
+                  "--max-steps", "2", "--max-completion-tokens", "6", *SMALL])  # fmt: skip
+    assert res.code == 0, res.stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    evals = [r for r in rows if "eval_reward" in r]
+    assert [r["step"] for r in evals] == [0, 2]
+    assert all(0 <= r["eval_reward"] <= 1 and 1 <= r["eval_completions/mean_length"] <= 6 for r in evals)
+    bad = invoke(["grpo", str(train), "--model", str(tiny_model), "-o", str(tmp_path / "x"), "--reward", "math_exact",
+                  "--eval-prompts", str(tmp_path / "missing.jsonl"), *SMALL])  # fmt: skip
+    assert_user_error(bad, "missing.jsonl")
