@@ -4,20 +4,28 @@ files, streamed, tokenized lazily and packed into ``seq_len`` rows, trained with
 
 The paper's three phases are three ``in2x cpt`` calls, each starting from the previous output::
 
-    # 1. knowledge + creative data, constant LR, 8,192-token rows
+    # 1. knowledge + creative data (paper: 2T general + 500B creative tokens, zh:en:ja balanced),
+    #    constant LR, 8,192-token rows
     in2x cpt --model Qwen/Qwen2.5-7B --data knowledge.jsonl:0.8 --data creative.jsonl:0.2 \
-        --seq-len 8192 --lr-scheduler-type constant --max-tokens 20B -o runs/cpt1
+        --lang-ratio zh=1,en=1,ja=1 --seq-len 8192 --lr-scheduler-type constant --max-tokens 2500B -o runs/cpt1
     # 2. length-filtered data, context grown towards 32k (ABF: a larger RoPE base)
     in2x cpt --model runs/cpt1 --data long.jsonl --min-tokens 8192 --seq-len 32768 \
-        --rope-theta 1000000 --lr-scheduler-type constant --max-tokens 5B -o runs/cpt2
-    # 3. anneal on the lowest-perplexity share, LR decaying linearly from 3e-5 (paper)
+        --rope-theta 1000000 --lr-scheduler-type constant --max-tokens 50B -o runs/cpt2
+    # 3. anneal on the lowest-perplexity share (paper: 300B tokens), LR decaying linearly from 3e-5 (paper)
     in2x cpt --model runs/cpt2 --data hq.jsonl --ppl-filter runs/cpt2 --keep 0.3 \
-        --seq-len 32768 --lr 3e-5 --lr-scheduler-type linear --max-tokens 1B -o runs/cpt3
+        --seq-len 32768 --lr 3e-5 --lr-scheduler-type linear --max-tokens 300B -o runs/cpt3
 
-The paper gives the phase-3 schedule (3e-5, linear decay) but no phase-1/2 learning rate, warmup,
-batch size, token budgets or keep fraction: the ``--max-tokens`` values above are examples of ours,
-not the paper's, and our defaults (1e-5, no warmup, ``--keep 0.5``) are stated in the help text as ours. Instead of
-``--rope-theta``, ``--rope-scaling yarn:4`` extends with YaRN (see ``data.apply_context_extension``).
+Whose values: the paper gives the phase-1 budget (2T general + 500B creative = 2.5T, hence the 0.8 :
+0.2 weights), the balanced zh:en:ja mixture of phase 1, the 8,192 → ~32k context, the phase-3
+budget (300B) and schedule (3e-5, linear decay). It gives no phase-1/2 learning rate, warmup, batch
+size, phase-2 budget, RoPE base, exact language ratio or keep fraction: those values above (1e-5,
+no warmup, 50B, 1e6, 1:1:1, ``--keep 0.3``/``0.5``) are ours and the help text says so. Scaled
+runs (recipes/demo.sh, the rehearsal) use budgets of ours. Instead of ``--rope-theta``,
+``--rope-scaling yarn:4`` extends with YaRN (see ``data.apply_context_extension``).
+
+Language balance (``--lang-ratio``, ``split_by_language``): each source is split into one stream
+per language with weight w_source · r_lang / Σ r; the run summary (provenance) reports the planned
+weight and the tokens seen per language.
 
 Perplexity filter (``ppl.py``): every document is scored by the filter model, written with a
 ``ppl`` field to ``<out>/ppl/<n>-<name>.jsonl`` (inspectable, resumable), and the lowest-perplexity
