@@ -98,7 +98,7 @@ def test_row_id_uses_id_else_a_stable_content_hash() -> None:
     assert row_id({"instruction": "hello"}) == row_id({"instruction": "hello", "answer": "x"})
     import hashlib
 
-    expected = hashlib.sha256('{"input":null,"instruction":"hello"}'.encode()).hexdigest()[:16]
+    expected = hashlib.sha256(b'{"input":null,"instruction":"hello"}').hexdigest()[:16]
     assert row_id({"instruction": "hello"}) == "sha256:" + expected
     # messages, translation rows and text rows each hash their own content
     assert row_id({"messages": [{"role": "user", "content": "hi"}]}) != row_id({"text": "hi"})

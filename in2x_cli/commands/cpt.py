@@ -54,8 +54,8 @@ def cpt(
 
     Example: in2x cpt --model runs/cpt2 --data web.jsonl --ppl-filter runs/cpt2 --keep 0.3 --ppl-only -o runs/cpt3 && jq -c '{ppl, text}' runs/cpt3/ppl/0-web.kept.jsonl | head
     """
-    from in2x_cli.train.cpt import CptConfig, parse_token_count, run_cpt
     from in2x_cli.langs import parse_lang_ratio
+    from in2x_cli.train.cpt import CptConfig, parse_token_count, run_cpt
     from in2x_cli.train.data import parse_data_spec
     from in2x_cli.train.launch import launch_or_train
 

@@ -18,7 +18,6 @@ from in2x_cli.langs import DEFAULT_LANGS, detect_lang, normalize_lang, parse_lan
 from in2x_cli.prompts import PromptSet
 from in2x_cli.records import InstructionRow
 
-
 ORDERS = ("paper", "reread-first")  # synth/pipeline.py's module docstring
 
 
