@@ -209,6 +209,25 @@ def language_shares(sources: list[DataSource], tokens: list[int]) -> dict[str, d
     return out
 
 
+def language_share_callback(dataset: Any, sources: list[DataSource]) -> Any:
+    """Adds ``lang_share/<lang>`` (share of the tokens streamed so far) to every training log line,
+    so metrics.jsonl shows the zh:en:ja balance as it happens (runs before the metrics writer)."""
+    from transformers import TrainerCallback
+
+    langs = [getattr(s, "lang", None) or "all" for s in sources]
+
+    class _LanguageShares(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            mixture = getattr(dataset, "mixture", None)
+            if logs is None or mixture is None or "loss" not in logs:
+                return
+            total = max(1, sum(mixture.tokens))
+            for lang in dict.fromkeys(langs):
+                logs[f"lang_share/{lang}"] = round(sum(t for t, l2 in zip(mixture.tokens, langs, strict=True) if l2 == lang) / total, 6)
+
+    return _LanguageShares()
+
+
 def parse_token_count(text: str) -> int:
     """``2B`` / ``500M`` / ``10k`` / ``1e9`` / ``123`` → tokens (decimal units)."""
     t = text.strip().upper().replace("_", "")
@@ -330,6 +349,8 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     install_callbacks(
         trainer, cfg.train.output_dir, description="cpt", flops_per_token_value=flops_per_token(model, cfg.seq_len)
     )
+    if lang_report:  # ahead of the metrics writer (install_callbacks puts it first)
+        trainer.callback_handler.callbacks.insert(0, language_share_callback(dataset, sources))
     console.info(
         f"cpt: {len(sources)} source(s) ({', '.join(f'{s.path} w={w:.3g} rows={n}' for s, w, n in zip(sources, normalize_weights(sources), counts, strict=True))}), "
         f"{max_steps} steps x {cfg.seq_len * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * world} tokens"

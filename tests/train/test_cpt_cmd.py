@@ -195,3 +195,6 @@ def test_cpt_lang_ratio_balances_languages_inside_the_mixture(tiny_model, tmp_pa
         assert abs(v["tokens"] - total / 3) <= 130, shares  # one document of slack
     assert summary["languages"]["sources"][0]["dropped_rows"] == 1  # the Korean row
     assert "cpt: languages zh weight 0.333" in res.stderr
+    logged = [r for r in read_metrics(out) if "loss" in r]
+    assert logged and all(set(r) >= {"lang_share/zh", "lang_share/en", "lang_share/ja"} for r in logged)
+    assert logged[-1]["lang_share/ja"] == pytest.approx(shares["ja"]["token_share"], abs=0.05)
