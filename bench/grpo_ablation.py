@@ -260,6 +260,56 @@ def plot(results: list[dict[str, Any]], png: Path) -> None:
     plt.close(fig)
 
 
+def tiny_model_runs(steps: int, seed: int) -> list[dict[str, Any]]:
+    """``in2x grpo`` itself on the warmed-up tiny model (en→ja, translation_chrf; and math_exact):
+    held-out reward and completion length before and after ``steps`` updates, per advantage kind."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from in2x_cli.rewards import RewardSpec
+    from in2x_cli.tiny import TinyConfig, build_tiny_model, load_corpus
+    from in2x_cli.train.grpo import GRPORunConfig, run_grpo
+    from in2x_cli.train.options import TrainOptions
+
+    work = Path(tempfile.mkdtemp(prefix="in2x-grpo-ablation-"))
+    warm = build_tiny_model(work / "warm", TinyConfig(seed=0, train_steps=300))
+    par = load_corpus("parallel")
+    # the demo's SFT step: 40 steps on en→ja translation chats, so the policy translates a little
+    chats = [{"messages": [{"role": "user", "content": f"次の英語を日本語に翻訳してください。\n\n{r['en']}"}, {"role": "assistant", "content": r["ja"]}]}
+             for r in par[:120]]  # fmt: skip
+    (work / "chats.jsonl").write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in chats), encoding="utf-8")
+    model = work / "sft"
+    subprocess.run([sys.executable, "-m", "in2x_cli", "-q", "sft", str(work / "chats.jsonl"), "-m", str(warm), "--max-steps", "40", "--lr", "1e-3",
+                    "--max-length", "256", "--batch-size", "8", "--report-to", "none", "-o", str(model)], check=True)  # fmt: skip
+    maths = [r for r in load_corpus("instructions") if r.get("answer")]
+    sets = {
+        "translation_chrf": ([{"src": r["en"], "ref": r["ja"], "src_lang": "en", "tgt_lang": "ja"} for r in par[120:184]],
+                             [{"src": r["en"], "ref": r["ja"], "src_lang": "en", "tgt_lang": "ja"} for r in par[200:216]]),
+        "math_exact": ([{"instruction": r["instruction"], "answer": r["answer"]} for r in maths[:-8]],
+                       [{"instruction": r["instruction"], "answer": r["answer"]} for r in maths[-8:]]),
+    }  # fmt: skip
+    out = []
+    for reward, (train_rows, held_rows) in sets.items():
+        paths = []
+        for name, rows in (("train", train_rows), ("held", held_rows)):
+            path = work / f"{reward}-{name}.jsonl"
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            paths.append(str(path))
+        for advantage in ("length-corrected", "auto"):
+            run_dir = work / f"{reward}-{advantage}"
+            train = TrainOptions(output_dir=run_dir, max_steps=steps, learning_rate=1e-4, per_device_batch_size=4, seed=seed, report_to=("none",),
+                                 logging_steps=1, save_steps=10**6)
+            cfg = GRPORunConfig(model=str(model), prompts=paths[0], train=train, rewards=(RewardSpec(reward),), num_generations=4, rollout_batch=4,
+                                minibatch=2, max_completion_tokens=24, advantage=advantage, eval_prompts=paths[1], eval_steps=max(1, steps // 4))  # fmt: skip
+            run_grpo(cfg, provenance_command="bench/grpo_ablation.py --tiny-model")
+            rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+            ev = [r for r in rows if "eval_reward" in r]
+            out.append({"reward": reward, "advantage": advantage, "steps": steps,
+                        "held_out": [{"step": r["step"], "reward": round(r["eval_reward"], 4), "length": round(r["eval_completions/mean_length"], 2)} for r in ev]})  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=60, help="GRPO rounds per variant (each: 1 rollout batch, 2 updates)")
@@ -267,6 +317,8 @@ def main() -> None:
     ap.add_argument("--png", default=str(REPO / "docs" / "img" / "grpo_ablation.png"))
     ap.add_argument("--json", help="also write the JSON to this file")
     ap.add_argument("--quick", action="store_true", help="trajectory ratio only, no clip-scale sweep (for tests)")
+    ap.add_argument("--tiny-model", type=int, default=0, metavar="STEPS",
+                    help="also run in2x grpo on the warmed-up tiny model for STEPS updates per variant (slow: minutes)")  # fmt: skip
     args = ap.parse_args()
     import torch
 
@@ -279,6 +331,7 @@ def main() -> None:
         results += [run("chrf", "auto", "trajectory", scale, args.rounds, args.seed, data, lr=0.3, minibatch=1) for scale in CLIP_SCALES]
         results += [run("chrf", "auto", "trajectory", "sqrt-length", args.rounds, args.seed, data, lr=0.3, minibatch=1, symmetric=True)]
     plot(results, Path(args.png))
+    tiny = tiny_model_runs(args.tiny_model, args.seed) if args.tiny_model else None
     summary = {f"{r['reward']}/{r['advantage']}/{r['ratio']}/{r['clip_scale']}/lr{r['lr']}": {k: v for k, v in r.items() if k != "curve"} for r in results}
     result = {
             "bench": "grpo_ablation",
@@ -291,6 +344,7 @@ def main() -> None:
             "ratios": {k: {"reward_gain": round(r["held_out_reward_last10"] / max(r["held_out_reward_first"], 1e-9), 3),
                            "length_kept": round(r["length_ratio_last10"] / max(r["length_ratio_first"], 1e-9), 3)} for k, r in summary.items()},  # fmt: skip
             "variants": summary,
+            **({"tiny_model": tiny} if tiny else {}),
             "png": args.png,
             "seconds": round(time.perf_counter() - t0, 1),
         }  # fmt: skip

@@ -78,7 +78,7 @@ GRPO_TEMP_START=${GRPO_TEMP_START:-1.0} GRPO_TEMP_END=${GRPO_TEMP_END:-0.7}   # 
 GRPO_MAX_TOKENS=${GRPO_MAX_TOKENS:-2048} # (ours)
 GRPO_LENGTH_PENALTY=${GRPO_LENGTH_PENALTY:-1536:2048}   # (ours) the paper uses one, values not given
 GRPO_REWARD_CLIP=${GRPO_REWARD_CLIP:-1.0}  # (ours) the paper clips rewards, value not given
-GRPO_ADVANTAGE=${GRPO_ADVANTAGE:-auto}   # (ours) length-corrected (TIC-GRPO) only in 0/1-reward groups: docs/grpo.md
+GRPO_ADVANTAGE=${GRPO_ADVANTAGE:-auto}   # (ours) length-corrected (TIC-GRPO) only in pass/fail groups (0 or one value): docs/grpo.md
 GRPO_REWARDS=${GRPO_REWARDS:-paper}      # paper: math_exact + format (rows that ask) + generative judge;
                                          # translation (ours, NOT the paper's): chrF on rows with a reference instead of the judge
 GRPO_PER_DEVICE=${GRPO_PER_DEVICE:-16}   # (ours)

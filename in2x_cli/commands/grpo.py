@@ -46,7 +46,7 @@ def grpo(
     temperature_end: float = typer.Option(0.7, "--temperature-end", help="Sampling temperature of the last rollout batch; linear in between (equal to start = constant)."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling for rollouts."),
     ratio_level: str = typer.Option("trajectory", "--ratio-level", help="Importance ratio: trajectory (TIC-GRPO, paper), sequence-mean (GSPO) or token (GRPO)."),
-    advantage: str = typer.Option("auto", "--advantage", help="auto (ours, default): TIC-GRPO's length-corrected (r/L - mean)/std in groups whose rewards are all 0/1 (math, format), GRPO's (r - mean)/std elsewhere; length-corrected: r/L everywhere (with dense rewards such as chrF or the judge's fraction it ranks truncated answers above full ones: bench/grpo_ablation.py); group; reference-length: r*min(1, L_ref/L), L_ref the token length of the row's 'ref' (or 'answer'); rows without one are not rescaled."),
+    advantage: str = typer.Option("auto", "--advantage", help="auto (ours, default): TIC-GRPO's length-corrected (r/L - mean)/std in groups whose rewards are pass/fail (0 or one positive value: math_exact, at any weight), GRPO's (r - mean)/std elsewhere; length-corrected: r/L everywhere (with dense rewards such as chrF or the judge's fraction it ranks truncated answers above full ones: bench/grpo_ablation.py); group; reference-length: r*min(1, L_ref/L), L_ref the token length of the row's 'ref' (or 'answer'); rows without one are not rescaled."),
     epsilon_high: float = typer.Option(0.28, "--epsilon-high", help="Upper clip of a token's ratio, 1+eps (paper silent; DAPO's clip-higher 0.28). No lower clip unless --symmetric-clip."),
     clip_scale: str = typer.Option("sqrt-length", "--clip-scale", help="Trajectory ratios only (a product of L token ratios): clip log w at log(1+eps)*s(L) and the dual clip at log(c)*s(L), s = sqrt(L) (sqrt-length, ours), L (length: the geometric-mean ratio at 1+eps) or 1 (none)."),
     symmetric_clip: bool = typer.Option(False, "--symmetric-clip", help="Also clip negative-advantage samples whose log w falls below -log(1+eps)*s(L): the positive bound mirrored in log-space."),
@@ -72,7 +72,7 @@ def grpo(
 ) -> int | None:
     """Reinforcement learning with Trajectory-Corrected GRPO (In2x / TIC-GRPO): one importance
     ratio per rollout, upper-only and dual clipping on the trajectory's scale, length-corrected
-    advantages where rewards are 0/1, entropy bonus, temperature decay; rewards are weighted
+    advantages where rewards are pass/fail, entropy bonus, temperature decay; rewards are weighted
     rule-based and generative-judge functions, each scoring only the rows it applies to. Writes an HF
     model directory with metrics.jsonl, checkpoints (--resume) and provenance.
 

@@ -161,13 +161,20 @@ def reference_length_advantages(
 
 
 def verifiable_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
-    """(groups,) bool: every scored reward of the group is exactly 0 or 1 (a verifiable pass/fail
-    reward such as math_exact); NaN entries (not applicable) are ignored."""
+    """(groups,) bool: the group's scored rewards take at most two values, 0 and one positive c
+    (a pass/fail reward such as math_exact, at any weight); NaN entries (not applicable) are
+    ignored. Only then can r/L never rank a failed completion above a passed one: every pass has
+    r/L = c/L > 0 = every fail. Two passing levels (math 0.8 + format 0.2) or a length penalty
+    make the group dense."""
     import torch
 
     g = _grouped(rewards, group_size)
-    binary = torch.isnan(g) | (g == 0) | (g == 1)
-    return binary.all(dim=1)
+    valid = ~torch.isnan(g)
+    negative = (valid & (g < 0)).any(dim=1)
+    passed = valid & (g > 0)
+    high = torch.where(passed, g, torch.full_like(g, float("-inf"))).max(dim=1).values
+    low = torch.where(passed, g, torch.full_like(g, float("inf"))).min(dim=1).values
+    return ~negative & (~passed.any(dim=1) | (high == low))
 
 
 def advantages_for(
@@ -185,9 +192,9 @@ def advantages_for(
     - ``length-corrected``: TIC-GRPO's (r/L − mean)/(std + δ). Sound for 0/1 rewards only: with a
       dense reward (chrF, a judge's fraction of principles) dividing by L makes short, truncated
       completions win (bench/grpo_ablation.py).
-    - ``auto`` (the default, ours): length-corrected in groups whose rewards are all 0/1
-      (``verifiable_groups``: among correct answers the shorter wins, a wrong answer never beats
-      a right one), plain group advantages in every other group.
+    - ``auto`` (the default, ours): length-corrected in groups whose rewards are pass/fail, 0 or
+      one positive value (``verifiable_groups``: among correct answers the shorter wins, a wrong
+      answer never beats a right one), plain group advantages in every other group.
     - ``reference-length``: ``reference_length_advantages``.
     """
     import torch

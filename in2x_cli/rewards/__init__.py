@@ -24,7 +24,7 @@ Applicability contract (every reward, built-in or new, follows it):
 3. A reward that only ever returns exactly 0.0 or 1.0 (pass/fail on a verifiable check) is listed
    in ``VERIFIABLE_REWARDS`` (or sets a ``verifiable = True`` attribute on its function/class);
    ``in2x grpo --advantage auto`` uses TIC-GRPO's length-corrected advantage only where a group's
-   rewards are all 0/1, and warns when ``--advantage length-corrected`` meets any other reward.
+   rewards are pass/fail (0 or one positive value), and warns when ``--advantage length-corrected`` meets any other reward.
 
 Selecting rewards: ``--reward math_exact:1.0 --reward format:0.2``. A name is a key of
 ``REWARDS`` or a dotted path ``package.module:function`` (``package.module.function`` also

@@ -11,7 +11,7 @@ gathering across processes, checkpointing and vLLM weight sync, is TRL's own cod
   (linear decay, ``core.grpo_loss.temperature_at``) on the generation path actually used
   (transformers ``generate`` or TRL's colocated vLLM), then replaces TRL's advantages with ours:
   weighted reward sum → soft length penalty → high clip → advantages (``core.grpo_loss.advantages_for``:
-  by default length-corrected in 0/1-reward groups, plain group advantages elsewhere). The round's temperature travels with the batch.
+  by default length-corrected in pass/fail groups (0 or one positive value), plain group advantages elsewhere). The round's temperature travels with the batch.
 - ``_compute_loss``: the TIC-GRPO loss of ``core.grpo_loss.tic_grpo_loss`` (trajectory /
   sequence-mean / token ratio, upper-only clip, dual clip, entropy bonus, optional k3 KL),
   with log-probabilities recomputed at the temperature the batch was sampled with.
@@ -226,7 +226,7 @@ class TICGRPOConfig(GRPOConfig):
     """``GRPOConfig`` plus the Trajectory-Corrected GRPO knobs (``temperature`` is the start value)."""
 
     ratio_level: str = field(default="trajectory", metadata={"help": "trajectory (TIC), sequence-mean (GSPO) or token (GRPO)."})
-    advantage_type: str = field(default="auto", metadata={"help": "auto (length-corrected in 0/1-reward groups, else group), group (GRPO), length-corrected (TIC-GRPO) or reference-length."})
+    advantage_type: str = field(default="auto", metadata={"help": "auto (length-corrected in pass/fail groups, else group), group (GRPO), length-corrected (TIC-GRPO) or reference-length."})
     clip_scale: str = field(default="sqrt-length", metadata={"help": "Scale of the clip bounds for trajectory ratios: sqrt-length, length or none (core.grpo_loss.clip_log_bounds)."})
     symmetric_clip: bool = field(default=False, metadata={"help": "Also clip negative samples below exp(-b) (symmetric in log-space)."})
     dual_clip: float | None = field(default=3.0, metadata={"help": "c of the dual clip for A < 0 (None = off)."})

@@ -282,6 +282,9 @@ def test_auto_uses_length_correction_only_in_verifiable_groups() -> None:
     rewards = torch.tensor([1.0, 1.0, 0.0, float("nan"), 0.9, 0.2, 0.5, 0.1])
     lengths = torch.tensor([2.0, 4.0, 3.0, 3.0, 2.0, 4.0, 3.0, 3.0])
     assert verifiable_groups(rewards, 4).tolist() == [True, False]
+    # a weighted pass/fail reward (math_exact:0.8) is still pass/fail; two passing levels, a
+    # negative total (length penalty) or a dense value are not
+    assert verifiable_groups(torch.tensor([0.8, 0.0, 0.8, float("nan"), 0.8, 0.2, 0.0, 1.0, 0.0, -0.5, 1.0, 1.0]), 4).tolist() == [True, False, False]
     adv = advantages_for("auto", rewards, lengths, 4)
     close(adv[:4], length_corrected_advantages(rewards[:4], lengths[:4], 4).tolist())
     close(adv[4:], group_advantages(rewards[4:], 4).tolist())
