@@ -15,6 +15,8 @@ Rows as text and conversations, the one parser every stage uses (``row_prompt``,
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import types
 import typing
@@ -258,6 +260,32 @@ def row_key(data: dict[str, Any], fallback: int) -> str:
         if key in data and data[key] is not None:
             return f"{key}:{data[key]}"
     return f"row:{fallback}"
+
+
+def row_id(data: dict[str, Any]) -> str:
+    """The identity of a row wherever rows must be told apart across files (the recipe's RL pool
+    is the graded pool minus the rows SFT took): its ``id`` when present (``"id:" + JSON of it``),
+    else ``"sha256:"`` + the first 16 hex digits of a hash of its content. The content is the
+    first present of ``messages``, the instruction (``PROMPT_FIELDS``) with an Alpaca ``input``,
+    ``src``/``src_text`` with ``tgt_lang``, or ``text``; labels added by the stages (tag,
+    difficulty, cluster, round, grades, …) are not part of it, so a row keeps its id through
+    cluster → sample-difficulty → SFT selection. A row with none of these hashes its whole JSON.
+    """
+    if data.get("id") is not None:
+        return "id:" + json.dumps(data["id"], ensure_ascii=False, sort_keys=True)
+    content: Any
+    if "messages" in data:
+        content = {"messages": data["messages"]}
+    elif has_prompt(data):
+        content = {"instruction": next(data[k] for k in PROMPT_FIELDS if k in data), "input": data.get("input")}
+    elif any(k in data for k in ("src", "src_text")):
+        content = {"src": data.get("src", data.get("src_text")), "tgt_lang": data.get("tgt_lang")}
+    elif "text" in data:
+        content = {"text": data["text"]}
+    else:
+        content = data
+    blob = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- rows as text and conversations

@@ -116,6 +116,9 @@ write("translation_chats.jsonl", chats, "parallel")
 grpo = [{"id": f"g-{r['id']}", "src": r["en"], "ref": r["ja"], "src_lang": "en", "tgt_lang": "ja", "lang": "ja"} for r in par[120:160]]
 grpo += [{"id": f"g-{r['id']}", "instruction": r["instruction"], "answer": r["answer"], "lang": r["lang"]} for r in rows("instructions") if r.get("answer")][:24]
 write("grpo_prompts.jsonl", grpo, "parallel", "instructions")
+held_out = [{"id": f"h-{r['id']}", "src": r["en"], "ref": r["ja"], "src_lang": "en", "tgt_lang": "ja", "lang": "ja"} for r in par[160:168]]
+held_out += [{"id": f"h-{r['id']}", "instruction": r["instruction"], "answer": r["answer"], "lang": r["lang"]} for r in rows("instructions") if r.get("answer")][24:28]
+write("grpo_heldout.jsonl", held_out, "parallel", "instructions")  # GRPO's held-out prompts (disjoint from grpo_prompts)
 write("documents.jsonl", rows("documents")[:ndocs], "documents")
 
 # The judge's chats: each user turn is built by the code that sends it (in2x_cli.core.difficulty for
@@ -232,8 +235,13 @@ step "sft: $(count "$RUN/data/sft.jsonl") conversations, assistant-only loss, pa
 # 6. grpo: Trajectory-Corrected GRPO with rule rewards (chrF vs the reference, exact answers, language).
 q grpo "$RUN/data/grpo_prompts.jsonl" -m "$RUN/sft" --reward translation_chrf --reward math_exact --reward language_match:0.5 \
   -G "$G" --rollout-batch 4 --minibatch 2 --batch-size "$G" --max-steps "$GRPO_STEPS" --max-completion-tokens 24 --lr 1e-4 \
-  --temperature-start 1.0 --temperature-end 0.7 --report-to none -o "$RUN/grpo"
-step "grpo: $GRPO_STEPS TIC-GRPO updates, $G rollouts per prompt, rewards chrF + math_exact + language_match -> $RUN/grpo"
+  --temperature-start 1.0 --temperature-end 0.7 --eval-prompts "$RUN/data/grpo_heldout.jsonl" --report-to none -o "$RUN/grpo"
+HELD_OUT=$($PY -c 'import json, sys
+ev = [r for r in map(json.loads, open(sys.argv[1], encoding="utf-8")) if "eval_reward" in r]
+R, L = "eval_reward", "eval_completions/mean_length"
+f = lambda r: "reward %.3f, length %.1f tokens" % (r[R], r[L])
+print("held-out %s at step %d -> %s at step %d" % (f(ev[0]), ev[0]["step"], f(ev[-1]), ev[-1]["step"]))' "$RUN/grpo/metrics.jsonl")
+step "grpo: $GRPO_STEPS TIC-GRPO updates, $G rollouts per prompt, rewards chrF + math_exact + language_match; $HELD_OUT -> $RUN/grpo"
 
 # 7. merge: fuse the two fine-tuned variants over the CPT base, with TIES and with OBIM.
 q merge --method ties --base "$RUN/cpt3" -m "$RUN/grpo" -m "$RUN/sft_t2" -w 0.5 -d 0.5 -o "$RUN/merged_ties"

@@ -2,7 +2,7 @@
 
     python recipes/prepare_tiny_data.py DATA_DIR
 
-Writes pool.jsonl (instructions + translation tasks with references), seed_tasks.jsonl,
+Writes pool.jsonl (instructions + translation tasks with references), seed_tasks.jsonl, rules.txt,
 cpt_{knowledge,creative,long,hq}.jsonl, calib_{ja,zh}.jsonl and test.jsonl. The recipe's paper
 scale comes from pointing DATA at real files with the same names and fields.
 """
@@ -35,6 +35,7 @@ def main(out: Path) -> None:
                      "src_lang": "ja", "tgt_lang": "zh", "tag": "Translation - Japanese to Chinese", "difficulty": "medium"})
     write(out / "pool.jsonl", pool)
     write(out / "seed_tasks.jsonl", load_corpus("seed_tasks"))
+    (out / "rules.txt").write_text("Write tasks a native speaker would ask.\nKeep each task self-contained and answerable.\n", encoding="utf-8")
     pre = load_corpus("pretrain")
     write(out / "cpt_knowledge.jsonl", [r for r in pre if r.get("kind") != "creative"])
     write(out / "cpt_creative.jsonl", [r for r in pre if r.get("kind") == "creative"])

@@ -19,7 +19,7 @@ JSONL_WITH_SIDECAR = [
     "clustered.jsonl", "cluster_sweep.jsonl", "selected.jsonl", "selected.jsonl.grades.jsonl", "grade_rejects.jsonl", "synth.jsonl",
     "synth.rejects.jsonl", "synth_answer.rejects.jsonl", "translations.jsonl", "plots.jsonl",
     *(f"translate_{m}.jsonl" for m in SYSTEMS),
-    *(f"data/{d}.jsonl" for d in ("pool", "knowledge", "creative", "translation_chats", "grpo_prompts", "documents", "sft", "calibration",
+    *(f"data/{d}.jsonl" for d in ("pool", "knowledge", "creative", "translation_chats", "grpo_prompts", "grpo_heldout", "documents", "sft", "calibration",
                                    "judge_chats", "answer_tasks")),
 ]
 # everything the demo leaves at the top of the run directory (the test walks all of it)

@@ -79,3 +79,27 @@ def test_row_text_order():
     assert row_text({"text": "t", "body": "b"}, "body", "f:1") == "b"
     with pytest.raises(InputError, match="f:3: field 'body' must be a string, got missing"):
         row_text({"text": "t"}, "body", "f:3")
+
+
+# --------------------------------------------------------------------------- row ids (issue 16)
+
+
+def test_row_id_uses_id_else_a_stable_content_hash() -> None:
+    from in2x_cli.records import row_id
+
+    assert row_id({"id": 7, "instruction": "x"}) == "id:7"
+    assert row_id({"id": "7"}) != row_id({"id": 7})
+    a = {"instruction": "Write a haiku.", "lang": "en"}
+    # labels added by cluster / sample-difficulty / SFT sampling do not change the id
+    labelled = dict(a, tag="Creative - Poetry", difficulty="simple", cluster=3, round=1, centroid_distance=0.2)
+    assert row_id(a) == row_id(labelled) and row_id(a).startswith("sha256:") and len(row_id(a)) == 7 + 16
+    assert row_id(a) != row_id({"instruction": "Write a limerick.", "lang": "en"})
+    # the hash is fixed across processes and versions (a golden value)
+    assert row_id({"instruction": "hello"}) == row_id({"instruction": "hello", "answer": "x"})
+    import hashlib
+
+    expected = hashlib.sha256(b'{"input":null,"instruction":"hello"}').hexdigest()[:16]
+    assert row_id({"instruction": "hello"}) == "sha256:" + expected
+    # messages, translation rows and text rows each hash their own content
+    assert row_id({"messages": [{"role": "user", "content": "hi"}]}) != row_id({"text": "hi"})
+    assert row_id({"src": "Hello", "tgt_lang": "ja"}) != row_id({"src": "Hello", "tgt_lang": "zh"})

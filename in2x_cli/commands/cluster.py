@@ -28,7 +28,7 @@ def cluster(
     output: str = typer.Option("-", "--output", "-o", help="Output JSONL ('-' = stdout): input rows + cluster + centroid_distance."),
     field: str = typer.Option(None, "--field", help="Field holding the text (default: instruction/prompt/query, else the first user message of messages, else text)."),
     algorithm: str = typer.Option("birch", "--algorithm", "-a", help="birch (the paper's), kmeans (faiss, spherical; GPU when faiss has one) or two-level (k-means cells, Birch inside each; for tens of millions of rows)."),
-    k: int = typer.Option(None, "--k", help="Number of clusters: birch/two-level merge subclusters into k at the end (default: keep every subcluster); required for kmeans."),
+    k: int = typer.Option(None, "--k", help="Number of clusters: birch/two-level merge subclusters into k at the end (default: keep every subcluster); required for kmeans. The paper ends with ~1.5M clusters for 40M rows; python -m in2x_cli.cluster.threshold gives that ratio and picks --threshold from a sweep."),
     threshold: float = typer.Option(0.5, "--threshold", help="Birch subcluster radius on the unit sphere after PCA (chord distance; the paper tunes it, default ours)."),
     branching_factor: int = typer.Option(50, "--branching-factor", help="Birch CF-tree branching factor (sklearn default)."),
     reduce_dim: int = typer.Option(32, "--reduce-dim", help="PCA dimensions Birch works in (rows re-normalised after PCA)."),

@@ -38,6 +38,7 @@ def cpt(
     ppl_filter: str | None = typer.Option(None, "--ppl-filter", help="Phase 3: score every document's perplexity with this model, write it to OUTPUT/ppl/*.jsonl ('ppl' field) and train on the lowest --keep fraction of each source."),
     keep: float = typer.Option(0.5, "--keep", help="Fraction of each source kept by --ppl-filter, lowest perplexity first (paper silent)."),
     ppl_only: bool = typer.Option(False, "--ppl-only", help="Stop after writing the perplexity-filtered files (inspect them before annealing)."),
+    lang_ratio: str | None = typer.Option(None, "--lang-ratio", help="Per-language weights inside each source, e.g. zh=1,en=1,ja=1 (paper: phase 1 balances zh:en:ja; the 1:1:1 values are ours). A row's language is its 'lang' field, else detected; rows in other languages are dropped. The planned weights and the tokens seen per language are in the run summary."),
     ppl_batch_size: int = typer.Option(8, "--ppl-batch-size", min=1, help="Documents per forward pass in the perplexity scoring."),
     shuffle_buffer: int = typer.Option(1000, "--shuffle-buffer", min=0, help="Streaming shuffle buffer per source (0 = file order)."),
     doc_separator: str | None = typer.Option(None, "--doc-separator", help="Token appended to each document (default <|endoftext|> when present, else EOS)."),
@@ -53,6 +54,7 @@ def cpt(
 
     Example: in2x cpt --model runs/cpt2 --data web.jsonl --ppl-filter runs/cpt2 --keep 0.3 --ppl-only -o runs/cpt3 && jq -c '{ppl, text}' runs/cpt3/ppl/0-web.kept.jsonl | head
     """
+    from in2x_cli.langs import parse_lang_ratio
     from in2x_cli.train.cpt import CptConfig, parse_token_count, run_cpt
     from in2x_cli.train.data import parse_data_spec
     from in2x_cli.train.launch import launch_or_train
@@ -74,6 +76,7 @@ def cpt(
         keep=keep,
         ppl_only=ppl_only,
         ppl_batch_size=ppl_batch_size,
+        lang_ratio=tuple((k, float(v)) for k, v in parse_lang_ratio(lang_ratio).items()) if lang_ratio else None,
     )
 
     def summary() -> str | None:

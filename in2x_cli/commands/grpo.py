@@ -46,8 +46,10 @@ def grpo(
     temperature_end: float = typer.Option(0.7, "--temperature-end", help="Sampling temperature of the last rollout batch; linear in between (equal to start = constant)."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling for rollouts."),
     ratio_level: str = typer.Option("trajectory", "--ratio-level", help="Importance ratio: trajectory (TIC-GRPO, paper), sequence-mean (GSPO) or token (GRPO)."),
-    advantage: str = typer.Option("length-corrected", "--advantage", help="length-corrected ((r/L - mean)/std, TIC-GRPO) or group ((r - mean)/std, GRPO)."),
-    epsilon_high: float = typer.Option(0.28, "--epsilon-high", help="Upper clip of the ratio, 1+eps (paper silent; DAPO's clip-higher 0.28). No lower clip."),
+    advantage: str = typer.Option("auto", "--advantage", help="auto (ours, default): TIC-GRPO's length-corrected (r/L - mean)/std in groups whose rewards are pass/fail (0 or one positive value: math_exact, at any weight), GRPO's (r - mean)/std elsewhere; length-corrected: r/L everywhere (with dense rewards such as chrF or the judge's fraction it ranks truncated answers above full ones: bench/grpo_ablation.py); group; reference-length: r*min(1, L_ref/L), L_ref the token length of the row's 'ref' (or 'answer'); rows without one are not rescaled."),
+    epsilon_high: float = typer.Option(0.28, "--epsilon-high", help="Upper clip of a token's ratio, 1+eps (paper silent; DAPO's clip-higher 0.28). No lower clip unless --symmetric-clip."),
+    clip_scale: str = typer.Option("sqrt-length", "--clip-scale", help="Trajectory ratios only (a product of L token ratios): clip log w at log(1+eps)*s(L) and the dual clip at log(c)*s(L), s = sqrt(L) (sqrt-length, ours), L (length: the geometric-mean ratio at 1+eps) or 1 (none)."),
+    symmetric_clip: bool = typer.Option(False, "--symmetric-clip", help="Also clip negative-advantage samples whose log w falls below -log(1+eps)*s(L): the positive bound mirrored in log-space."),
     dual_clip: float = typer.Option(3.0, "--dual-clip", help="Dual clip c for negative advantages: objective >= c*A (verl's clip_ratio_c 3; 0 = off)."),
     entropy_coef: float = typer.Option(0.01, "--entropy-coef", help="Entropy bonus coefficient (paper: 0.01)."),
     kl_coef: float = typer.Option(0.0, "--kl-coef", help="KL penalty to the initial model (paper: none; > 0 keeps a reference copy)."),
@@ -63,6 +65,8 @@ def grpo(
     glossary: Path | None = typer.Option(None, "--glossary", help="terminology reward: JSONL of {\"src\": TERM, \"tgt\": RENDERING} (default: key terms shared by src and ref)."),
     round_trip_model: str | None = typer.Option(None, "--round-trip-model", help="round_trip reward: the back-translation model (tgt → src)."),
     round_trip_backend: str = typer.Option("transformers", "--round-trip-backend", help=BACKEND_HELP),
+    eval_prompts: str | None = typer.Option(None, "--eval-prompts", help="Held-out prompt JSONL (same rows as PROMPTS): scored before training and every --eval-steps updates; metrics.jsonl gets eval_reward, eval_completions/mean_length and eval_completions/clipped_ratio (reward up with length not collapsing = not gaming the reward)."),
+    eval_steps: int = typer.Option(0, "--eval-steps", min=0, help="Updates between held-out evaluations (0 = only at the start and the end)."),
     rollout_engine: str = typer.Option("auto", "--rollout-engine", help="auto (TRL's colocated vLLM when installed with a GPU, else transformers), vllm or transformers."),
     vllm_gpu_memory: float = typer.Option(0.3, "--vllm-gpu-memory", help="Share of each GPU's memory the colocated vLLM rollout engine takes (TRL's default 0.3)."),
     judge_gpu_memory: float = typer.Option(0.3, "--judge-gpu-memory", help="Share of each GPU's memory a vLLM judge takes (ours). With vLLM rollouts the two must add up to at most 0.95; training uses the rest."),
@@ -71,8 +75,9 @@ def grpo(
     launch: LaunchSpec,
 ) -> int | None:
     """Reinforcement learning with Trajectory-Corrected GRPO (In2x / TIC-GRPO): one importance
-    ratio per rollout, upper-only and dual clipping, length-corrected advantages, entropy bonus,
-    temperature decay; rewards are weighted rule-based and generative-judge functions. Writes an HF
+    ratio per rollout, upper-only and dual clipping on the trajectory's scale, length-corrected
+    advantages where rewards are pass/fail, entropy bonus, temperature decay; rewards are weighted
+    rule-based and generative-judge functions, each scoring only the rows it applies to. Writes an HF
     model directory with metrics.jsonl, checkpoints (--resume) and provenance.
 
     Example: jq -c 'select(.answer) | {instruction, answer}' in2x_cli/data/tiny/instructions.jsonl | in2x grpo - --model runs/sft --output runs/grpo --reward math_exact --reward format:0.2 -G 8 --rollout-batch 8 --minibatch 4
@@ -117,6 +122,8 @@ def grpo(
         top_p=top_p,
         ratio_level=ratio_level,
         advantage=advantage,
+        clip_scale=clip_scale,
+        symmetric_clip=symmetric_clip,
         epsilon_high=epsilon_high,
         dual_clip=dual_clip or None,
         entropy_coef=entropy_coef,
@@ -124,6 +131,8 @@ def grpo(
         length_penalty=parse_length_penalty(length_penalty),
         length_penalty_weight=length_penalty_weight,
         reward_clip_high=reward_clip_high,
+        eval_prompts=eval_prompts,
+        eval_steps=eval_steps,
         rollout_engine=rollout_engine,
         vllm_gpu_memory_utilization=vllm_gpu_memory,
     )

@@ -59,6 +59,7 @@ def synthesize(
     critic_model: str | None = typer.Option(None, "--critic-model", help="Critic: answers each task itself, then judges it as JSON {contradiction, hallucination, invalid, reason}; any flag rejects the row (reason critic_flagged)."),
     critic_backend: str | None = typer.Option(None, "--critic-backend", help="Backend for --critic-model (default: --backend)."),
     reread: bool = typer.Option(False, "--reread", help="ReReading: the model re-reads each task (correctness, cultural norms, native style) and answers JSON keep/rewrite/reject; rewrites keep the original in reread.original_instruction."),
+    order: str = typer.Option("paper", "--order", help="Stage order after generation: paper (the critic validates task + response, then ReReading; a rewritten task is answered again; near-duplicates checked last) or reread-first (ReReading, near-duplicates, answer, critic: rejects early and saves answer calls)."),
     judge_retries: int = typer.Option(1, "--judge-retries", help="A critic or ReReading reply without exactly one valid JSON verdict is asked again this many times (a follow-up turn); still invalid → rejected as critic_unparseable / reread_unparseable. Counted on stderr and in the .meta.json."),
     judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", help="Token limit for critic and ReReading verdicts."),
     max_attempts: float = typer.Option(4.0, "--max-attempts", help="self-instruct/magpie: give a language up after quota x this many candidates (reported on stderr)."),
@@ -88,6 +89,7 @@ def synthesize(
         temperature=temperature, top_p=top_p, max_tokens=max_tokens, answer_temperature=answer_temperature, answer_max_tokens=answer_max_tokens,
         critic_model=critic_model, critic_backend=critic_backend, reread=reread, judge_retries=judge_retries, judge_max_tokens=judge_max_tokens,
         max_attempts=max_attempts, batch_size=batch_size, backend=backend, seed=seed, trust_remote_code=trust_remote_code,
+        order=order,
     )  # fmt: skip
     run_synth(cfg, rules_file=str(rules) if rules else None)
 

@@ -421,6 +421,27 @@ def self_instruct_filter(text: str) -> tuple[str, str] | None:
     return None
 
 
+# A generated query that already carries its answer (Magpie and Self-Instruct models often write the
+# question and go on to answer it): an answer marker at the start of a line or right after a sentence
+# end, followed by content. Markers in en/zh/ja; "Answer with yes or no" has no colon and passes.
+_ANSWER_MARKERS = (
+    r"final answer|answer|solution|response|assistant",
+    r"答案|答|解答|回答|解|答え|正解|解説",
+)
+_SELF_ANSWERED = re.compile(
+    rf"(?:^|\n|(?<=[?？。.!！]))\s*(?:\*\*|#+\s*)?(?i:{_ANSWER_MARKERS[0]}|{_ANSWER_MARKERS[1]})\s*(?:\*\*)?\s*[:：]\s*\S"
+)
+_ROLE_TURN = re.compile(r"<\|im_start\|>\s*assistant|<\|assistant\|>|\[/INST\]|### Response", re.I)
+
+
+def self_answered(text: str) -> str | None:
+    """The marker that shows a generated query answering itself (``"Answer: 42"``, ``"答案：…"``,
+    ``"答え："``, an assistant turn), else None. The check the paper's synthesis applies to drop
+    self-answered queries (arXiv 2508.14472, data synthesis); the markers are ours."""
+    m = _ROLE_TURN.search(text) or _SELF_ANSWERED.search(text)
+    return m.group(0).strip() if m else None
+
+
 # --------------------------------------------------------------------------- judge verdicts
 
 

@@ -13,6 +13,19 @@ sum (as TRL does). ``generative_judge`` likewise skips rows that carry a referen
 or ``ref``: the paper scores those with rules) unless the row sets ``"judge": true``. Every built-in returns finite values for any completion (empty, very long,
 wrong language, adversarial).
 
+Applicability contract (every reward, built-in or new, follows it):
+
+1. A reward scores only the rows it fits and returns ``None`` for the others ("not applicable"),
+   deciding from the row's own fields: ``math_exact`` needs ``answer``, the translation rewards
+   ``ref``, ``format`` a row that asks for the tags (``format_tags``, or the tags written in its
+   prompt), the judge an open-ended row (no ``answer``/``ref`` unless ``"judge": true``).
+   ``None`` is never a failure score: a wrong answer is 0.0, a row the reward cannot judge is None.
+2. A row no reward applies to gets no advantage (NaN total → A = 0): it trains nothing.
+3. A reward that only ever returns exactly 0.0 or 1.0 (pass/fail on a verifiable check) is listed
+   in ``VERIFIABLE_REWARDS`` (or sets a ``verifiable = True`` attribute on its function/class);
+   ``in2x grpo --advantage auto`` uses TIC-GRPO's length-corrected advantage only where a group's
+   rewards are pass/fail (0 or one positive value), and warns when ``--advantage length-corrected`` meets any other reward.
+
 Selecting rewards: ``--reward math_exact:1.0 --reward format:0.2``. A name is a key of
 ``REWARDS`` or a dotted path ``package.module:function`` (``package.module.function`` also
 works). If the target is a class, it is instantiated with the run's ``RewardContext`` (how
@@ -48,6 +61,9 @@ REWARDS: dict[str, str] = {
     "fusion_chrf": "in2x_cli.rewards.fusion:fusion_chrf",
     "fusion_gain": "in2x_cli.rewards.fusion:fusion_gain",
 }
+
+# Pass/fail rewards (0.0 or 1.0 only): see the applicability contract in the module docstring.
+VERIFIABLE_REWARDS: frozenset[str] = frozenset({"math_exact", "format", "language_match"})
 
 # The In2x paper does not publish its judge principles; these are ours, for creative and open tasks.
 DEFAULT_PRINCIPLES: tuple[str, ...] = (
@@ -146,6 +162,19 @@ def resolve_rewards(specs: Sequence[RewardSpec], context: RewardContext) -> list
     return rewards
 
 
+def is_verifiable(reward: Reward | str) -> bool:
+    """True for a pass/fail reward (contract item 3): a ``VERIFIABLE_REWARDS`` name or a callable
+    with ``verifiable = True``."""
+    if isinstance(reward, str):
+        return reward in VERIFIABLE_REWARDS
+    return reward.name in VERIFIABLE_REWARDS or bool(getattr(reward.fn, "verifiable", False))
+
+
+def column(values: Sequence[object] | None, n: int) -> list[object]:
+    """A row field as a list of n values (``None`` where the field never reached the reward)."""
+    return list(values) if values is not None else [None] * n
+
+
 def answer_text(completion: str) -> str:
     """The part of a completion a task reward judges: without a leading ``<think>…</think>``
     block (reasoning models) and surrounding whitespace."""
@@ -164,7 +193,10 @@ __all__ = [
     "RewardContext",
     "RewardFn",
     "RewardSpec",
+    "VERIFIABLE_REWARDS",
     "answer_text",
+    "column",
+    "is_verifiable",
     "parse_reward_spec",
     "resolve_reward",
     "resolve_rewards",

@@ -38,8 +38,12 @@ class FormatReward:
     """1.0 when the completion holds each required tag exactly once as ``<tag>…</tag>``, the
     pairs in the given order, not nested, each with non-empty content; else 0.0.
 
-    Tags come from the row's ``format_tags`` field (a list of names) or, when absent, from
-    ``--format-tags`` (default ``think``: ``<think>reasoning</think>`` then the answer).
+    The reward applies only to rows that ask for the format (the applicability contract in
+    ``in2x_cli.rewards``): a row with a ``format_tags`` field (a list of names), or a row whose
+    prompt writes every ``--format-tags`` tag (default ``think``: the prompt asks for
+    ``<think>…</think>``). Every other row (a translation, a creative task) gets ``None``, so the
+    format bonus neither penalises answers that were never asked to reason nor pushes the total
+    of a correct math answer past the reward clip.
     """
 
     def __init__(self, context: RewardContext) -> None:
@@ -61,11 +65,21 @@ class FormatReward:
             pos = end + len(close_t)
         return bool(tags)
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], format_tags: Sequence[Any] | None = None, **_: Any) -> list[float]:
+    def asks_for(self, prompt: str) -> bool:
+        """The prompt names every default tag (``<think>``): the row asks for the format."""
+        return bool(self.default_tags) and all(f"<{tag}>" in (prompt or "") for tag in self.default_tags)
+
+    def __call__(self, prompts: Sequence[str], completions: Sequence[str], format_tags: Sequence[Any] | None = None, **_: Any) -> list[float | None]:
         per_row = _column(format_tags, len(completions))
-        out = []
-        for completion, row_tags in zip(completions, per_row, strict=True):
-            tags = tuple(str(t) for t in row_tags) if isinstance(row_tags, (list, tuple)) and row_tags else self.default_tags
+        out: list[float | None] = []
+        for prompt, completion, row_tags in zip(prompts, completions, per_row, strict=True):
+            if isinstance(row_tags, (list, tuple)) and row_tags:
+                tags: tuple[str, ...] = tuple(str(t) for t in row_tags)
+            elif self.asks_for(prompt):
+                tags = self.default_tags
+            else:
+                out.append(None)
+                continue
             out.append(1.0 if self.check(completion, tags) else 0.0)
         return out
 

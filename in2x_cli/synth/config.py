@@ -18,6 +18,8 @@ from in2x_cli.langs import DEFAULT_LANGS, detect_lang, normalize_lang, parse_lan
 from in2x_cli.prompts import PromptSet
 from in2x_cli.records import InstructionRow
 
+ORDERS = ("paper", "reread-first")  # synth/pipeline.py's module docstring
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -55,6 +57,7 @@ class SynthConfig:
     critic_model: str | None = None
     critic_backend: str | None = None
     reread: bool = False
+    order: str = "paper"  # paper (answer → critic → reread → dedup) | reread-first
     judge_retries: int = 1
     max_attempts: float = 4.0
     batch_size: int = 32
@@ -98,7 +101,7 @@ def resolve_config(
     embedder: str, embed_model: str | None, num_demos: int, answer: bool, temperature: float | None, top_p: float | None,
     max_tokens: int, answer_temperature: float, answer_max_tokens: int, critic_model: str | None, critic_backend: str | None,
     reread: bool, judge_retries: int, judge_max_tokens: int, max_attempts: float, batch_size: int, backend: str, seed: int,
-    trust_remote_code: bool,
+    trust_remote_code: bool, order: str = "paper",
 ) -> SynthConfig:
     """The ``in2x synthesize`` options → a checked ``SynthConfig``: defaults that depend on the mode
     resolved (``--dedup auto``, thresholds, sampling, the rejects file), every choice checked
@@ -124,6 +127,8 @@ def resolve_config(
             raise UserError(f"{name} must be >= 1")
     if judge_retries < 0:
         raise UserError("--judge-retries must be >= 0")
+    if order not in ORDERS:
+        raise UserError(f"unknown --order {order!r} (expected {', '.join(ORDERS)})")
     if max_attempts < 1:
         raise UserError("--max-attempts must be >= 1")
     method = dedup if dedup != "auto" else ("rouge" if m in ("self-instruct", "magpie") else "none")
@@ -154,7 +159,7 @@ def resolve_config(
         embedder=embedder, embed_model=embed_model, num_demos=num_demos, answer=answer, temperature=gen_t if temperature is None else temperature,
         top_p=gen_p if top_p is None else top_p, max_tokens=max_tokens, answer_temperature=answer_temperature,
         answer_max_tokens=answer_max_tokens, judge_max_tokens=judge_max_tokens, critic_model=critic_model,
-        critic_backend=critic_backend, reread=reread, judge_retries=judge_retries, max_attempts=max_attempts,
+        critic_backend=critic_backend, reread=reread, order=order, judge_retries=judge_retries, max_attempts=max_attempts,
         batch_size=batch_size, trust_remote_code=trust_remote_code,
     )  # fmt: skip
     try:

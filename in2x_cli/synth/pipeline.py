@@ -2,8 +2,10 @@
 
 A block of candidates goes through
 
-    generate → filter → dedup → answer → critic          (without --reread)
-    generate → filter → reread → dedup → answer → critic (with --reread)
+    generate → filter → answer → critic → reread → dedup  (--order paper, the default: prompt
+                                                           engineering → model validation → ReReading)
+    generate → filter → dedup → answer → critic          (--order reread-first, without --reread)
+    generate → filter → reread → dedup → answer → critic (--order reread-first, with --reread)
 
 (with ReReading the near-duplicate check comes after it, so it checks the text that is written
 — a rewrite included — and the near-duplicate memory holds that final text), and each stage makes at most one batched backend call (two for the critic: answer, then judge;
@@ -17,7 +19,8 @@ Reject reasons: ``truncated`` (generation hit --max-tokens), ``empty``, ``too_sh
 / ``unsupported_modality`` / ``write_a_program`` / ``starts_with_punctuation`` (Self-Instruct
 filters, self-instruct mode), ``wrong_language``, ``lang_not_requested`` (answer mode: row language
 not in --langs), ``near_duplicate``, ``reread_rejected``, ``reread_unparseable``,
-``empty_response``, ``critic_flagged``, ``critic_unparseable``.
+``empty_response``, ``critic_flagged``, ``critic_unparseable``, ``self_answered`` (the generated
+query already carries its answer: ``core.synthesize.self_answered``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from in2x_cli.core.synthesize import (
     parse_critic_verdict,
     parse_reread_verdict,
     pre_query_template,
+    self_answered,
     self_instruct_filter,
     weighted_schedule,
 )
@@ -239,6 +243,10 @@ class Synthesizer:
                 if hit:
                     c.fail("filter", hit[0], match=hit[1])
                     continue
+            marker = self_answered(text) if self.cfg.mode != "answer" else None  # generated queries only
+            if marker:
+                c.fail("filter", "self_answered", marker=marker)
+                continue
             detected = language_mismatch(text, c.lang)
             if detected:
                 c.fail("filter", "wrong_language", field="instruction", expected=c.lang, detected=detected)
@@ -416,10 +424,13 @@ class Synthesizer:
                 c.fail("critic", "critic_flagged", flags=verdict.flags, reason=verdict.reason)
 
     def process(self, cands: list[Candidate]) -> None:
-        """One block through every stage, in order."""
+        """One block through every stage, in the order of ``--order`` (module docstring)."""
         self.stats.candidates += len(cands)
         self.generate(cands)
         self.filter(_alive(cands))
+        if self.cfg.order == "paper":
+            self.process_paper_order(cands)
+            return
         if self.cfg.reread:
             self.reread(_alive(cands))
         self.dedup(_alive(cands))  # after ReReading: a rewrite is checked, and remembered, as written
@@ -427,6 +438,22 @@ class Synthesizer:
             self.answer(_alive(cands))
         if self.critic_backend is not None:
             self.critic(_alive(cands))
+
+    def process_paper_order(self, cands: list[Candidate]) -> None:
+        """The paper's order after generation (prompt engineering): the critic validates the task
+        and its response first, then ReReading re-reads what survived; a task ReReading rewrote is
+        answered again (its response must answer the text as written) and the near-duplicate check
+        runs last, on the final text."""
+        if self.cfg.answer:
+            self.answer(_alive(cands))
+        if self.critic_backend is not None:
+            self.critic(_alive(cands))
+        if self.cfg.reread:
+            self.reread(_alive(cands))
+            rewritten = [c for c in _alive(cands) if c.reread and "original_instruction" in c.reread]
+            if rewritten and self.cfg.answer:
+                self.answer(rewritten)
+        self.dedup(_alive(cands))
 
     # ----------------------------------------------------------------- rows
     def source_of(self, c: Candidate) -> str:

@@ -4,20 +4,28 @@ files, streamed, tokenized lazily and packed into ``seq_len`` rows, trained with
 
 The paper's three phases are three ``in2x cpt`` calls, each starting from the previous output::
 
-    # 1. knowledge + creative data, constant LR, 8,192-token rows
+    # 1. knowledge + creative data (paper: 2T general + 500B creative tokens, zh:en:ja balanced),
+    #    constant LR, 8,192-token rows
     in2x cpt --model Qwen/Qwen2.5-7B --data knowledge.jsonl:0.8 --data creative.jsonl:0.2 \
-        --seq-len 8192 --lr-scheduler-type constant --max-tokens 20B -o runs/cpt1
+        --lang-ratio zh=1,en=1,ja=1 --seq-len 8192 --lr-scheduler-type constant --max-tokens 2500B -o runs/cpt1
     # 2. length-filtered data, context grown towards 32k (ABF: a larger RoPE base)
     in2x cpt --model runs/cpt1 --data long.jsonl --min-tokens 8192 --seq-len 32768 \
-        --rope-theta 1000000 --lr-scheduler-type constant --max-tokens 5B -o runs/cpt2
-    # 3. anneal on the lowest-perplexity share, LR decaying linearly from 3e-5 (paper)
+        --rope-theta 1000000 --lr-scheduler-type constant --max-tokens 50B -o runs/cpt2
+    # 3. anneal on the lowest-perplexity share (paper: 300B tokens), LR decaying linearly from 3e-5 (paper)
     in2x cpt --model runs/cpt2 --data hq.jsonl --ppl-filter runs/cpt2 --keep 0.3 \
-        --seq-len 32768 --lr 3e-5 --lr-scheduler-type linear --max-tokens 1B -o runs/cpt3
+        --seq-len 32768 --lr 3e-5 --lr-scheduler-type linear --max-tokens 300B -o runs/cpt3
 
-The paper gives the phase-3 schedule (3e-5, linear decay) but no phase-1/2 learning rate, warmup,
-batch size, token budgets or keep fraction: the ``--max-tokens`` values above are examples of ours,
-not the paper's, and our defaults (1e-5, no warmup, ``--keep 0.5``) are stated in the help text as ours. Instead of
-``--rope-theta``, ``--rope-scaling yarn:4`` extends with YaRN (see ``data.apply_context_extension``).
+Whose values: the paper gives the phase-1 budget (2T general + 500B creative = 2.5T, hence the 0.8 :
+0.2 weights), the balanced zh:en:ja mixture of phase 1, the 8,192 → ~32k context, the phase-3
+budget (300B) and schedule (3e-5, linear decay). It gives no phase-1/2 learning rate, warmup, batch
+size, phase-2 budget, RoPE base, exact language ratio or keep fraction: those values above (1e-5,
+no warmup, 50B, 1e6, 1:1:1, ``--keep 0.3``/``0.5``) are ours and the help text says so. Scaled
+runs (recipes/demo.sh, the rehearsal) use budgets of ours. Instead of ``--rope-theta``,
+``--rope-scaling yarn:4`` extends with YaRN (see ``data.apply_context_extension``).
+
+Language balance (``--lang-ratio``, ``split_by_language``): each source is split into one stream
+per language with weight w_source · r_lang / Σ r; the run summary (provenance) reports the planned
+weight and the tokens seen per language.
 
 Perplexity filter (``ppl.py``): every document is scored by the filter model, written with a
 ``ppl`` field to ``<out>/ppl/<n>-<name>.jsonl`` (inspectable, resumable), and the lowest-perplexity
@@ -74,6 +82,7 @@ class CptConfig:
     keep: float = 0.5
     ppl_only: bool = False
     ppl_batch_size: int = 8
+    lang_ratio: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if any(d.path == "-" for d in self.data):
@@ -90,8 +99,11 @@ class TokenStream:
     """One source as a restartable stream of token lists: shuffle buffer (reseeded per pass) →
     tokenize → append the document separator → length filter."""
 
-    def __init__(self, path: str, tokenize: Callable[[str], list[int]], *, text_field: str, buffer: int, seed: int, min_tokens: int) -> None:
+    def __init__(
+        self, path: str, tokenize: Callable[[str], list[int]], *, text_field: str, buffer: int, seed: int, min_tokens: int, lang: str | None = None
+    ) -> None:
         self.path = path
+        self.lang = lang
         self.tokenize = tokenize
         self.text_field = text_field
         self.buffer = buffer
@@ -102,7 +114,7 @@ class TokenStream:
     def __call__(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed * 1_000_003 + self.passes)
         self.passes += 1
-        texts = (t for t, _ in iter_texts(self.path, self.text_field))
+        texts = (t for t, row in iter_texts(self.path, self.text_field) if self.lang is None or row_language(t, row) == self.lang)
         for text in shuffle_buffer(texts, self.buffer, rng):
             ids = self.tokenize(text)
             if len(ids) >= max(self.min_tokens, 2):
@@ -122,7 +134,8 @@ def make_stream_dataset(sources: list[DataSource], tokenize: Callable[[str], lis
 
         def __iter__(self) -> Iterator[dict[str, list[int]]]:
             streams = [
-                TokenStream(s.path, tokenize, text_field=cfg.text_field, buffer=cfg.shuffle_buffer, seed=cfg.train.seed + i, min_tokens=cfg.min_tokens)
+                TokenStream(s.path, tokenize, text_field=cfg.text_field, buffer=cfg.shuffle_buffer, seed=cfg.train.seed + i, min_tokens=cfg.min_tokens,
+                            lang=getattr(s, "lang", None))  # fmt: skip
                 for i, s in enumerate(sources)
             ]
             self.mixture = MixtureStream(streams, weights)
@@ -133,6 +146,86 @@ def make_stream_dataset(sources: list[DataSource], tokenize: Callable[[str], lis
                 yield row
 
     return _Packed()
+
+
+@dataclass(frozen=True)
+class LangSource(DataSource):
+    """One language of one ``--data`` source (``--lang-ratio``): the rows whose language is ``lang``."""
+
+    lang: str = ""
+
+
+def row_language(text: str, row: dict[str, Any]) -> str:
+    """A CPT row's language: its ``lang`` field (normalised), else detected from the text."""
+    from in2x_cli.langs import detect_lang, normalize_lang
+
+    code = row.get("lang")
+    if isinstance(code, str) and code.strip():
+        try:
+            return normalize_lang(code)
+        except UserError:
+            return code.strip().lower()
+    return detect_lang(text)
+
+
+def split_by_language(sources: list[DataSource], lang_ratio: tuple[tuple[str, float], ...], text_field: str) -> tuple[list[LangSource], list[int], dict[str, Any]]:
+    """Per-language weights inside the mixture (paper: phase 1 balances zh:en:ja).
+
+    Source s with weight w_s becomes one stream per language l of ``lang_ratio`` present in it, with
+    weight w_s · r_l / Σ_{l' in s} r_l' (the source keeps its share; inside it the languages follow
+    the ratio). Rows in languages outside the ratio are dropped (counted in the report). Returns the
+    streams, their row counts and the report logged with the run."""
+    ratio = dict(lang_ratio)
+    out: list[LangSource] = []
+    counts: list[int] = []
+    report: dict[str, Any] = {"ratio": ratio, "sources": []}
+    for s in sources:
+        per: dict[str, int] = {}
+        for text, row in iter_texts(s.path, text_field):
+            lang = row_language(text, row)
+            per[lang] = per.get(lang, 0) + 1
+        present = [lang for lang in ratio if per.get(lang) and ratio[lang] > 0]
+        if not present:
+            raise UserError(f"no rows in the --lang-ratio languages ({', '.join(ratio)}); found {', '.join(sorted(per)) or 'none'}", s.path)
+        total = sum(ratio[lang] for lang in present)
+        for lang in present:
+            out.append(LangSource(s.path, s.weight * ratio[lang] / total, lang))
+            counts.append(per[lang])
+        report["sources"].append({"path": s.path, "rows_by_lang": dict(sorted(per.items())), "dropped_rows": sum(n for lang, n in per.items() if lang not in present)})
+    return out, counts, report
+
+
+def language_shares(sources: list[DataSource], tokens: list[int]) -> dict[str, dict[str, float]]:
+    """Planned weight and seen token share per language (``--lang-ratio`` runs; for the metrics)."""
+    weights = normalize_weights(sources)
+    total_tokens = max(1, sum(tokens))
+    out: dict[str, dict[str, float]] = {}
+    for s, w, t in zip(sources, weights, tokens, strict=True):
+        lang = getattr(s, "lang", None) or "all"
+        entry = out.setdefault(lang, {"weight": 0.0, "tokens": 0, "token_share": 0.0})
+        entry["weight"] = round(entry["weight"] + w, 6)
+        entry["tokens"] += t
+        entry["token_share"] = round(entry["tokens"] / total_tokens, 6)
+    return out
+
+
+def language_share_callback(dataset: Any, sources: list[DataSource]) -> Any:
+    """Adds ``lang_share/<lang>`` (share of the tokens streamed so far) to every training log line,
+    so metrics.jsonl shows the zh:en:ja balance as it happens (runs before the metrics writer)."""
+    from transformers import TrainerCallback
+
+    langs = [getattr(s, "lang", None) or "all" for s in sources]
+
+    class _LanguageShares(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            mixture = getattr(dataset, "mixture", None)
+            if logs is None or mixture is None or "loss" not in logs:
+                return
+            total = max(1, sum(mixture.tokens))
+            for lang in dict.fromkeys(langs):
+                logs[f"lang_share/{lang}"] = round(sum(t for t, l2 in zip(mixture.tokens, langs, strict=True) if l2 == lang) / total, 6)
+
+    return _LanguageShares()
 
 
 def parse_token_count(text: str) -> int:
@@ -230,6 +323,9 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
             console.info(f"cpt: perplexity filter written to {Path(cfg.train.output_dir) / 'ppl'} (--ppl-only: no training)")
             return {"ppl_filter": ppl_report}
         counts = [s["kept"] for s in ppl_report["sources"]]
+    lang_report: dict[str, Any] | None = None
+    if cfg.lang_ratio:
+        sources, counts, lang_report = split_by_language(sources, cfg.lang_ratio, cfg.text_field)
 
     def tokenize(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"] + [sep]
@@ -261,6 +357,8 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     install_callbacks(
         trainer, cfg.train.output_dir, description="cpt", flops_per_token_value=flops_per_token(model, cfg.seq_len)
     )
+    if lang_report:  # ahead of the metrics writer (install_callbacks puts it first)
+        trainer.callback_handler.callbacks.insert(0, language_share_callback(dataset, sources))
     console.info(
         f"cpt: {len(sources)} source(s) ({', '.join(f'{s.path} w={w:.3g} rows={n}' for s, w, n in zip(sources, normalize_weights(sources), counts, strict=True))}), "
         f"{max_steps} steps x {cfg.seq_len * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps * world} tokens"
@@ -272,12 +370,16 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
         "steps": trainer.state.global_step,
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "context_extension": context_changes,
+        **({"languages": {**lang_report, "shares": language_shares(sources, mixture.tokens if mixture else [0] * len(sources))}} if lang_report else {}),
         "sources": [
-            {"path": s.path, "weight": w, "rows": n, **({"tokens": mixture.tokens[i], "documents": mixture.docs[i], "passes": mixture.passes[i]} if mixture else {})}
+            {"path": s.path, **({"lang": s.lang} if isinstance(s, LangSource) else {}), "weight": w, "rows": n, **({"tokens": mixture.tokens[i], "documents": mixture.docs[i], "passes": mixture.passes[i]} if mixture else {})}
             for i, (s, w, n) in enumerate(zip(sources, normalize_weights(sources), counts, strict=True))
         ],
         **({"ppl_filter": ppl_report} if ppl_report else {}),
     }
+    if lang_report:
+        shares = summary["languages"]["shares"]
+        console.info("cpt: languages " + ", ".join(f"{k} weight {v['weight']:.3f} tokens {v['tokens']} ({v['token_share']:.1%})" for k, v in shares.items()))
     model.config.use_cache = True  # off only for training; inference wants the KV cache
     inputs = [str(model_path), *(s.path for s in cfg.data)]
     finish_run(

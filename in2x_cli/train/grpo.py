@@ -10,8 +10,8 @@ gathering across processes, checkpointing and vLLM weight sync, is TRL's own cod
 - ``_generate_and_score_completions``: sets the sampling temperature of this rollout round
   (linear decay, ``core.grpo_loss.temperature_at``) on the generation path actually used
   (transformers ``generate`` or TRL's colocated vLLM), then replaces TRL's advantages with ours:
-  weighted reward sum → soft length penalty → high clip → length-corrected (default) or plain
-  group advantages. The round's temperature travels with the batch.
+  weighted reward sum → soft length penalty → high clip → advantages (``core.grpo_loss.advantages_for``:
+  by default length-corrected in pass/fail groups (0 or one positive value), plain group advantages elsewhere). The round's temperature travels with the batch.
 - ``_compute_loss``: the TIC-GRPO loss of ``core.grpo_loss.tic_grpo_loss`` (trajectory /
   sequence-mean / token ratio, upper-only clip, dual clip, entropy bonus, optional k3 KL),
   with log-probabilities recomputed at the temperature the batch was sampled with.
@@ -235,7 +235,9 @@ class TICGRPOConfig(GRPOConfig):
     """``GRPOConfig`` plus the Trajectory-Corrected GRPO knobs (``temperature`` is the start value)."""
 
     ratio_level: str = field(default="trajectory", metadata={"help": "trajectory (TIC), sequence-mean (GSPO) or token (GRPO)."})
-    advantage_type: str = field(default="length-corrected", metadata={"help": "length-corrected (TIC-GRPO) or group (GRPO)."})
+    advantage_type: str = field(default="auto", metadata={"help": "auto (length-corrected in pass/fail groups, else group), group (GRPO), length-corrected (TIC-GRPO) or reference-length."})
+    clip_scale: str = field(default="sqrt-length", metadata={"help": "Scale of the clip bounds for trajectory ratios: sqrt-length, length or none (core.grpo_loss.clip_log_bounds)."})
+    symmetric_clip: bool = field(default=False, metadata={"help": "Also clip negative samples below exp(-b) (symmetric in log-space)."})
     dual_clip: float | None = field(default=3.0, metadata={"help": "c of the dual clip for A < 0 (None = off)."})
     temperature_end: float | None = field(default=None, metadata={"help": "Sampling temperature of the last rollout round (None = constant)."})
     length_penalty_target: int | None = field(default=None, metadata={"help": "Soft length penalty: zero up to this many tokens."})
@@ -245,12 +247,12 @@ class TICGRPOConfig(GRPOConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_tic_choices(self.ratio_level, self.advantage_type, self.dual_clip)
+        check_tic_choices(self.ratio_level, self.advantage_type, self.dual_clip, self.clip_scale)
         if (self.length_penalty_target is None) != (self.length_penalty_cap is None):
             raise UserError("the length penalty needs both a target and a cap")
 
 
-def check_tic_choices(ratio_level: str, advantage: str, dual_clip: float | None) -> None:
+def check_tic_choices(ratio_level: str, advantage: str, dual_clip: float | None, clip_scale: str = "sqrt-length") -> None:
     """The Trajectory-Corrected GRPO choices, checked here for both configs (``GRPORunConfig`` when
     the command builds it, ``TICGRPOConfig`` for direct use of the trainer)."""
     if ratio_level not in grpo_loss.RATIO_LEVELS:
@@ -259,6 +261,8 @@ def check_tic_choices(ratio_level: str, advantage: str, dual_clip: float | None)
         raise UserError(f"unknown --advantage {advantage!r} (expected {', '.join(grpo_loss.ADVANTAGE_KINDS)})")
     if dual_clip is not None and dual_clip <= 1.0:
         raise UserError(f"--dual-clip must be > 1 (or 0 to turn it off), got {dual_clip}")
+    if clip_scale not in grpo_loss.CLIP_SCALES:
+        raise UserError(f"unknown --clip-scale {clip_scale!r} (expected {', '.join(grpo_loss.CLIP_SCALES)})")
 
 
 class TICGRPOTrainer(GRPOTrainer):
@@ -353,7 +357,10 @@ class TICGRPOTrainer(GRPOTrainer):
         self._captured_rewards = None
         mask = output["completion_mask"] if "tool_mask" not in output else output["completion_mask"] * output["tool_mask"]
         lengths = self.accelerator.gather(mask.sum(dim=1)).float()
-        advantages, stats = self.shaped_advantages(rewards_per_func, lengths)
+        reference_lengths = None
+        if self.args.advantage_type == "reference-length":
+            reference_lengths = self.accelerator.gather(self.reference_lengths(inputs).to(lengths.device))
+        advantages, stats = self.shaped_advantages(rewards_per_func, lengths, reference_lengths)
         local = len(output["completion_ids"])
         start = self.accelerator.process_index * local
         output["advantages"] = advantages[start : start + local].to(output["completion_ids"].device)
@@ -363,7 +370,22 @@ class TICGRPOTrainer(GRPOTrainer):
             self._metrics[mode][key].append(value)
         return output
 
-    def shaped_advantages(self, rewards_per_func: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def reference_lengths(self, inputs: Any) -> torch.Tensor:
+        """Token length of each row's reference (``ref``, else ``answer``), NaN where it has none
+        (``--advantage reference-length``)."""
+        out = []
+        for item in inputs:
+            row = json.loads(item.get("row") or "{}") if isinstance(item, dict) else {}
+            text = row.get("ref") if isinstance(row.get("ref"), str) else row.get("answer")
+            if isinstance(text, str) and text.strip():
+                out.append(float(len(self.processing_class(text, add_special_tokens=False)["input_ids"])))
+            else:
+                out.append(float("nan"))
+        return torch.tensor(out, dtype=torch.float32)
+
+    def shaped_advantages(
+        self, rewards_per_func: torch.Tensor, lengths: torch.Tensor, reference_lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Weighted sum (NaN = not applicable) → length penalty → high clip → advantages."""
         cfg: TICGRPOConfig = self.args
         weights = self.reward_weights.to(rewards_per_func.device)
@@ -379,10 +401,10 @@ class TICGRPOTrainer(GRPOTrainer):
             valid = ~torch.isnan(total)
             stats["reward_clip/fraction"] = float(((total > cfg.reward_clip_high) & valid).float().mean())
             total = grpo_loss.clip_rewards_high(total, cfg.reward_clip_high)
-        if cfg.advantage_type == "length-corrected":
-            adv = grpo_loss.length_corrected_advantages(total, lengths.to(total.device), self.num_generations)
-        else:
-            adv = grpo_loss.group_advantages(total, self.num_generations)
+        refs = reference_lengths.to(total.device) if reference_lengths is not None else None
+        adv = grpo_loss.advantages_for(cfg.advantage_type, total, lengths.to(total.device), self.num_generations, reference_lengths=refs)
+        if cfg.advantage_type == "auto":
+            stats["advantages/length_corrected_groups"] = float(grpo_loss.verifiable_groups(total, self.num_generations).float().mean())
         valid = total[~torch.isnan(total)]
         if valid.numel():
             stats["reward_shaped/mean"] = float(valid.mean())
@@ -432,6 +454,8 @@ class TICGRPOTrainer(GRPOTrainer):
             sequence_weights=weights,
             sequence_normalizer=float(batch * accum),
             token_normalizer=float(tokens_in_window),
+            clip_scale=cfg.clip_scale,
+            symmetric_clip=cfg.symmetric_clip,
         )
         loss = out.loss
         if self.aux_loss_enabled:
@@ -521,7 +545,9 @@ class GRPORunConfig:
     temperature_end: float = 0.7
     top_p: float = 1.0
     ratio_level: str = "trajectory"
-    advantage: str = "length-corrected"
+    advantage: str = "auto"
+    clip_scale: str = "sqrt-length"
+    symmetric_clip: bool = False
     epsilon_high: float = 0.28
     dual_clip: float | None = 3.0
     entropy_coef: float = 0.01
@@ -529,13 +555,15 @@ class GRPORunConfig:
     length_penalty: tuple[int, int] | None = None
     length_penalty_weight: float = 1.0
     reward_clip_high: float | None = None
+    eval_prompts: str | None = None
+    eval_steps: int = 0
     rollout_engine: str = "auto"
     vllm_gpu_memory_utilization: float = 0.3
 
     def __post_init__(self) -> None:
         if self.rollout_engine not in ROLLOUT_ENGINES:
             raise UserError(f"unknown --rollout-engine {self.rollout_engine!r} (expected {', '.join(ROLLOUT_ENGINES)})")
-        check_tic_choices(self.ratio_level, self.advantage, self.dual_clip)
+        check_tic_choices(self.ratio_level, self.advantage, self.dual_clip, self.clip_scale)
         if self.temperature_start <= 0 or self.temperature_end <= 0:
             raise UserError("--temperature-start and --temperature-end must be > 0")
         if not 0 < self.top_p <= 1:
@@ -546,6 +574,26 @@ class GRPORunConfig:
             raise UserError("--entropy-coef and --kl-coef must be >= 0")
         if self.epochs <= 0:
             raise UserError("--epochs must be > 0")
+
+
+def dense_length_corrected_warning(cfg: GRPORunConfig, rewards: Sequence[Reward]) -> str | None:
+    """One line when ``--advantage length-corrected`` meets a reward that is not 0/1 (or a length
+    penalty / several weighted rewards, which make the total dense): r/L then rewards truncation."""
+    from in2x_cli.rewards import is_verifiable
+
+    if cfg.advantage != "length-corrected":
+        return None
+    dense = [r.name for r in rewards if not is_verifiable(r)]
+    if cfg.length_penalty is not None:
+        dense.append("--length-penalty")
+    if len(rewards) > 1 and not dense:
+        dense.append("a weighted sum of rewards")
+    if not dense:
+        return None
+    return (
+        f"--advantage length-corrected with a dense reward ({', '.join(dense)}): r/L ranks short, truncated completions above "
+        "full ones (bench/grpo_ablation.py); use --advantage auto (default) or group"
+    )
 
 
 def vllm_available() -> bool:
@@ -580,6 +628,10 @@ def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPO
         # per completion (B, 1), which multiplies our objective at every ratio level
         extra.update(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
     lp = cfg.length_penalty
+    if cfg.eval_prompts:
+        # one prompt group per process per eval micro-step (TRL: global eval batch divisible by G); scored at
+        # the start (baseline) and every --eval-steps updates (or only at the end, via run_grpo)
+        extra.update(per_device_eval_batch_size=cfg.num_generations, eval_on_start=True, eval_strategy="steps", eval_steps=cfg.eval_steps or 10**9)
     return TICGRPOConfig(
         **base,
         **extra,
@@ -597,6 +649,8 @@ def build_config(cfg: GRPORunConfig, plan: BatchPlan, use_vllm: bool) -> TICGRPO
         reward_weights=None,  # set from the reward specs in run_grpo
         ratio_level=cfg.ratio_level,
         advantage_type=cfg.advantage,
+        clip_scale=cfg.clip_scale,
+        symmetric_clip=cfg.symmetric_clip,
         dual_clip=cfg.dual_clip,
         length_penalty_target=lp[0] if lp else None,
         length_penalty_cap=lp[1] if lp else None,
@@ -631,12 +685,16 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
     rows = load_prompt_rows(cfg.prompts)
     if len(rows) < cfg.rollout_batch:
         raise UserError(f"{len(rows)} prompts is fewer than one rollout batch (--rollout-batch {cfg.rollout_batch})", cfg.prompts)
+    eval_rows = load_prompt_rows(cfg.eval_prompts) if cfg.eval_prompts else None
     use_vllm = cfg.rollout_engine == "vllm" or (cfg.rollout_engine == "auto" and vllm_available())
     if cfg.rollout_engine == "vllm" and not vllm_available():
         raise UserError("--rollout-engine vllm needs vLLM and a GPU: pip install 'in2x[gpu]'")
     check_vllm_budget(cfg, use_vllm)
     # a judge and the COMET worker load here, each on this rank's GPU (in2x_cli.devices reads LOCAL_RANK)
     rewards = resolve_rewards(cfg.rewards, cfg.reward_context)
+    warning = dense_length_corrected_warning(cfg, rewards)
+    if warning:
+        console.warn(warning)
     model_dir = resolve_model(cfg.model, trust_remote_code=cfg.train.trust_remote_code)
     # the config creates the distributed state (process group, FSDP / ZeRO-3 plugins) before the policy
     # loads, so FSDP's cpu-RAM-efficient loading and ZeRO-3's partitioned init take effect
@@ -660,6 +718,7 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
         reward_funcs=[TRLRewardAdapter(r) for r in rewards],
         args=args,
         train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
     )
     from in2x_cli.train.flops import flops_per_token
@@ -676,6 +735,8 @@ def run_grpo(cfg: GRPORunConfig, *, provenance_command: str = "grpo") -> Path:
         f"ratio {cfg.ratio_level}, advantages {cfg.advantage}, rollouts by {'vLLM (colocate)' if use_vllm else 'transformers'}"
     )
     run_training(trainer, resume_from)
+    if eval_rows and (not cfg.eval_steps or trainer.state.global_step % cfg.eval_steps):
+        trainer.evaluate()  # the held-out score after the last update
     extra = {
         "batch_plan": plan,
         "rollout_engine": "vllm" if use_vllm else "transformers",

@@ -255,3 +255,116 @@ def test_trajectory_and_token_gradients_differ_off_policy() -> None:
     close(grads["sequence-mean"][0], [-0.276293, -0.276293])
     # token, row 0: -(w_t)/3 = -1.105171/3
     close(grads["token"][0], [-0.368390, -0.368390])
+
+
+# --------------------------------------------------------------------------- advantage kinds, clip scale (issue 16)
+
+
+def test_length_corrected_rewards_truncation_with_a_dense_reward_and_auto_does_not() -> None:
+    """The issue's case: one group with the perfect translation (chrF 1.0, 21 tokens), a 4-word
+    truncation (chrF 0.306, 5 tokens) and two paraphrases. r/L puts the truncation on top."""
+    from in2x_cli.core.grpo_loss import advantages_for
+
+    rewards = torch.tensor([1.0, 0.306, 0.7493, 0.6529], dtype=torch.float64)
+    lengths = torch.tensor([21.0, 5.0, 18.0, 20.0], dtype=torch.float64)
+    tic = advantages_for("length-corrected", rewards, lengths, 4)
+    assert int(tic.argmax()) == 1 and tic[1] > tic[0]  # truncation outscores the perfect translation
+    for kind in ("auto", "group", "reference-length"):
+        adv = advantages_for(kind, rewards, lengths, 4)
+        assert int(adv.argmax()) == 0 and adv[1] < 0, kind
+    # auto on a dense group is exactly the group advantage
+    close(advantages_for("auto", rewards, lengths, 4), group_advantages(rewards, 4).tolist(), tol=1e-12)
+
+
+def test_auto_uses_length_correction_only_in_verifiable_groups() -> None:
+    from in2x_cli.core.grpo_loss import advantages_for, verifiable_groups
+
+    rewards = torch.tensor([1.0, 1.0, 0.0, float("nan"), 0.9, 0.2, 0.5, 0.1])
+    lengths = torch.tensor([2.0, 4.0, 3.0, 3.0, 2.0, 4.0, 3.0, 3.0])
+    assert verifiable_groups(rewards, 4).tolist() == [True, False]
+    # a weighted pass/fail reward (math_exact:0.8) is still pass/fail; two passing levels, a
+    # negative total (length penalty) or a dense value are not
+    assert verifiable_groups(torch.tensor([0.8, 0.0, 0.8, float("nan"), 0.8, 0.2, 0.0, 1.0, 0.0, -0.5, 1.0, 1.0]), 4).tolist() == [True, False, False]
+    adv = advantages_for("auto", rewards, lengths, 4)
+    close(adv[:4], length_corrected_advantages(rewards[:4], lengths[:4], 4).tolist())
+    close(adv[4:], group_advantages(rewards[4:], 4).tolist())
+    # 0/1 groups: every correct answer stays above every wrong one whatever its length
+    assert min(adv[0], adv[1]) > adv[2]
+
+
+def test_reference_length_never_raises_a_short_completion() -> None:
+    from in2x_cli.core.grpo_loss import reference_length_advantages
+
+    # reference length 10: r*min(1, 10/L) = [0.5, 0.5, 0.5, 0.5] -> all 0 (the short one is not raised)
+    ref = torch.full((4,), 10.0)
+    adv = reference_length_advantages(torch.tensor([0.5, 0.5, 1.0, 0.5]), torch.tensor([5.0, 10.0, 20.0, 10.0]), 4, reference_lengths=ref)
+    close(adv, [0.0, 0.0, 0.0, 0.0])
+    # an unknown reference (NaN) leaves the reward as it is: [1.0, 1.0·4/8] -> mean 0.75, std 0.353553
+    adv = reference_length_advantages(torch.tensor([1.0, 1.0, 1.0, 1.0]), torch.tensor([4.0, 8.0, 4.0, 8.0]), 2,
+                                      reference_lengths=torch.tensor([4.0, 4.0, float("nan"), float("nan")]))  # fmt: skip
+    close(adv, [0.25 / (0.3535534 + 1e-4), -0.25 / (0.3535534 + 1e-4), 0.0, 0.0])
+    # no reference lengths at all: plain group advantages
+    close(reference_length_advantages(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 9.0]), 2), group_advantages(torch.tensor([1.0, 0.0]), 2).tolist())
+
+
+@pytest.mark.parametrize("kind", ["auto", "group", "length-corrected", "reference-length"])
+def test_advantages_keep_the_input_dtype(kind: str) -> None:
+    from in2x_cli.core.grpo_loss import advantages_for
+
+    r = torch.tensor([0.1, 0.7, 1.0, 0.0], dtype=torch.float64)
+    out = advantages_for(kind, r, torch.tensor([3, 5, 7, 2]), 4)
+    assert out.dtype == torch.float64
+    assert advantages_for(kind, r.float(), torch.tensor([3, 5, 7, 2]), 4).dtype == torch.float32
+    # float64 precision survives: a spread of 1e-9 is still resolved (float32 would round it away)
+    tiny = torch.tensor([1.0, 1.0 + 1e-9], dtype=torch.float64)
+    assert group_advantages(tiny, 2, delta=0.0)[1] == pytest.approx(0.7071067811865476)
+
+
+def test_clip_bounds_scale_with_the_trajectory_length() -> None:
+    from in2x_cli.core.grpo_loss import clip_log_bounds
+
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0, 0, 0, 0], [1] * 9])
+    b = math.log(1.28)
+    for scale, factors in (("sqrt-length", [2.0, 3.0]), ("length", [4.0, 9.0]), ("none", [1.0, 1.0])):
+        high, dual = clip_log_bounds(mask, "trajectory", epsilon_high=0.28, dual_clip=3.0, clip_scale=scale)
+        close(high, [b * f for f in factors], tol=1e-9)
+        close(dual, [math.log(3.0) * f for f in factors], tol=1e-9)
+    # per-token-scale ratios are never rescaled
+    for level in ("sequence-mean", "token"):
+        high, _ = clip_log_bounds(mask, level, epsilon_high=0.28, dual_clip=3.0, clip_scale="sqrt-length")
+        close(high, [b, b], tol=1e-9)
+
+
+def test_symmetric_clip_stops_positive_and_negative_samples_at_mirrored_log_ratios() -> None:
+    """Trajectory level, 4 tokens each, sqrt-length scale: b = 2·log(1.28) = 0.4937. A positive
+    sample with log w = +0.55 and a negative one with log w = −0.55 both give no gradient; at ±0.45
+    both do. Without --symmetric-clip the negative sample at −0.55 keeps its gradient."""
+    b = 2 * math.log(1.28)
+    mask = torch.ones(4, 4)
+    adv = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    log_w_total = torch.tensor([0.55, -0.55, 0.45, -0.45])
+    old = torch.zeros(4, 4)
+
+    def grads(symmetric: bool) -> list[float]:
+        logps = (log_w_total / 4).unsqueeze(1).repeat(1, 4).clone().requires_grad_(True)
+        out = tic_grpo_loss(logps, old, adv, mask, ratio_level="trajectory", epsilon_high=0.28, dual_clip=3.0, clip_scale="sqrt-length", symmetric_clip=symmetric)
+        out.loss.backward()
+        return logps.grad.abs().sum(dim=1).tolist()
+
+    g = grads(True)
+    assert g[0] == 0.0 and g[1] == 0.0 and g[2] > 0 and g[3] > 0
+    assert 0.55 > b > 0.45
+    g = grads(False)
+    assert g[0] == 0.0 and g[1] > 0  # upper-only clip: the negative sample is not clipped below
+    # the stats see the same clipping
+    logps = (log_w_total / 4).unsqueeze(1).repeat(1, 4)
+    stats = tic_grpo_loss(logps, old, adv, mask, clip_scale="sqrt-length", symmetric_clip=True).stats
+    assert stats["clip/high_fraction"] == 0.25 and stats["clip/low_fraction"] == 0.25
+
+
+def test_unscaled_trajectory_clip_matches_the_old_objective() -> None:
+    """clip_scale none reproduces the original bounds exactly (1+ε and c on the product)."""
+    ratio = torch.tensor([[0.5], [1.2], [1.5], [2.0], [4.0]])
+    adv = torch.tensor([[1.0], [1.0], [1.0], [-1.0], [-1.0]])
+    got = clipped_objective(ratio, adv, epsilon_high=0.28, dual_clip=3.0)
+    close(got, [0.5, 1.2, 1.28, -2.0, -3.0])

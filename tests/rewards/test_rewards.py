@@ -114,10 +114,37 @@ def test_format_reward() -> None:
         "</think>x<think>",  # wrong order
         "<think>r</think><answer>42</answer>",
     ]
-    assert fmt([""] * 6, completions) == [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    asks = "Reason inside <think></think>, then answer: 6 x 7?"
+    assert fmt([asks] * 6, completions) == [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
     # a row can require its own tags, in order
     tags = [["think", "answer"], ["answer", "think"]]
     assert fmt(["", ""], [completions[5], completions[5]], format_tags=tags) == [1.0, 0.0]
+
+
+def test_format_reward_applies_only_to_rows_that_ask_for_the_tags() -> None:
+    """A translation or creative prompt that never asked for <think> is not applicable (None):
+    neither a 0.0 penalty for a good translation nor a bonus that the reward clip would cancel."""
+    fmt = FormatReward(RewardContext(format_tags=("think",)))
+    prompts = ["Translate into Japanese: Good morning.", "Write a haiku about rain.", "Solve 2+2; reason in <think></think> first."]
+    completions = ["おはようございます。", "<think>rain</think> a haiku", "<think>2+2</think> 4"]
+    assert fmt(prompts, completions) == [None, None, 1.0]
+    # a row's own format_tags make it applicable whatever its prompt says
+    assert fmt(prompts[:1], ["plain"], format_tags=[["think"]]) == [0.0]
+
+
+def test_verifiable_rewards_follow_the_contract() -> None:
+    from in2x_cli.rewards import VERIFIABLE_REWARDS, Reward, is_verifiable
+
+    assert is_verifiable("math_exact") and is_verifiable("format") and not is_verifiable("translation_chrf")
+    assert not is_verifiable("generative_judge")
+
+    def plugin(prompts, completions, **_):
+        return [1.0] * len(completions)
+
+    assert not is_verifiable(Reward("plugin", 1.0, plugin))
+    plugin.verifiable = True  # type: ignore[attr-defined]
+    assert is_verifiable(Reward("plugin", 1.0, plugin))
+    assert VERIFIABLE_REWARDS <= set(REWARDS)
 
 
 # --------------------------------------------------------------------------- language_match
@@ -182,7 +209,7 @@ def test_builtin_rewards_are_finite_on_hostile_completions(name: str) -> None:
         "tgt_lang": ["ja"] * n,
         "lang": ["en"] * n,
     }
-    scores = reward.fn(["prompt"] * n, HOSTILE, **fields)
+    scores = reward.fn(["Answer after <think>reasoning</think>."] * n, HOSTILE, **fields)
     assert len(scores) == n
     for s in scores:
         assert s is not None and math.isfinite(s) and 0.0 <= s <= 1.0

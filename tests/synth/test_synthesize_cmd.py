@@ -697,7 +697,8 @@ def test_tiny_model_reread_and_critic_paths(tmp_path, tiny_model):
         [json.loads(line) for line in open(corpus_dir() / "instructions.jsonl", encoding="utf-8")][:2],
     )
     model = str(tiny_model)
-    res = synth("answer", src, m=model, reread=True, judge_max_tokens=12, batch_size=4, o=tmp_path / "r.jsonl")
+    # --no-answer: the paper order answers before ReReading, and the tiny model's answers are cut off
+    res = synth("answer", src, m=model, reread=True, no_answer=True, judge_max_tokens=12, batch_size=4, o=tmp_path / "r.jsonl")
     assert res.code == 0, res.stderr
     rejects = read(tmp_path / "r.rejects.jsonl")
     assert read(tmp_path / "r.jsonl") == [] and len(rejects) == 2
@@ -738,3 +739,67 @@ def test_tiny_model_magpie(tmp_path, tiny_model):
     assert read(out) == [] and [r["reason"] for r in rejects] == ["truncated"] * 4
     assert len({r["detail"]["text"] for r in rejects}) == 4  # four different samples from one prefix
     assert "en: quota not reached: 0 of 2 after 4 candidates" in res.stderr
+
+
+# --------------------------------------------------------------------------- paper order, self-answered queries (issue 16)
+
+
+def stage_of(prompt: str) -> str:
+    if "quality critic" in prompt:
+        return "critic"
+    if "reviewing a task" in prompt:
+        return "reread"
+    return "answer"
+
+
+def test_paper_order_validates_with_the_critic_before_rereading(tmp_path, tasks):
+    """--order paper (default): answer → critic → ReReading; a task the critic rejects never
+    reaches ReReading, and a task ReReading rewrote is answered again as written."""
+    world = World("paper-order")
+    world.flags = {"Zorblax": {"hallucination": True}}
+    world.reread = {"capital of France": '{"verdict": "rewrite", "rewrite": "Which city is the capital of France?", "reason": "clearer"}'}
+    out = tmp_path / "out.jsonl"
+    res = synth("answer", tasks, world=world, reread=True, critic_model=world.name, o=out)
+    assert res.code == 0, res.stderr
+    stages = [stage_of(p) for p in world.calls]
+    first = {s: stages.index(s) for s in ("answer", "critic", "reread")}
+    assert first["answer"] < first["critic"] < first["reread"], stages
+    reread_tasks = [fenced(p, "INSTRUCTION") for p in world.calls if stage_of(p) == "reread"]
+    assert not any("Zorblax" in t for t in reread_tasks)  # rejected by the critic first
+    rows = {r["origin_id"]: r for r in read(out)}
+    assert rows["q1"]["instruction"] == "Which city is the capital of France?"
+    assert rows["q1"]["messages"][0]["content"] == "Which city is the capital of France?"
+    # the rewritten task was answered after ReReading
+    last_reread = max(i for i, s in enumerate(stages) if s == "reread")
+    assert any(stages[i] == "answer" and first_user(p) == "Which city is the capital of France?" for i, p in enumerate(world.calls) if i > last_reread)
+    # the old order is still available
+    world2 = World("reread-first-order")
+    res = synth("answer", tasks, world=world2, reread=True, critic_model=world2.name, order="reread-first", o=tmp_path / "old.jsonl")
+    assert res.code == 0, res.stderr
+    stages2 = [stage_of(p) for p in world2.calls]
+    assert stages2.index("reread") < stages2.index("answer") < stages2.index("critic")
+    assert_user_error(synth("answer", tasks, world=world2, order="sideways", o=tmp_path / "x.jsonl"), "--order")
+
+
+def test_self_answered_generated_queries_are_rejected(tmp_path):
+    world = World("self-answering")
+    texts = iter(["What is the capital of Italy?\nAnswer: Rome.", "Name three primary colours used in painting.", "日本で一番高い山は？答え：富士山"])
+    world.generate = lambda prompt: next(texts, "Describe a quiet morning in a small fishing town.")
+    out = tmp_path / "si.jsonl"
+    res = synth("self-instruct", SEEDS, world=world, num=2, langs="en", o=out, max_attempts=3, dedup="none")
+    assert res.code == 0, res.stderr
+    rejects = read(tmp_path / "si.rejects.jsonl")
+    hit = [r for r in rejects if r["reason"] == "self_answered"]
+    assert hit and hit[0]["detail"]["marker"].startswith("Answer:")
+    assert all("Answer:" not in r["instruction"] for r in read(out))
+
+
+def test_self_answered_markers() -> None:
+    from in2x_cli.core.synthesize import self_answered
+
+    for text in ["What is 2+2?\nAnswer: 4", "What is 2+2? Answer: 4", "中国最长的河流？答案：长江", "日本の首都は？答え：東京",
+                 "Explain X.\n**Answer:** Y", "Q?<|im_start|>assistant\nhi"]:  # fmt: skip
+        assert self_answered(text), text
+    for text in ["Answer with yes or no: is the sky blue?", "Choose one.\nA: red\nB: blue", "Solve: 3x = 6", "He said: ok",
+                 "Translate into Japanese: Good morning."]:  # fmt: skip
+        assert self_answered(text) is None, text

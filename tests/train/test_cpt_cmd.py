@@ -172,3 +172,29 @@ def test_cpt_perplexity_cache_is_keyed_by_its_settings(tiny_model, sources, tmp_
     res, _ = run(other, 16, "--resume")
     assert "other settings (model" in res.stderr
     assert json.loads((out / "ppl" / "0-knowledge.settings.json").read_text())["model"] == str(other.resolve())
+
+
+def test_cpt_lang_ratio_balances_languages_inside_the_mixture(tiny_model, tmp_path):
+    """--lang-ratio zh=1,en=1,ja=1 (paper: phase 1 balances zh:en:ja): an en-heavy source is split
+    per language; the tokens seen per language follow the ratio (within one document) and the
+    summary reports planned weights and seen shares; a row without 'lang' is detected."""
+    rows = load_corpus("pretrain")
+    by = {lang: [r for r in rows if r["lang"] == lang] for lang in ("en", "ja", "zh")}
+    assert all(by.values())
+    mixed = by["en"] * 3 + by["ja"] + [{k: v for k, v in r.items() if k != "lang"} for r in by["zh"]]  # zh rows without 'lang'
+    src = write_jsonl(tmp_path / "mixed.jsonl", mixed + [{"lang": "ko", "text": "한국어 문장입니다."}])
+    out = tmp_path / "run"
+    res = invoke(["cpt", "--data", str(src), "--model", str(tiny_model), "--lang-ratio", "zh=1,en=1,ja=1", "--seq-len", "64",
+                  "--batch-size", "2", "--max-steps", "6", "--report-to", "none", "-o", str(out)])  # fmt: skip
+    assert res.code == 0, res.stderr
+    summary = json.loads((out / "in2x_provenance.json").read_text())["summary"]
+    shares = summary["languages"]["shares"]
+    assert set(shares) == {"zh", "en", "ja"} and all(v["weight"] == pytest.approx(1 / 3, abs=1e-6) for v in shares.values())
+    total = sum(v["tokens"] for v in shares.values())
+    for v in shares.values():
+        assert abs(v["tokens"] - total / 3) <= 130, shares  # one document of slack
+    assert summary["languages"]["sources"][0]["dropped_rows"] == 1  # the Korean row
+    assert "cpt: languages zh weight 0.333" in res.stderr
+    logged = [r for r in read_metrics(out) if "loss" in r]
+    assert logged and all(set(r) >= {"lang_share/zh", "lang_share/en", "lang_share/ja"} for r in logged)
+    assert logged[-1]["lang_share/ja"] == pytest.approx(shares["ja"]["token_share"], abs=0.05)

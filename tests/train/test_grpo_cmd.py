@@ -3,6 +3,7 @@ launcher command, help. Training itself is tested in tests/train/test_grpo_train
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,8 @@ def test_missing_prompt_file(tmp_path) -> None:
         (["--reward", "math_exact", "--length-penalty", "20:10"], "TARGET < CAP"),
         (["--reward", "math_exact", "--length-penalty", "abc"], "TARGET:CAP"),
         (["--reward", "math_exact", "--dual-clip", "0.5"], "--dual-clip"),
+        (["--reward", "math_exact", "--clip-scale", "log"], "--clip-scale"),
+        (["--reward", "math_exact", "--advantage", "tic"], "--advantage"),
         (["--reward", "math_exact", "--temperature-end", "0"], "temperature"),
         (["--reward", "translation_comet"], "--comet-model"),
         (["--reward", "generative_judge"], "--judge-model"),
@@ -104,3 +107,33 @@ def test_help_documents_the_paper_knobs() -> None:
     for flag in ("--num-generations", "--rollout-batch", "--minibatch", "--entropy-coef", "--length-penalty", "--reward-clip-high",
                  "--temperature-start", "--temperature-end", "--ratio-level", "--dual-clip", "Example:"):  # fmt: skip
         assert flag in text, flag
+
+
+def test_dense_reward_with_length_corrected_advantage_warns_once(tmp_path, good_prompts) -> None:
+    """One stderr line names the dense reward; the default (auto) and 0/1 rewards stay silent. The
+    model is missing, so the run stops right after the warning (exit 2)."""
+    base = ["grpo", str(good_prompts), "--model", str(tmp_path / "no-model"), "-o", str(tmp_path / "o"), *SMALL]
+    res = invoke([*base, "--reward", "translation_chrf", "--reward", "math_exact", "--advantage", "length-corrected"])
+    lines = [line for line in res.stderr.splitlines() if "--advantage length-corrected with a dense reward" in line]
+    assert len(lines) == 1 and "translation_chrf" in lines[0] and "math_exact" not in lines[0].split("(")[1].split(")")[0]
+    for extra in (["--reward", "translation_chrf"], ["--reward", "math_exact", "--advantage", "length-corrected"]):
+        res = invoke([*base, *extra])
+        assert "dense reward" not in res.stderr
+
+
+def test_eval_prompts_report_held_out_reward_and_length_before_and_after(tmp_path, tiny_model) -> None:
+    """--eval-prompts: the held-out set is scored at step 0 (the baseline) and after the last update
+    (--eval-steps 0), with reward and completion length in metrics.jsonl."""
+    train = write_jsonl(tmp_path / "t.jsonl", [{"instruction": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(4)])
+    held = write_jsonl(tmp_path / "h.jsonl", [{"instruction": f"What is {i}*2?", "answer": str(2 * i)} for i in range(10, 12)])
+    out = tmp_path / "run"
+    res = invoke(["grpo", str(train), "--model", str(tiny_model), "-o", str(out), "--reward", "math_exact", "--eval-prompts", str(held),
+                  "--max-steps", "2", "--max-completion-tokens", "6", *SMALL])  # fmt: skip
+    assert res.code == 0, res.stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    evals = [r for r in rows if "eval_reward" in r]
+    assert [r["step"] for r in evals] == [0, 2]
+    assert all(0 <= r["eval_reward"] <= 1 and 1 <= r["eval_completions/mean_length"] <= 6 for r in evals)
+    bad = invoke(["grpo", str(train), "--model", str(tiny_model), "-o", str(tmp_path / "x"), "--reward", "math_exact",
+                  "--eval-prompts", str(tmp_path / "missing.jsonl"), *SMALL])  # fmt: skip
+    assert_user_error(bad, "missing.jsonl")

@@ -150,3 +150,19 @@ def test_shaped_advantages_weighting_nan_penalty_and_clip() -> None:
     host = _shaping_host(advantage_type="length-corrected")
     adv, _ = TICGRPOTrainer.shaped_advantages(host, torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.tensor([2.0, 4.0]))
     assert adv[0] > 0 > adv[1]
+
+
+def test_reference_length_advantage_reads_the_rows_reference() -> None:
+    """--advantage reference-length: L_ref is the token length of the row's ref (else answer); a
+    completion longer than its reference is scaled down, a row without one is left as it is."""
+    host = SimpleNamespace(processing_class=lambda text, add_special_tokens=False: {"input_ids": text.split()})
+    inputs = [{"row": json.dumps({"ref": "a b c d"})}, {"row": json.dumps({"answer": "42"})}, {"row": "{}"}, {"prompt": []}]
+    refs = TICGRPOTrainer.reference_lengths(host, inputs)
+    assert refs[:2].tolist() == [4.0, 1.0] and torch.isnan(refs[2:]).all()
+    shaping = _shaping_host(advantage_type="reference-length")
+    # group [r=1, L=8, L_ref=4 -> 0.5] vs [r=1, L=4 -> 1.0]: the longer one loses
+    adv, _ = TICGRPOTrainer.shaped_advantages(shaping, torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.tensor([8.0, 4.0]), torch.tensor([4.0, 4.0]))
+    assert adv[0] < 0 < adv[1]
+    # auto logs the share of pass/fail groups
+    adv, stats = TICGRPOTrainer.shaped_advantages(_shaping_host(advantage_type="auto"), torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([8.0, 4.0]))
+    assert stats["advantages/length_corrected_groups"] == 1.0
