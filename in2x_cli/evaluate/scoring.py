@@ -49,7 +49,7 @@ def score_test_set(
     """Score every system of ``ts`` with every metric. Returns the result dict (EVAL_SCHEMA_DOC) and,
     when ``cfg.segments`` is set, the segment rows."""
     from in2x_cli.core.autorank import autorank
-    from in2x_cli.core.metrics import score_systems
+    from in2x_cli.evaluate.parallel import score_systems_parallel
     from in2x_cli.core.significance import bootstrap_ci, paired_approximate_randomization, paired_bootstrap
 
     names = list(ts.systems)
@@ -59,7 +59,7 @@ def score_test_set(
     for key, metric in metrics.items():
         step(f"{key} {names[0]}")
         # segment scores always: their means are the system scores AutoRank ranks on (cheap: ~1% of the statistics' cost)
-        scored[key] = score_systems(metric, [ts.systems[n] for n in names], refs, srcs, segments=True)
+        scored[key] = score_systems_parallel(metric, [ts.systems[n] for n in names], refs, srcs, segments=True)
         for name in names[1:]:
             step(f"{key} {name}")
 
