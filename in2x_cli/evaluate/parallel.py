@@ -25,26 +25,37 @@ def eval_workers(n_systems: int) -> int:
     return max(1, min(cpus, n_systems))
 
 
-def _score_one(i: int) -> Any:
+def _score_one(job: tuple[str, int]) -> Any:
     from in2x_cli.core.metrics import score_system
 
-    return score_system(_JOB["metric"], _JOB["systems"][i], _JOB["refs"], _JOB["srcs"], segments=_JOB["segments"])
+    key, i = job
+    return score_system(_JOB["metrics"][key], _JOB["systems"][i], _JOB["refs"], _JOB["srcs"], segments=_JOB["segments"])
 
 
-def score_systems_parallel(
-    metric: Any, systems: Sequence[Sequence[str]], refs: Sequence[str] | None, srcs: Sequence[str], *, segments: bool = True
-) -> list[Any]:
-    """``core.metrics.score_systems``, with sacreBLEU metrics spread over ``eval_workers`` processes."""
+def score_all_parallel(
+    metrics: dict[str, Any], systems: Sequence[Sequence[str]], refs: Sequence[str] | None, srcs: Sequence[str], *, segments: bool = True
+) -> dict[str, list[Any]]:
+    """Every metric × every system: the sacreBLEU ones in one pool of ``eval_workers`` processes
+    (references tokenised before the fork), the others (COMET, user functions) in this process."""
     from in2x_cli.core.metrics import REF_CACHE_SEGMENTS, SacreMetric, score_systems
     from in2x_cli.workers import can_fork, fork_pool
 
-    workers = eval_workers(len(systems))
-    if workers < 2 or not isinstance(metric, SacreMetric) or refs is None or len(refs) > REF_CACHE_SEGMENTS or not can_fork():
-        return score_systems(metric, systems, refs, srcs, segments=segments)
-    metric.prepare(refs)  # tokenise the references once, before the fork: every worker inherits the cache
-    _JOB.update(metric=metric, systems=systems, refs=refs, srcs=srcs, segments=segments)
+    workers = eval_workers(len(systems) * len(metrics))
+    pooled = [k for k, m in metrics.items() if isinstance(m, SacreMetric)]
+    if workers < 2 or len(systems) < 2 or not pooled or refs is None or len(refs) > REF_CACHE_SEGMENTS or not can_fork():
+        pooled = []
+    out = {k: score_systems(m, systems, refs, srcs, segments=segments) for k, m in metrics.items() if k not in pooled}
+    if not pooled:
+        return {k: out[k] for k in metrics}
+    for k in pooled:
+        metrics[k].prepare(refs)
+    jobs = [(k, i) for k in pooled for i in range(len(systems))]
+    _JOB.update(metrics=metrics, systems=systems, refs=refs, srcs=srcs, segments=segments)
     try:
         with fork_pool(workers) as pool:
-            return pool.map(_score_one, range(len(systems)), chunksize=1)
+            results = pool.map(_score_one, jobs, chunksize=1)
     finally:
         _JOB.clear()
+    for (k, _), r in zip(jobs, results, strict=True):
+        out.setdefault(k, []).append(r)
+    return {k: out[k] for k in metrics}
