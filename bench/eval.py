@@ -91,10 +91,16 @@ def bench_sacrebleu(pair_dir: Path, work: Path, repeats: int, n_systems: int | N
         doc = json.loads(_wall(one_cmd)[1])
         one_out.update({Path(x["system"]).stem: {"BLEU": float(x["BLEU"]), "chrF2++": float(x["chrF2++"])} for x in doc})
 
-    t_ours = t_one = float("inf")
+    single_worker_out: dict = {}
+
+    def run_ours_one_worker() -> None:
+        single_worker_out["doc"] = json.loads(_wall(ours_cmd, {**env, "IN2X_EVAL_WORKERS": "1"})[1])
+
+    t_ours = t_one = t_ours_1 = float("inf")
     for _ in range(repeats):  # alternated, best of each: the machine is shared
         t_ours = min(t_ours, best_of(run_ours, 1))
         t_one = min(t_one, best_of(run_one, 1))
+        t_ours_1 = min(t_ours_1, best_of(run_ours_one_worker, 1))
     t_theirs = best_of(run_theirs, repeats)
     ours = {s["system"]: s["scores"] for s in ours_out["doc"]["results"][0]["systems"]}
 
@@ -103,6 +109,9 @@ def bench_sacrebleu(pair_dir: Path, work: Path, repeats: int, n_systems: int | N
             round(ours[n]["bleu"], 10) == other[n]["BLEU"] and round(ours[n]["chrf"], 10) == other[n]["chrF2++"] for n in systems
         )
 
+    single = {s["system"]: s["scores"] for s in single_worker_out["doc"]["results"][0]["systems"]}
+    if single != ours:
+        raise SystemExit("bench eval: in2x eval with one worker and with several gave different scores")
     identical_one, identical_per = same(one_out), same(theirs_out)
     if not (identical_one and identical_per):
         raise SystemExit(f"bench eval: scores differ from sacrebleu (one process: {identical_one}, per system: {identical_per})")
@@ -116,7 +125,9 @@ def bench_sacrebleu(pair_dir: Path, work: Path, repeats: int, n_systems: int | N
         "sacrebleu_cli_per_system_seconds": round(t_theirs, 2),
         "ratio_vs_per_system": round(t_ours / t_theirs, 3),
         "scores_identical": True,
-        "in2x_workers": eval_workers(len(systems)),
+        "in2x_workers": eval_workers(2 * len(systems)),
+        "in2x_one_worker_seconds": round(t_ours_1, 2),
+        "ratio_one_worker": round(t_ours_1 / t_one, 3),
     }
 
 
