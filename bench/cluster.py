@@ -123,7 +123,7 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> dict:
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.exit(f"{' '.join(cmd[:5])} … failed ({code}):\n{''.join(err_lines)[-2000:]}")
-    return {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024, "tree_rss": tree_peak[0], "stderr": [l.rstrip() for l in err_lines], "stdout": out}
+    return {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024, "tree_rss": tree_peak[0], "stderr": [line.rstrip() for line in err_lines], "stdout": out}
 
 
 def main() -> None:
@@ -177,7 +177,7 @@ def main() -> None:
                     "embed_and_io_seconds": round(r["seconds"] - cluster_s, 1),
                     "n_clusters": info.get("n_clusters"),
                     "subclusters": info.get("subclusters"),
-                    "progress_lines": [l for l in r["stderr"] if "/s elapsed" in l][:20],
+                    "progress_lines": [line for line in r["stderr"] if "/s elapsed" in line][:20],
                     "within_5_min": r["seconds"] <= 300,
                 })
             runs[name] = entry
@@ -207,7 +207,7 @@ def main() -> None:
                 "clustering scaled linearly from the measured run: k-means trains on at most 256*k sampled rows, so its share is an upper bound; "
                 "Birch's subcluster count grows with more distinct texts, which makes it slower than linear: a lower bound for birch",
                 f"the {emb_gb:.0f} GB of 128-d float32 embeddings live in a memory-mapped file; when larger than RAM every pass reads it from disk",
-                "the pool repeats ~%s unique sentences; real data has more distinct n-grams (the embedding cost per row is about the same)" % f"{pool_info['unique_sentences']:,}",
+                f"the pool repeats ~{pool_info['unique_sentences']:,} unique sentences; real data has more distinct n-grams (the embedding cost per row is about the same)",
             ],
         }
         emit(result)

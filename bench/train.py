@@ -29,6 +29,7 @@ from pathlib import Path
 
 from common import REPO, emit, tiny_model  # noqa: E402  (bench/common.py sets sys.path and offline env)
 
+
 def mixed_length_chats(n: int, seed: int = 0) -> list[dict]:
     """Conversations whose assistant turn concatenates k corpus responses, k log-uniform in 1..32:
     lengths spread log-uniformly from ~50 to ~2,000 tokens, like SFT data that mixes short answers

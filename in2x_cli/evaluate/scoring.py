@@ -49,8 +49,8 @@ def score_test_set(
     """Score every system of ``ts`` with every metric. Returns the result dict (EVAL_SCHEMA_DOC) and,
     when ``cfg.segments`` is set, the segment rows."""
     from in2x_cli.core.autorank import autorank
-    from in2x_cli.evaluate.parallel import score_all_parallel
     from in2x_cli.core.significance import bootstrap_ci, paired_approximate_randomization, paired_bootstrap
+    from in2x_cli.evaluate.parallel import score_all_parallel
 
     names = list(ts.systems)
     srcs = [s.src for s in ts.segments]

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from in2x_cli.core.merge import TensorJob, tensor_seed
 from in2x_cli.errors import UserError
-from in2x_cli.io.checkpoint import CheckpointReader, StreamingShardWriter, copy_model_files, resolve_model, torch_dtype_name
+from in2x_cli.io.checkpoint import (
+    CheckpointReader,
+    StreamingShardWriter,
+    copy_model_files,
+    resolve_model,
+    torch_dtype_name,
+)
 from in2x_cli.merge.config import MergeConfig, resolve_parameters
 from in2x_cli.merge.stats import read_stats_meta
 

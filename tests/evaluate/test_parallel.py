@@ -25,7 +25,7 @@ def test_two_workers_score_exactly_like_one_process(monkeypatch):
     assert list(two) == ["bleu", "chrf"]
     for key in one:
         assert [r.score for r in two[key]] == [r.score for r in one[key]] and [r.segments for r in two[key]] == [r.segments for r in one[key]]
-        assert all((a.stats == b.stats).all() for a, b in zip(one[key], two[key]))
+        assert all((a.stats == b.stats).all() for a, b in zip(one[key], two[key], strict=True))
 
 
 def _sleep(_):
