@@ -37,6 +37,7 @@ TABLE: dict[str, list[tuple[str, str | None, str | None, str, str, str]]] = {
         ("cluster end to end, embedder + k-means vs a sklearn + faiss script (wall)", "runs.kmeans.seconds", "runs.baseline.seconds", "kmeans_wall_ratio_in2x_over_baseline", "s", "<= 300 s at 1M rows"),
         ("… memory (PSS of the process tree, sampled)", "runs.kmeans.peak_pss_mb_process_tree_sampled", "runs.baseline.peak_pss_mb_process_tree_sampled", "kmeans_rss_ratio_in2x_over_baseline", "MB", "bounded"),
     ],
+    "cluster_assign": [("k-means assignment of 200k synthetic 384-d rows, chunked memmap vs raw faiss on the in-RAM array (throughput)", "assign_ours_seconds", "assign_raw_faiss_seconds", "assign_throughput_ratio", "s", ">= 0.9")],
     "grpo": [("`in2x grpo` vs a TRL GRPOTrainer script, same config (steps/s, through the CLI)", "steps_per_second.in2x", "steps_per_second.trl", "ratio", "steps/s", ">= 0.95")],
     "train": [("`in2x sft` packed vs a TRL SFTTrainer script unpacked (real tokens/s, through the CLI)", "in2x_packed.tokens_per_second", "trl_unpacked.tokens_per_second", "speedup_vs_trl", "tok/s", ">= 1.8")],
     "backend": [("batched length-sorted generation vs one prompt at a time (throughput)", None, None, "ratio", "", ">= 4")],
