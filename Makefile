@@ -89,8 +89,10 @@ demo: install comet-env
 lint: install
 	$(BIN)/ruff check in2x_cli tests bench
 
+# full sizes (minutes to hours: see the README); `make bench BENCH_ARGS="--quick"` for small ones,
+# `BENCH_ARGS="merge eval"` for some
 bench: install comet-env
-	$(TEST_ENV) $(BIN)/python bench/run_all.py
+	$(TEST_ENV) $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 docs: install
 	$(BIN)/python -m in2x_cli.docgen > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md || { rm -f docs/cli.md.tmp; exit 1; }

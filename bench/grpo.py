@@ -1,27 +1,35 @@
-"""Training throughput of in2x grpo (TIC-GRPO loss) vs plain TRL GRPOTrainer, same config.
+"""`in2x grpo` (TIC-GRPO) vs a TRL GRPOTrainer script, each run the way a user runs it: ``in2x grpo
+PROMPTS -m MODEL -r grpo:favour_the ...`` as a subprocess, and ``python trl_grpo.py``
+(GRPOTrainer + GRPOConfig with the same batch plan) as a subprocess.
 
-Both trainers get the same tiny model, prompts, reward function, batch plan (off-policy: two
-updates per rollout batch, so both compute π_old), generation length, entropy bonus and seed; the
-only difference is the trainer class (our subclass: shaped advantages, trajectory ratio, dual
-clip, extra metrics). A second in2x variant installs the per-batch temperature dispatcher on the
-fused log-prob head (what --temperature-start != --temperature-end uses) while keeping the
-temperature constant, so it samples exactly the same rollouts: its ratio is the dispatcher's cost
-alone (an actual decay changes the sampled workload itself). Runs alternate and each keeps its
-best time (a shared CPU is noisy).
+Both get the same tiny model, prompts, reward function (``favour_the`` below, imported by both
+from this file), batch plan (off-policy: rollout batch 8 prompts, minibatch 4: two updates per
+rollout batch, so both compute π_old), generation length, entropy bonus, learning rate and seed;
+the difference is the trainer (in2x's: trajectory ratio, dual clip, length-corrected advantages,
+extra metrics; TRL's: loss_type "dapo", token ratio). Throughput = optimizer steps / the trainer's
+training-loop time (``train_runtime``); process wall time is reported next to it. Runs alternate
+``--repeats`` times, best of each (a shared CPU is noisy).
 
-Baseline: trl.GRPOTrainer (loss_type "dapo", token-level ratio). Goal: steps/s ratio >= 0.95.
-Prints JSON.
+Goal: steps/s ratio in2x / TRL >= 0.95. Prints JSON.
+
+    python bench/grpo.py [--quick] [--steps 8] [--generations 8] [--max-tokens 32] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from common import emit, tiny_model
+from common import REPO, emit, tiny_model
+
+BENCH = Path(__file__).resolve().parent
 
 
 def favour_the(prompts: Any, completions: Any, **_: Any) -> list[float]:
@@ -29,99 +37,100 @@ def favour_the(prompts: Any, completions: Any, **_: Any) -> list[float]:
     return [min(t.count("the"), 3) / 3 for t in texts]
 
 
+TRL_GRPO = r"""
+import json, sys, torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import GRPOConfig, GRPOTrainer
+from grpo import favour_the
+model_dir, prompts, out, cfg_json, threads = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+torch.set_num_threads(threads)
+rows = [{"prompt": [{"role": "user", "content": json.loads(l)["instruction"]}]} for l in open(prompts, encoding="utf-8")]
+tok = AutoTokenizer.from_pretrained(model_dir)
+model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+trainer = GRPOTrainer(model=model, reward_funcs=[favour_the], args=GRPOConfig(output_dir=out, **json.loads(cfg_json)),
+                      train_dataset=Dataset.from_list(rows), processing_class=tok)
+metrics = trainer.train().metrics
+print(json.dumps({"train_runtime": metrics["train_runtime"], "steps": trainer.state.global_step}))
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 = stable timings on a shared CPU)")
+    ap.add_argument("--quick", action="store_true", help="--steps 4 --repeats 1")
     args = ap.parse_args()
+    if args.quick:
+        args.steps, args.repeats = 4, 1
 
-    import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.trainer_callback import PrinterCallback
-    from trl import GRPOConfig, GRPOTrainer
-
-    from in2x_cli.rewards import Reward
     from in2x_cli.tiny import load_corpus
-    from in2x_cli.train.grpo import TICGRPOConfig, TICGRPOTrainer, TRLRewardAdapter, plan_batches
-    from in2x_cli.train.options import checkpointing_args
+    from in2x_cli.train.grpo import plan_batches
 
-    torch.set_num_threads(args.threads)
+    rollout, minibatch = 8, 4
     model_dir = tiny_model()
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    rows = [{"prompt": [{"role": "user", "content": r["instruction"]}], "row": "{}"} for r in load_corpus("instructions")[:64]]
-    dataset = Dataset.from_list(rows)
-    plan = plan_batches(rollout_batch=8, minibatch=4, num_generations=args.generations, per_device_batch=args.generations, world_size=1)
-    common_kw = {
-        "use_cpu": True,
-        "report_to": "none",
-        "save_strategy": "no",
-        "logging_steps": 1,
-        "disable_tqdm": True,
-        "seed": 0,
-        "num_generations": args.generations,
-        "per_device_train_batch_size": plan.per_device_batch,
-        "gradient_accumulation_steps": plan.gradient_accumulation_steps,
-        "steps_per_generation": plan.steps_per_generation,
-        "max_steps": args.steps,
-        "max_completion_length": args.max_tokens,
-        "learning_rate": 1e-5,
-        "epsilon_high": 0.28,
-        "entropy_coef": 0.01,
-        "temperature": 1.0,
-        **checkpointing_args(False),
-        "remove_unused_columns": False,
+    work = Path(tempfile.mkdtemp(prefix="in2x-bench-grpo-"))
+    prompts = work / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"instruction": r["instruction"]}, ensure_ascii=False) + "\n"
+                               for r in load_corpus("instructions")[:64]), encoding="utf-8")
+    plan = plan_batches(rollout_batch=rollout, minibatch=minibatch, num_generations=args.generations,
+                        per_device_batch=args.generations, world_size=1)
+    trl_cfg = {
+        "use_cpu": True, "report_to": "none", "save_strategy": "no", "logging_steps": 1, "disable_tqdm": True, "seed": 0,
+        "num_generations": args.generations, "per_device_train_batch_size": plan.per_device_batch,
+        "gradient_accumulation_steps": plan.gradient_accumulation_steps, "steps_per_generation": plan.steps_per_generation,
+        "max_steps": args.steps, "max_completion_length": args.max_tokens, "learning_rate": 1e-5, "epsilon_high": 0.28,
+        "entropy_coef": 0.01, "temperature": 1.0, "remove_unused_columns": False,
     }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(BENCH)]), "OMP_NUM_THREADS": str(args.threads),
+           "IN2X_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1"}
 
-    def run(kind: str) -> float:
-        out = tempfile.mkdtemp(prefix="in2x-bench-grpo-")
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    def run(kind: str, i: int) -> dict:
+        from in2x_cli.train.rundir import read_metrics
+
+        out = work / f"{kind}{i}"
         if kind == "trl":
-            trainer: Any = GRPOTrainer(model=model, reward_funcs=[favour_the], args=GRPOConfig(output_dir=out, **common_kw), train_dataset=dataset, processing_class=tok)
+            cmd = [sys.executable, "-c", TRL_GRPO, str(model_dir), str(prompts), str(out), json.dumps(trl_cfg), str(args.threads)]
         else:
-            cfg = TICGRPOConfig(output_dir=out, **common_kw)
-            reward = TRLRewardAdapter(Reward("favour_the", 1.0, lambda p, c, **f: favour_the(p, c)))
-            trainer = TICGRPOTrainer(model=model, reward_funcs=[reward], args=cfg, train_dataset=dataset, processing_class=tok)
-            if kind == "in2x_temperature_dispatch":
-                trainer._install_temperature_heads()
-        trainer.remove_callback(PrinterCallback)  # it prints log dicts on stdout, which carries the JSON
+            cmd = [sys.executable, "-m", "in2x_cli", "-q", "grpo", str(prompts), "-m", str(model_dir), "-o", str(out), "--overwrite",
+                   "-r", "grpo:favour_the", "-G", str(args.generations), "--rollout-batch", str(rollout), "--minibatch", str(minibatch),
+                   "--batch-size", str(args.generations), "--max-completion-tokens", str(args.max_tokens), "--max-steps", str(args.steps),
+                   "--lr", "1e-5", "--epsilon-high", "0.28", "--entropy-coef", "0.01", "--temperature-start", "1",
+                   "--temperature-end", "1", "--seed", "0", "--save-steps", "1000000", "--logging-steps", "1",
+                   "--report-to", "none", "--device", "cpu"]
         t0 = time.perf_counter()
-        trainer.train()
-        elapsed = time.perf_counter() - t0
-        shutil.rmtree(out, ignore_errors=True)
-        return elapsed
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO))
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            sys.exit(f"{kind} run failed:\n{proc.stderr[-3000:]}")
+        if kind == "trl":
+            doc = json.loads(proc.stdout.strip().splitlines()[-1])
+            return {"train_seconds": doc["train_runtime"], "steps": doc["steps"], "process_seconds": wall}
+        final = [r for r in read_metrics(out) if "train_runtime" in r and "loss" not in r][-1]
+        return {"train_seconds": final["train_runtime"], "steps": args.steps, "process_seconds": wall}
 
-    kinds = ["trl", "in2x", "in2x_temperature_dispatch"]
-    run("trl")  # warm-up: imports, first-call overheads
-    best = {k: float("inf") for k in kinds}
-    for _ in range(args.repeats):
-        for k in kinds:
-            best[k] = min(best[k], run(k))
-    steps_per_s = {k: args.steps / v for k, v in best.items()}
-    emit(
-        {
-            "bench": "grpo",
-            "what": "optimizer steps/s of a GRPO run on the tiny Qwen2 model (CPU): rollouts + rewards + loss + update",
-            "baseline": "trl.GRPOTrainer with the same GRPOConfig (loss_type dapo, token ratio)",
-            "config": {
-                "steps": args.steps,
-                "num_generations": args.generations,
-                "rollout_batch_prompts": 8,
-                "minibatch_prompts": 4,
-                "updates_per_rollout": plan.updates_per_rollout,
-                "max_completion_tokens": args.max_tokens,
-                "torch_threads": args.threads,
-                "repeats": args.repeats,
-            },
-            "steps_per_second": {k: round(v, 3) for k, v in steps_per_s.items()},
-            "ratio": round(steps_per_s["in2x"] / steps_per_s["trl"], 3),
-            "ratio_with_temperature_dispatch": round(steps_per_s["in2x_temperature_dispatch"] / steps_per_s["trl"], 3),
-            "goal": ">= 0.95",
-        }
-    )
+    runs: dict[str, list[dict]] = {"trl": [], "in2x": []}
+    for i in range(args.repeats):
+        for kind in runs:
+            runs[kind].append(run(kind, i))
+    best = {k: min(v, key=lambda r: r["train_seconds"]) for k, v in runs.items()}
+    steps_per_s = {k: b["steps"] / b["train_seconds"] for k, b in best.items()}
+    emit({
+        "bench": "grpo",
+        "what": "optimizer steps/s of a GRPO run on the tiny Qwen2 model (CPU): rollouts + rewards + loss + update, through the CLI",
+        "baseline": "a trl.GRPOTrainer script with the same GRPOConfig batch plan (loss_type dapo, token ratio)",
+        "config": {"steps": args.steps, "num_generations": args.generations, "rollout_batch_prompts": rollout, "minibatch_prompts": minibatch,
+                   "updates_per_rollout": plan.updates_per_rollout, "max_completion_tokens": args.max_tokens,
+                   "torch_threads": args.threads, "repeats": args.repeats},
+        "steps_per_second": {k: round(v, 3) for k, v in steps_per_s.items()},
+        "process_seconds": {k: round(min(r["process_seconds"] for r in v), 2) for k, v in runs.items()},
+        "all_train_seconds": {k: [round(r["train_seconds"], 2) for r in v] for k, v in runs.items()},
+        "ratio": round(steps_per_s["in2x"] / steps_per_s["trl"], 3),
+        "goal": ">= 0.95",
+    })
 
 
 if __name__ == "__main__":

@@ -161,8 +161,25 @@ def _embeddings(run: ClusterRun, src: Any, n: int, digest: str, sample: list[str
     dim = int(embedder.embed(sample[:1]).shape[1])
     builder = NpyBuilder(path, (n, dim), info={"embedder": identity, "texts": digest})
     texts = (row_text(line.data, run.field, line.where) for line in src.again())
-    embed_stream(texts, embedder, builder, chunk_size=4096, progress=progress("embed", n))
+    embed_stream(texts, embedder, builder, chunk_size=4096, progress=progress("embed", n), workers=_embed_workers(embedder, n))
     return builder.finish(), {**info, "cached": False}
+
+
+def _embed_workers(embedder: Any, n: int) -> int:
+    """Processes for the embedding pass: one per usable CPU for a pure-CPU embedder (the LSA
+    hashing one) on inputs of at least two chunks, else 1. ``IN2X_EMBED_WORKERS`` overrides."""
+    import os
+
+    from in2x_cli.workers import can_fork, usable_cpus
+
+    env = os.environ.get("IN2X_EMBED_WORKERS")
+    if not can_fork():
+        return 1
+    if env and env.isdigit():
+        return max(1, int(env))
+    if not getattr(embedder, "cpu_parallel", False) or n < 2 * 4096:
+        return 1
+    return usable_cpus()
 
 
 @contextmanager

@@ -34,7 +34,7 @@ import json
 import unicodedata
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -86,6 +86,7 @@ class HashingEmbedder:
     """Hashed char n-gram TF-IDF → TruncatedSVD → L2 norm (see the module docstring)."""
 
     needs_fit = True
+    cpu_parallel = True  # pure CPU, one thread: embed_stream may spread chunks over processes
 
     def __init__(self, config: HashingConfig = HashingConfig()) -> None:
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -231,25 +232,64 @@ def embed_stream(
     *,
     chunk_size: int = 4096,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> None:
-    """Embed ``texts`` in chunks into ``sink``, skipping the ``sink.rows_done`` already there."""
+    """Embed ``texts`` in chunks into ``sink``, skipping the ``sink.rows_done`` already there.
+
+    ``workers`` > 1 embeds chunks in that many forked processes (each inherits the fitted
+    embedder), at most two chunks per worker in flight, written in input order: the same chunks
+    through the same function, so the same rows as one process. Only for embedders that are
+    plain CPU code (``cpu_parallel``); an encoder uses its own threads or a GPU."""
     skip = sink.rows_done
     if progress is not None and skip:
         progress(skip)
-    buf: list[str] = []
-    for i, text in enumerate(texts):
-        if i < skip:
-            continue
-        buf.append(text)
-        if len(buf) >= chunk_size:
-            sink.write(embedder.embed(buf))
-            if progress is not None:
-                progress(len(buf))
-            buf = []
-    if buf:
-        sink.write(embedder.embed(buf))
+
+    def chunks() -> Iterator[list[str]]:
+        buf: list[str] = []
+        for i, text in enumerate(texts):
+            if i < skip:
+                continue
+            buf.append(text)
+            if len(buf) >= chunk_size:
+                yield buf
+                buf = []
+        if buf:
+            yield buf
+
+    def done(block: np.ndarray, n: int) -> None:
+        sink.write(block)
         if progress is not None:
-            progress(len(buf))
+            progress(n)
+
+    if workers <= 1:
+        for buf in chunks():
+            done(embedder.embed(buf), len(buf))
+        return
+    from collections import deque
+
+    from in2x_cli.workers import fork_pool
+
+    _EMBED_JOB["embedder"] = embedder
+    try:
+        with fork_pool(workers) as pool:
+            pending: deque[tuple[Any, int]] = deque()
+            for buf in chunks():
+                pending.append((pool.apply_async(_embed_chunk, (buf,)), len(buf)))
+                if len(pending) >= 2 * workers:
+                    res, n = pending.popleft()
+                    done(res.get(), n)
+            while pending:
+                res, n = pending.popleft()
+                done(res.get(), n)
+    finally:
+        _EMBED_JOB.clear()
+
+
+_EMBED_JOB: dict[str, Any] = {}
+
+
+def _embed_chunk(texts: list[str]) -> Any:
+    return _EMBED_JOB["embedder"].embed(texts)
 
 
 class Reservoir:

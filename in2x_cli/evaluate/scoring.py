@@ -50,23 +50,22 @@ def score_test_set(
     """Score every system of ``ts`` with every metric. Returns the result dict (EVAL_SCHEMA_DOC) and,
     when ``cfg.segments`` is set, the segment rows."""
     from in2x_cli.core.autorank import autorank
-    from in2x_cli.core.metrics import score_systems
     from in2x_cli.core.significance import bootstrap_ci, paired_approximate_randomization, paired_bootstrap
     from in2x_cli.evaluate.autorank import segment_set_digest
+    from in2x_cli.evaluate.parallel import score_all_parallel
 
     names = list(ts.systems)
     srcs = [s.src for s in ts.segments]
     refs = None if any(s.ref is None for s in ts.segments) else [s.ref for s in ts.segments]
-    scored: dict[str, list[Any]] = {}
+    # segment scores always: their means are the system scores AutoRank ranks on (cheap: ~1% of the statistics' cost)
+    step(f"{', '.join(metrics)} × {len(names)} systems")
+    scored: dict[str, list[Any]] = score_all_parallel(metrics, [ts.systems[n] for n in names], refs, srcs, segments=True)
+    for _ in range(len(metrics) * len(names) - 1):
+        step(f"{', '.join(metrics)} × {len(names)} systems")
     judged: dict[str, list[list[Any]]] = {}
     for key, metric in metrics.items():
-        step(f"{key} {names[0]}")
-        # segment scores always: their means are the system scores AutoRank ranks on (cheap: ~1% of the statistics' cost)
-        scored[key] = score_systems(metric, [ts.systems[n] for n in names], refs, srcs, segments=True)
         if callable(getattr(metric, "judgements", None)):  # an LLM judge (gemba-esa): its spans, per system
             judged[key] = metric.judgements()
-        for name in names[1:]:
-            step(f"{key} {name}")
 
     systems: list[dict[str, Any]] = [{"system": n, "segments": len(ts.segments), "scores": {}} for n in names]
     for entry in systems:  # rows in2x translate marked as cut at --max-tokens: a score to read with care

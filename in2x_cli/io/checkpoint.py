@@ -429,6 +429,126 @@ class ShardedWriter:
         return names
 
 
+# safetensors dtype names (the header's "dtype") of the torch dtypes a checkpoint may hold
+_SAFE_DTYPES = {
+    "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "float8_e4m3fn": "F8_E4M3",
+    "float8_e5m2": "F8_E5M2", "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL",
+}
+_SAFE_TO_TORCH = {v: k for k, v in _SAFE_DTYPES.items()}
+
+
+def torch_dtype_name(safe_dtype: str) -> str:
+    """``F32`` → ``float32``: the torch dtype name of a safetensors header dtype."""
+    try:
+        return _SAFE_TO_TORCH[safe_dtype]
+    except KeyError:
+        raise UserError(f"unsupported safetensors dtype {safe_dtype!r}") from None
+
+
+class StreamingShardWriter:
+    """``ShardedWriter``'s output, written as the tensors arrive: nothing is held in memory.
+
+    The caller announces every tensor up front (``plan``: name, torch dtype name, shape, in the
+    order they will be added), so each shard's safetensors header, and with it every tensor's byte
+    offset, is known before the first tensor exists; ``add`` then appends the tensor's bytes to
+    its shard file at once. Shards are cut exactly where ``ShardedWriter`` cuts them (a new shard
+    when the next tensor would take the current one past ``max_shard_bytes``), named the same,
+    and load the same (the header lists tensors in arrival order rather than sorted).
+    """
+
+    def __init__(
+        self, out_dir: str | Path, plan: list[tuple[str, str, tuple[int, ...]]], *,
+        max_shard_bytes: int = 5 * 1000**3, metadata: dict[str, str] | None = None,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.metadata = {"format": "pt", **(metadata or {})}
+        self._shards: list[list[tuple[str, str, tuple[int, ...], int]]] = []
+        size = 0
+        for name, dtype, shape in plan:
+            nbytes = _numel(shape) * _ITEMSIZE[dtype]
+            if not self._shards or (self._shards[-1] and size + nbytes > max_shard_bytes):
+                self._shards.append([])
+                size = 0
+            self._shards[-1].append((name, dtype, tuple(shape), nbytes))
+            size += nbytes
+        self._queue = [(i, entry) for i, shard in enumerate(self._shards) for entry in shard]
+        self._next = 0
+        self._open_shard = -1
+        self._fh: Any = None
+        self.total_bytes = 0
+
+    def _tmp_name(self, i: int) -> str:
+        return f"shard-{i:05d}.tmp.safetensors"
+
+    def _start_shard(self, i: int) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        header: dict[str, Any] = {"__metadata__": self.metadata}
+        offset = 0
+        for name, dtype, shape, nbytes in self._shards[i]:
+            header[name] = {"dtype": _SAFE_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+            offset += nbytes
+        raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+        self._fh = open(self.out_dir / self._tmp_name(i), "wb")  # noqa: SIM115 - closed in _start_shard / close
+        self._fh.write(len(raw).to_bytes(8, "little") + raw)
+        self._open_shard = i
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        if self._next >= len(self._queue):
+            raise RuntimeError(f"tensor {name!r} was not in the writer's plan")
+        shard, (want, dtype, shape, nbytes) = self._queue[self._next]
+        got = str(tensor.dtype).removeprefix("torch.")
+        if name != want or got != dtype or tuple(tensor.shape) != shape:
+            raise RuntimeError(f"tensor {name!r} {got} {list(tensor.shape)} arrived where the plan has {want!r} {dtype} {list(shape)}")
+        if shard != self._open_shard:
+            self._start_shard(shard)
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        self._fh.write(memoryview(flat.view(torch_module().uint8).numpy()) if flat.numel() else b"")
+        self._next += 1
+        self.total_bytes += nbytes
+
+    def close(self) -> list[str]:
+        """Finish: check every planned tensor came, rename shards, write the index; return file names."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self._next != len(self._queue):
+            raise RuntimeError(f"{len(self._queue) - self._next} planned tensors were never written")
+        n = len(self._shards)
+        if n == 0:
+            raise UserError("no tensors to write")
+        if n == 1:
+            os.replace(self.out_dir / self._tmp_name(0), self.out_dir / SAFE_SINGLE)
+            return [SAFE_SINGLE]
+        names, weight_map = [], {}
+        for i, shard in enumerate(self._shards):
+            final = f"model-{i + 1:05d}-of-{n:05d}.safetensors"
+            os.replace(self.out_dir / self._tmp_name(i), self.out_dir / final)
+            names.append(final)
+            weight_map.update({name: final for name, *_ in shard})
+        index = {"metadata": {"total_size": self.total_bytes}, "weight_map": weight_map}
+        (self.out_dir / SAFE_INDEX).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        return names
+
+
+_ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1,
+             "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1}
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def torch_module() -> Any:
+    import torch
+
+    return torch
+
+
 def copy_model_files(src: str | Path, dst: str | Path, names: tuple[str, ...] = MODEL_SIDE_FILES) -> list[str]:
     """Copy config/tokenizer/chat-template files (not weights) from one model dir to another."""
     copied = []

@@ -5,8 +5,8 @@ For every tensor name the executor maps that tensor from each input (``safe_open
 function, which works through them in row chunks (core/sparsify.py) and returns the output
 tensor, passes that to ``ShardedWriter``, then drops everything — file handles included, since
 pages of a mapped file stay resident while it is open. Peak memory is therefore about one tensor
-per input (mapped pages) + the output tensor + a few chunks + one output shard
-(``--shard-size``), whatever the model size, so models larger than RAM merge fine. Fisher /
+per input (mapped pages) + the output tensor + a few chunks, whatever the model size (shards are
+written as the tensors come: ``StreamingShardWriter`` knows every header from the inputs'), so models larger than RAM merge fine. Fisher /
 activation statistics are streamed the same way.
 
 Before any tensor is read the inputs are checked against the reference model (the one whose
@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from in2x_cli.core.merge import TensorJob, tensor_seed
 from in2x_cli.errors import UserError
-from in2x_cli.io.checkpoint import CheckpointReader, ShardedWriter, copy_model_files, resolve_model
+from in2x_cli.io.checkpoint import (
+    CheckpointReader,
+    StreamingShardWriter,
+    copy_model_files,
+    resolve_model,
+    torch_dtype_name,
+)
 from in2x_cli.merge.config import MergeConfig, resolve_parameters
 from in2x_cli.merge.stats import read_stats_meta
 
@@ -171,6 +177,22 @@ def _conform_rows(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return torch.cat([t, ref[t.shape[0]:].to(t.dtype)], dim=0)
 
 
+def _output_plan(inputs: Inputs, output_dtype: str | None) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(name, dtype, shape) of every output tensor, in merge order, read from the headers alone:
+    float tensors get ``output_dtype`` (default: the reference's dtype) and the reference's shape;
+    integer buffers are copied from the base (or the reference)."""
+    plan = []
+    for name in inputs.names:
+        ref_dtype = torch_dtype_name(inputs.reference.dtype(name))
+        if ref_dtype.startswith(("float", "bfloat")):
+            plan.append((name, output_dtype or ref_dtype, inputs.reference.shape(name)))
+        else:
+            src = inputs.base if inputs.base is not None else inputs.reference
+            plan.append((name, torch_dtype_name(src.dtype(name)), src.shape(name)))
+    inputs.release()
+    return plan
+
+
 def merge_checkpoints(
     config: MergeConfig,
     out_dir: Path,
@@ -189,7 +211,7 @@ def merge_checkpoints(
     spec = config.spec
     in_dtype = _torch_dtype(config.dtype)
     out_dtype = _torch_dtype(config.output_dtype)
-    writer = ShardedWriter(out_dir, max_shard_bytes=shard_bytes)
+    writer = StreamingShardWriter(out_dir, _output_plan(inputs, config.output_dtype), max_shard_bytes=shard_bytes)
     merged = copied = 0
     if on_start:
         on_start(len(inputs.names))

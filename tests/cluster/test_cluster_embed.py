@@ -224,3 +224,25 @@ def test_row_text_sources():
         row_text({"body": 3}, "body", "f:2")
     with pytest.raises(InputError, match="f:3: no text to use"):
         row_text({"id": 1}, None, "f:3")
+
+
+class _ListSink:
+    def __init__(self) -> None:
+        self.rows_done, self.blocks = 0, []
+
+    def write(self, block):
+        self.blocks.append(np.asarray(block))
+        self.rows_done += len(block)
+
+
+def test_embed_stream_in_two_processes_gives_the_same_rows_in_order():
+    texts = [f"{LINES[i % len(LINES)]} #{i}" for i in range(50)]
+    e = HashingEmbedder(HashingConfig(dim=8, fit_rows=50))
+    e.fit(texts)
+    one, two = _ListSink(), _ListSink()
+    seen = []
+    embed_stream(iter(texts), e, one, chunk_size=7)
+    embed_stream(iter(texts), e, two, chunk_size=7, workers=2, progress=seen.append)
+    assert [len(b) for b in two.blocks] == [7] * 7 + [1] and seen == [7] * 7 + [1]
+    assert np.array_equal(np.concatenate(one.blocks), np.concatenate(two.blocks))
+    assert np.array_equal(np.concatenate(two.blocks), e.embed(texts))

@@ -7,6 +7,7 @@ from in2x_cli.errors import UserError
 from in2x_cli.io.checkpoint import (
     CheckpointReader,
     ShardedWriter,
+    StreamingShardWriter,
     atomic_output_dir,
     load_causal_lm,
     load_tokenizer,
@@ -35,6 +36,47 @@ def test_single_shard_is_model_safetensors(tmp_path):
     w = ShardedWriter(tmp_path)
     w.add("a", torch.zeros(3))
     assert w.close() == ["model.safetensors"]
+
+
+def test_streaming_writer_cuts_and_loads_like_the_in_memory_one(tmp_path):
+    from safetensors.torch import load_file
+
+    tensors = {
+        "emb": torch.arange(60, dtype=torch.float32).reshape(6, 10),  # 240 bytes
+        "norm": torch.linspace(-1, 1, 7, dtype=torch.bfloat16),  # 14 bytes: odd, so the next offset is unaligned
+        "ids": torch.tensor([3, -1, 7], dtype=torch.int64),
+        "mask": torch.tensor([True, False]),
+        "scalar": torch.tensor(2.5, dtype=torch.float16),
+        "big": torch.randn(20, 10),  # 800 bytes: a shard of its own
+    }
+    for limit in (300, 10**9):
+        old, new = tmp_path / f"old{limit}", tmp_path / f"new{limit}"
+        old.mkdir(), new.mkdir()
+        w_old = ShardedWriter(old, max_shard_bytes=limit)
+        plan = [(k, str(v.dtype).removeprefix("torch."), tuple(v.shape)) for k, v in tensors.items()]
+        w_new = StreamingShardWriter(new, plan, max_shard_bytes=limit)
+        for k, v in tensors.items():
+            w_old.add(k, v)
+            w_new.add(k, v)
+        files = w_new.close()
+        assert files == w_old.close()
+        for f in files:
+            a, b = load_file(str(old / f)), load_file(str(new / f))
+            assert set(a) == set(b) and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
+        if len(files) > 1:
+            assert json.loads((new / "model.safetensors.index.json").read_text()) == json.loads((old / "model.safetensors.index.json").read_text())
+    assert len(files) == 1
+
+
+def test_streaming_writer_refuses_what_the_plan_does_not_say(tmp_path):
+    w = StreamingShardWriter(tmp_path, [("a", "float32", (2,)), ("b", "float32", (2,))])
+    with pytest.raises(RuntimeError, match="plan has 'a'"):
+        w.add("b", torch.zeros(2))
+    with pytest.raises(RuntimeError, match="plan has 'a' float32"):
+        w.add("a", torch.zeros(2, dtype=torch.float16))
+    w.add("a", torch.zeros(2))
+    with pytest.raises(RuntimeError, match="never written"):
+        w.close()
 
 
 @pytest.mark.parametrize("text, n", [("5GB", 5 * 10**9), ("2GiB", 2 * 2**30), ("500MB", 500 * 10**6), ("1000", 1000), ("1.5kb", 1500)])
