@@ -12,7 +12,7 @@ import hashlib
 import os
 import platform
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,36 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def digest_in_background(inputs: Iterable[str | os.PathLike[str]]) -> Callable[[], list[dict[str, Any]]]:
+    """Start digesting files and directories (not stdin) on a thread while the stage works; the
+    returned function waits for and returns the digests. hashlib releases the GIL on large
+    blocks, so on a multi-core machine the checksums of a merge's inputs cost no wall time."""
+    import threading
+
+    paths = list(inputs)
+    if any(str(p) == "-" for p in paths):
+        raise ValueError("stdin is digested as it is read, not in the background")
+    out: list[Any] = []
+
+    def work() -> None:
+        try:
+            out.append([digest_path(p) for p in paths])
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            out.append(exc)
+
+    # a daemon thread: a stage that fails does not wait for checksums nobody will write
+    thread = threading.Thread(target=work, name="in2x-digest", daemon=True)
+    thread.start()
+
+    def result() -> list[dict[str, Any]]:
+        thread.join()
+        if isinstance(out[0], BaseException):
+            raise out[0]
+        return out[0]
+
+    return result
+
+
 def collect(
     *,
     command: str,
@@ -101,8 +131,10 @@ def collect(
     inputs: Iterable[str | os.PathLike[str]] = (),
     seed: int | None = None,
     extra: Mapping[str, Any] | None = None,
+    input_digests: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The provenance record. Call it when the output is complete (stdin digests are known)."""
+    """The provenance record. Call it when the output is complete (stdin digests are known).
+    ``input_digests``: ``digest_path`` of each input, when already computed (``digest_in_background``)."""
     record: dict[str, Any] = {
         "tool": "in2x",
         "version": __version__,
@@ -110,7 +142,7 @@ def collect(
         "argv": list(sys.argv),
         "config": jsonable(config),
         "seed": seed,
-        "inputs": [digest_path(p) for p in inputs],
+        "inputs": input_digests if input_digests is not None else [digest_path(p) for p in inputs],
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),

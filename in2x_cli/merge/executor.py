@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +142,30 @@ class Inputs:
             r.close()
 
 
+@dataclass
+class _Fetched:
+    """The inputs of one tensor name, read ahead by the reader thread."""
+
+    name: str
+    ref: torch.Tensor
+    tensors: list[torch.Tensor]
+    base: torch.Tensor | None
+    stats: list[torch.Tensor | None] = field(default_factory=list)
+    copy: torch.Tensor | None = None  # a non-float tensor, copied rather than merged
+
+
+def _set_bytes(inputs: Inputs, name: str) -> int:
+    """Bytes of one tensor name across the readers (headers only: nothing is read)."""
+    return _numel(inputs.reference.shape(name)) * 4 * (len(inputs.all_readers()) + sum(s is not None for s in inputs.stats))
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 def _return_freed_memory() -> None:
     """Give freed heap memory back to the OS (glibc keeps large freed blocks otherwise, so RSS
     would creep up to the sum of past working sets instead of the largest one)."""
@@ -215,64 +240,92 @@ def merge_checkpoints(
     merged = copied = 0
     if on_start:
         on_start(len(inputs.names))
-    try:
-        for name in inputs.names:
-            ref_t = inputs.reference.get(name)
-            if not ref_t.is_floating_point():
-                # integer buffers (rare in checkpoints) are not merged: the base's / reference's copy
-                src = inputs.base.get(name) if inputs.base is not None else ref_t
-                writer.add(name, src)
-                copied += 1
-                inputs.release()
-                if on_tensor:
-                    on_tensor(name)
-                continue
+    set_bytes = {n: _set_bytes(inputs, n) for n in inputs.names}  # headers only, before the reader starts
+    inputs.release()
+    max_set = max(set_bytes.values(), default=0)
 
-            def load(reader: CheckpointReader, _name: str = name, _ref: torch.Tensor = ref_t) -> torch.Tensor:
-                t = reader.get(_name)
-                if config.resize_vocab and t.shape != _ref.shape:
-                    t = _conform_rows(t, _ref)
-                if in_dtype is not None:
-                    t = t.to(in_dtype)
-                return t.to(device)
-
-            tensors = [load(r) for r in inputs.models]
-            base = load(inputs.base) if inputs.base is not None and spec.base == "required" else None
-            stats: list[torch.Tensor | None] = []
-            for st in inputs.stats:
-                if st is None or name not in st:
-                    stats.append(None)
-                    continue
-                s = st.get(name)
-                if spec.stats == "fisher" and config.resize_vocab and s.shape != ref_t.shape:
-                    s = _conform_rows(s, torch.zeros_like(ref_t, dtype=s.dtype))
-                stats.append(s.to(device))
-            global_params, per_model = resolve_parameters(config, name, inputs.num_layers)
-            generator = None
-            if spec.random:
-                generator = torch.Generator(device=device)
-                generator.manual_seed(tensor_seed(config.seed, name))
-            target = out_dtype or ref_t.dtype
-            job = TensorJob(
-                name=name, tensors=tensors, base=base, model_params=per_model, params=global_params, stats=stats,
-                generator=generator, out_dtype=target,
-            )
-            try:
-                result = spec.apply(job)
-            except ValueError as exc:  # a parameter the method cannot use for this tensor
-                raise UserError(f"{config.method}: tensor {name!r}: {exc}") from None
-            writer.add(name, result.to(dtype=target, device="cpu"))
-            merged += 1
-            del tensors, base, stats, result, job, ref_t
-            # safetensors maps whole files: pages read stay resident while a handle is open, so
-            # drop the handles after every tensor (reopening only re-reads the header); memory then
-            # holds just the tensors still alive, not every page read so far.
+    def fetch(name: str) -> _Fetched:
+        """Every input of one tensor name, read (then the file handles dropped) in one thread."""
+        ref_t = inputs.reference.get(name)
+        if not ref_t.is_floating_point():
+            # integer buffers (rare in checkpoints) are not merged: the base's / reference's copy
+            src = inputs.base.get(name) if inputs.base is not None else ref_t
             inputs.release()
+            return _Fetched(name, ref_t, [], None, [], copy=src)
+
+        def load(reader: CheckpointReader) -> torch.Tensor:
+            t = reader.get(name)
+            if config.resize_vocab and t.shape != ref_t.shape:
+                t = _conform_rows(t, ref_t)
+            if in_dtype is not None:
+                t = t.to(in_dtype)
+            return t.to(device)
+
+        tensors = [load(r) for r in inputs.models]
+        base = load(inputs.base) if inputs.base is not None and spec.base == "required" else None
+        stats: list[torch.Tensor | None] = []
+        for st in inputs.stats:
+            if st is None or name not in st:
+                stats.append(None)
+                continue
+            s = st.get(name)
+            if spec.stats == "fisher" and config.resize_vocab and s.shape != ref_t.shape:
+                s = _conform_rows(s, torch.zeros_like(ref_t, dtype=s.dtype))
+            stats.append(s.to(device))
+        # safetensors maps whole files: pages read stay resident while a handle is open, so drop
+        # the handles after every tensor (reopening only re-reads the header); memory then holds
+        # just the tensors still alive, not every page read so far.
+        inputs.release()
+        return _Fetched(name, ref_t, tensors, base, stats)
+
+    # Reading overlaps merging: one reader thread fetches the next tensor's inputs while this
+    # thread merges the current one, when both sets together are no larger than the largest
+    # single set (so peak memory stays that of the largest tensor). All reads, and the handle
+    # drops, happen in the reader thread; this thread never touches a reader.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="in2x-merge-read")
+    pending: Future[_Fetched] | None = None
+    try:
+        names = inputs.names
+        pending = pool.submit(fetch, names[0]) if names else None
+        for i, name in enumerate(names):
+            assert pending is not None
+            item = pending.result()
+            pending = None
+            nxt = names[i + 1] if i + 1 < len(names) else None
+            if nxt is not None and set_bytes[name] + set_bytes[nxt] <= max_set:
+                pending = pool.submit(fetch, nxt)
+            if item.copy is not None:
+                writer.add(name, item.copy)
+                copied += 1
+            else:
+                global_params, per_model = resolve_parameters(config, name, inputs.num_layers)
+                generator = None
+                if spec.random:
+                    generator = torch.Generator(device=device)
+                    generator.manual_seed(tensor_seed(config.seed, name))
+                target = out_dtype or item.ref.dtype
+                job = TensorJob(
+                    name=name, tensors=item.tensors, base=item.base, model_params=per_model, params=global_params,
+                    stats=item.stats, generator=generator, out_dtype=target,
+                )
+                try:
+                    result = spec.apply(job)
+                except ValueError as exc:  # a parameter the method cannot use for this tensor
+                    raise UserError(f"{config.method}: tensor {name!r}: {exc}") from None
+                writer.add(name, result.to(dtype=target, device="cpu"))
+                merged += 1
+                del result, job
+            del item
             _return_freed_memory()
             if on_tensor:
                 on_tensor(name)
+            if pending is None and nxt is not None:
+                pending = pool.submit(fetch, nxt)
         files = writer.close()
     finally:
+        if pending is not None:
+            pending.cancel()
+        pool.shutdown(wait=True)
         inputs.release()
     copied_files = copy_model_files(inputs.reference.path, out_dir)
     if config.output_dtype and (out_dir / "config.json").exists():

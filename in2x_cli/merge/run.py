@@ -75,6 +75,9 @@ def run_merge(config: MergeConfig, opts: RunOptions) -> MergeSummary:
         # mergekit accepts a base for linear/fisher and does not merge it: say so rather than print "onto"
         console.warn(f"merge: {config.method} merges no base model: {config.base_model} is ignored as a weight source"
                      + (" (its config and tokenizer files are copied)" if config.copy_source() == config.base_model else ""))
+    inputs = [p for p in [config.base_model, *(m.path for m in config.models)] if p]
+    inputs += [p for m in config.models for p in (m.calibration, m.stats) if p]
+    digests = provenance.digest_in_background(inputs)  # checksums overlap the merge
     with atomic_output_dir(opts.output, overwrite=opts.overwrite) as tmp:
         with tempfile.TemporaryDirectory(prefix=".in2x-merge-stats-", dir=Path(opts.output).absolute().parent) as scratch:
             stats_dirs = _calibrate_missing(config, opts, Path(scratch))
@@ -90,12 +93,11 @@ def run_merge(config: MergeConfig, opts: RunOptions) -> MergeSummary:
                     on_tensor=lambda _name: bar.advance(task[0]),
                 )
         spec = config.spec
-        inputs = [p for p in [config.base_model, *(m.path for m in config.models)] if p]
-        inputs += [p for m in config.models for p in (m.calibration, m.stats) if p]
         record = provenance.collect(
             command="merge",
             config=config,
             inputs=inputs,
+            input_digests=digests(),
             seed=config.seed if spec.random else None,
             extra={
                 "merge": {
