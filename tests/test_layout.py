@@ -29,54 +29,45 @@ def _modules() -> dict[str, Path]:
     return {_module_name(p): p for p in PKG.rglob("*.py")}
 
 
-def _top_level_imports(path: Path, name: str) -> list[tuple[str, list[str]]]:
-    """(module, imported names) for imports executed at import time (not inside functions)."""
+def _resolve(node: ast.ImportFrom, package: str) -> str:
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imports(path: Path, name: str, *, lazy: bool) -> list[tuple[str, list[str]]]:
+    """(module, imported names) of a file: every import (``lazy``), or only those executed at
+    import time (module level, inside if/try, not under ``TYPE_CHECKING``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: list[tuple[str, list[str]]] = []
 
+    def add(node: ast.AST) -> None:
+        if isinstance(node, ast.Import):
+            found.extend((a.name, []) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.append((_resolve(node, package), [a.name for a in node.names]))
+
     def visit(nodes: list[ast.stmt]) -> None:
         for node in nodes:
-            if isinstance(node, ast.Import):
-                found.extend((a.name, []) for a in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")
-                    base = base[: len(base) - (node.level - 1)]
-                    mod = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    mod = node.module or ""
-                found.append((mod, [a.name for a in node.names]))
-            elif isinstance(node, (ast.If, ast.Try)):
-                if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-                    continue
+            add(node)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, (ast.If, ast.Try)):
                 visit(node.body)
-                visit(getattr(node, "orelse", []))
+                visit(node.orelse)
                 for handler in getattr(node, "handlers", []):
                     visit(handler.body)
                 visit(getattr(node, "finalbody", []))
 
-    visit(tree.body)
+    if lazy:
+        for node in ast.walk(tree):
+            add(node)
+    else:
+        visit(tree.body)
     return found
-
-
-def _all_imports(path: Path, name: str) -> list[tuple[str, list[str]]]:
-    """Every import in the file, lazy ones included."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    out: list[tuple[str, list[str]]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out.extend((a.name, []) for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            out.append((mod, [a.name for a in node.names]))
-    return out
 
 
 def test_command_modules_are_thin() -> None:
@@ -100,7 +91,7 @@ def test_no_import_cycles_at_import_time() -> None:
     graph: dict[str, set[str]] = {}
     for name, path in mods.items():
         deps = set()
-        for mod, names in _top_level_imports(path, name):
+        for mod, names in _imports(path, name, lazy=False):
             for candidate in [f"{mod}.{n}" for n in names] + [mod]:
                 if candidate in mods and candidate != name:
                     deps.add(candidate)
@@ -135,7 +126,7 @@ def _stage_of(module: str) -> str | None:
 def test_no_stage_imports_another_stages_private_names() -> None:
     bad = []
     for name, path in _modules().items():
-        for mod, names in _all_imports(path, name):
+        for mod, names in _imports(path, name, lazy=True):
             target = _stage_of(mod)
             if target is None or target == _stage_of(name):
                 continue
@@ -151,7 +142,7 @@ def test_core_is_pure() -> None:
     for name, path in _modules().items():
         if not name.startswith("in2x_cli.core"):
             continue
-        for mod, _ in _all_imports(path, name):
+        for mod, _ in _imports(path, name, lazy=True):
             if mod.startswith(forbidden):
                 bad.append(f"{name} imports {mod}")
     assert not bad, bad

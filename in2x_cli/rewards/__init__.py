@@ -39,6 +39,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from in2x_cli.errors import UserError
 from in2x_cli.plugins import import_dotted, split_dotted
@@ -170,7 +171,7 @@ def is_verifiable(reward: Reward | str) -> bool:
     return reward.name in VERIFIABLE_REWARDS or bool(getattr(reward.fn, "verifiable", False))
 
 
-def column(values: Sequence[object] | None, n: int) -> list[object]:
+def column(values: Sequence[Any] | None, n: int) -> list[Any]:
     """A row field as a list of n values (``None`` where the field never reached the reward)."""
     return list(values) if values is not None else [None] * n
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from in2x_cli.rewards import answer_text
-from in2x_cli.rewards.translation import _chrf, _column, _finite01
+from in2x_cli.rewards import column as _column
+from in2x_cli.rewards.translation import _chrf, _finite01
 
 
 def _applicable(cands: Any, ref: Any) -> bool:

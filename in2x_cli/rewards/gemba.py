@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from in2x_cli import console
-from in2x_cli.rewards import RewardContext, answer_text
+from in2x_cli.rewards import RewardContext, answer_text, column
 
 
 class GembaReward:
@@ -47,7 +47,7 @@ class GembaReward:
         **_: Any,
     ) -> list[float | None]:
         n = len(completions)
-        sources, s_langs, t_langs = (list(c) if c is not None else [None] * n for c in (src, src_lang, tgt_lang))
+        sources, s_langs, t_langs = (column(c, n) for c in (src, src_lang, tgt_lang))
         todo = [i for i in range(n) if isinstance(sources[i], str) and sources[i].strip() and isinstance(t_langs[i], str) and t_langs[i].strip()]
         out: list[float | None] = [None] * n
         failures, first_error = 0, None

@@ -42,7 +42,7 @@ from typing import Any
 
 from in2x_cli import console
 from in2x_cli.core.judging import inert_markers
-from in2x_cli.rewards import RewardContext
+from in2x_cli.rewards import RewardContext, column
 
 GUIDELINE_SYSTEM = (
     "You write grading guidelines. You are shown a user request between markers. Write 3 to 5 short, "
@@ -189,7 +189,7 @@ class GenerativeJudge:
         **_: Any,
     ) -> list[float | None]:
         n = len(completions)
-        answers, refs, flags = (list(c) if c is not None else [None] * n for c in (answer, ref, judge))
+        answers, refs, flags = (column(c, n) for c in (answer, ref, judge))
         todo = [i for i in range(n) if judge_applies(answers[i], refs[i], flags[i])]
         prompts = [p or "" for p in prompts]
         self._ensure_guidelines([prompts[i] for i in todo])

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from in2x_cli.rewards import RewardContext, answer_text
+from in2x_cli.rewards import RewardContext, answer_text, column
 
 
 def back_translation_messages(text: str, src_lang: str, tgt_lang: str) -> list[dict[str, str]]:
@@ -81,7 +81,7 @@ class RoundTrip:
         from in2x_cli.core.translate import clean_output
 
         n = len(completions)
-        sources, s_langs, t_langs = (list(c) if c is not None else [None] * n for c in (src, src_lang, tgt_lang))
+        sources, s_langs, t_langs = (column(c, n) for c in (src, src_lang, tgt_lang))
         todo = [i for i in range(n) if isinstance(sources[i], str) and sources[i].strip() and _lang(s_langs[i]) and _lang(t_langs[i])]
         out: list[float | None] = [None] * n
         if not todo:

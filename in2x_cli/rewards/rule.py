@@ -10,10 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from in2x_cli.rewards import RewardContext, answer_text
-
-
-def _column(values: Sequence[Any] | None, n: int) -> list[Any]:
-    return list(values) if values is not None else [None] * n
+from in2x_cli.rewards import column as _column
 
 
 def math_exact(prompts: Sequence[str], completions: Sequence[str], answer: Sequence[Any] | None = None, **_: Any) -> list[float | None]:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from in2x_cli.rewards import RewardContext, answer_text
+from in2x_cli.rewards import RewardContext, answer_text, column
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class TerminologyReward:
         **_: Any,
     ) -> list[float | None]:
         n = len(completions)
-        cols = [list(c) if c is not None else [None] * n for c in (src, ref, terms, src_lang, tgt_lang)]
+        cols = [column(c, n) for c in (src, ref, terms, src_lang, tgt_lang)]
         return [
             term_recall(answer_text(completions[i] or ""), self.terms_for(*(c[i] for c in cols), where=f"row {i + 1}"))
             for i in range(n)

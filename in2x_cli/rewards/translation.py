@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from in2x_cli.rewards import RewardContext, answer_text
+from in2x_cli.rewards import column as _column
 
 BLEU_TOKENIZERS = {"ja": "ja-mecab", "zh": "zh"}
 
@@ -44,10 +45,6 @@ def _chrf() -> Any:
     from sacrebleu.metrics import CHRF
 
     return CHRF()
-
-
-def _column(values: Sequence[Any] | None, n: int) -> list[Any]:
-    return list(values) if values is not None else [None] * n
 
 
 def _finite01(score: float) -> float:
