@@ -51,7 +51,9 @@ model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
 trainer = GRPOTrainer(model=model, reward_funcs=[favour_the], args=GRPOConfig(output_dir=out, **json.loads(cfg_json)),
                       train_dataset=Dataset.from_list(rows), processing_class=tok)
 metrics = trainer.train().metrics
-print(json.dumps({"train_runtime": metrics["train_runtime"], "steps": trainer.state.global_step}))
+lengths = [r["completions/mean_length"] for r in trainer.state.log_history if "completions/mean_length" in r]
+print(json.dumps({"train_runtime": metrics["train_runtime"], "steps": trainer.state.global_step,
+                  "mean_completion_length": sum(lengths) / len(lengths) if lengths else None}))
 """
 
 
@@ -108,9 +110,13 @@ def main() -> None:
             sys.exit(f"{kind} run failed:\n{proc.stderr[-3000:]}")
         if kind == "trl":
             doc = json.loads(proc.stdout.strip().splitlines()[-1])
-            return {"train_seconds": doc["train_runtime"], "steps": doc["steps"], "process_seconds": wall}
-        final = [r for r in read_metrics(out) if "train_runtime" in r and "loss" not in r][-1]
-        return {"train_seconds": final["train_runtime"], "steps": args.steps, "process_seconds": wall}
+            return {"train_seconds": doc["train_runtime"], "steps": doc["steps"], "process_seconds": wall,
+                    "mean_completion_length": doc["mean_completion_length"]}
+        rows = read_metrics(out)
+        final = [r for r in rows if "train_runtime" in r and "loss" not in r][-1]
+        lengths = [r["completions/mean_length"] for r in rows if "completions/mean_length" in r]
+        return {"train_seconds": final["train_runtime"], "steps": args.steps, "process_seconds": wall,
+                "mean_completion_length": sum(lengths) / len(lengths) if lengths else None}
 
     runs: dict[str, list[dict]] = {"trl": [], "in2x": []}
     for i in range(args.repeats):
@@ -128,6 +134,9 @@ def main() -> None:
         "steps_per_second": {k: round(v, 3) for k, v in steps_per_s.items()},
         "process_seconds": {k: round(min(r["process_seconds"] for r in v), 2) for k, v in runs.items()},
         "all_train_seconds": {k: [round(r["train_seconds"], 2) for r in v] for k, v in runs.items()},
+        # generation dominates a step on CPU: a run whose completions end sooner (EOS) does less work
+        "mean_completion_length": {k: (round(b["mean_completion_length"], 2) if b["mean_completion_length"] is not None else None)
+                                   for k, b in best.items()},
         "ratio": round(steps_per_s["in2x"] / steps_per_s["trl"], 3),
         "goal": ">= 0.95",
     })
