@@ -188,3 +188,32 @@ class Backend(ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class TokenIdsBackend(Backend):
+    """A backend that generates from token ids: text prompts are tokenized here once, without
+    special tokens (the chat template already holds BOS and the turn markers), and go to
+    ``generate_from_ids`` with one seed per prompt. The transformers and vLLM backends share it,
+    so both see the same ids for the same prompt."""
+
+    @abstractmethod
+    def generate_from_ids(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        params: SamplingParams,
+        *,
+        seeds: Sequence[int],
+        progress: ProgressFn | None = None,
+    ) -> list[list[Completion]]:
+        """Complete tokenized prompts; one list of ``params.n`` per prompt."""
+
+    def generate_from_text(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        *,
+        seeds: Sequence[int] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> list[list[Completion]]:
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        return self.generate_from_ids(encoded, params, seeds=self.request_seeds(prompts, params, seeds), progress=progress)

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from in2x_cli.backends.base import (
-    Backend,
     Completion,
     ProgressFn,
     SamplingParams,
+    TokenIdsBackend,
     derive_seed,
     end_of_turn_ids,
     tokens_covering,
@@ -24,7 +24,7 @@ from in2x_cli.devices import pick_device  # noqa: F401  (this rank's device; emb
 from in2x_cli.errors import UserError
 
 
-class TransformersBackend(Backend):
+class TransformersBackend(TokenIdsBackend):
     """``model``: local directory or hub id. ``batch_size`` counts sequences (prompts × n)."""
 
     name = "transformers"
@@ -72,17 +72,6 @@ class TransformersBackend(Backend):
 
     def _collect_eos_ids(self) -> set[int]:
         return end_of_turn_ids(self._tok, getattr(self.model, "generation_config", None), self.model.config)
-
-    def generate_from_text(
-        self,
-        prompts: Sequence[str],
-        params: SamplingParams,
-        *,
-        seeds: Sequence[int] | None = None,
-        progress: ProgressFn | None = None,
-    ) -> list[list[Completion]]:
-        encoded = [self._tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        return self.generate_from_ids(encoded, params, seeds=self.request_seeds(prompts, params, seeds), progress=progress)
 
     def generate_from_ids(
         self,

@@ -29,10 +29,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from in2x_cli.backends.base import (
-    Backend,
     Completion,
     ProgressFn,
     SamplingParams,
+    TokenIdsBackend,
     derive_seed,
     end_of_turn_ids,
     tokens_covering,
@@ -58,7 +58,7 @@ def check_gpu_memory_budget(shares: dict[str, float]) -> None:
         )
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(TokenIdsBackend):
     name = "vllm"
 
     def __init__(
@@ -110,17 +110,6 @@ class VLLMBackend(Backend):
     @property
     def context_length(self) -> int:
         return self._ctx
-
-    def generate_from_text(
-        self,
-        prompts: Sequence[str],
-        params: SamplingParams,
-        *,
-        seeds: Sequence[int] | None = None,
-        progress: ProgressFn | None = None,
-    ) -> list[list[Completion]]:
-        encoded = [self._tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        return self.generate_from_ids(encoded, params, seeds=self.request_seeds(prompts, params, seeds), progress=progress)
 
     def generate_from_ids(
         self,

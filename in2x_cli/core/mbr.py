@@ -74,6 +74,22 @@ class MbrGroup:
                 raise ValueError(f"candidate has {len(c)} segments, sources have {len(self.sources)}")
 
 
+def score_triples(triples: dict[str, dict[tuple[str, str, str], float]], utility: UtilityFn) -> int:
+    """Fill in place every (hyp, ref, src) triple's utility, one utility call per target language;
+    returns how many triples were scored."""
+    scored = 0
+    for lang, bucket in triples.items():
+        keys = list(bucket)
+        if not keys:
+            continue
+        scores = utility([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], lang)
+        if len(scores) != len(keys):
+            raise ValueError(f"utility returned {len(scores)} scores for {len(keys)} pairs")
+        bucket.update(zip(keys, (float(s) for s in scores), strict=True))
+        scored += len(keys)
+    return scored
+
+
 def utility_matrices(groups: Sequence[MbrGroup], utility: UtilityFn) -> list[list[list[float]]]:
     """All pairwise utilities for all groups, computed in one utility call per target language
     (COMET batches well) over the distinct (hyp, ref, src) segment triples."""
@@ -86,15 +102,7 @@ def utility_matrices(groups: Sequence[MbrGroup], utility: UtilityFn) -> list[lis
                     continue
                 for p, src in enumerate(g.sources):
                     bucket.setdefault((ci[p], cj[p], src), math.nan)
-    for lang, bucket in triples.items():
-        keys = list(bucket)
-        if not keys:
-            continue
-        scores = utility([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], lang)
-        if len(scores) != len(keys):
-            raise ValueError(f"utility returned {len(scores)} scores for {len(keys)} pairs")
-        for k, s in zip(keys, scores, strict=True):
-            bucket[k] = float(s)
+    score_triples(triples, utility)
     out = []
     for g in groups:
         bucket = triples[g.tgt_lang]

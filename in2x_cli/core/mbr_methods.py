@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from in2x_cli.core.mbr import MbrChoice, MbrGroup, UtilityFn, mbr_select, utility_matrices
+from in2x_cli.core.mbr import MbrChoice, MbrGroup, UtilityFn, mbr_select, score_triples, utility_matrices
 
 MBR_METHODS: dict[str, str] = {
     "mbr": "https://arxiv.org/abs/2005.10283",
@@ -92,16 +92,7 @@ def pair_scores(groups: Sequence[MbrGroup], pairs: Sequence[Iterable[tuple[int, 
         for i, j in ps:
             for p, src in enumerate(g.sources):
                 bucket.setdefault((g.candidates[i][p], g.candidates[j][p], src), math.nan)
-    scored = 0
-    for lang, bucket in triples.items():
-        keys = list(bucket)
-        if not keys:
-            continue
-        scores = utility([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], lang)
-        if len(scores) != len(keys):
-            raise ValueError(f"utility returned {len(scores)} scores for {len(keys)} pairs")
-        bucket.update(zip(keys, (float(s) for s in scores), strict=True))
-        scored += len(keys)
+    scored = score_triples(triples, utility)
     out = []
     for g, ps in zip(groups, wanted, strict=True):
         bucket = triples[g.tgt_lang]
