@@ -68,6 +68,24 @@ def _comet_numerics(name: str) -> tuple[str, bool]:
     return COMET_NUMERICS[name]
 
 
+JUDGE_OPTIONS = {"judge_model": "--judge-model", "judge_backend": "--judge-backend", "judge_max_tokens": "--judge-max-tokens",
+                 "judge_retries": "--judge-retries"}
+COMET_METRICS = ("comet", "cometkiwi", "xcomet")
+
+
+def _check_options_used(cfg: EvalConfig, names: set[str]) -> None:
+    """An option that only a metric not asked for reads would change nothing: say so, never ignore it."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
+    if "gemba-esa" not in names:
+        given = [flag for field, flag in JUDGE_OPTIONS.items() if getattr(cfg, field) != defaults[field]]
+        if given:
+            raise UserError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to -m gemba-esa, which is not among the metrics")
+    if cfg.comet_numerics != defaults["comet_numerics"] and not names & set(COMET_METRICS):
+        raise UserError(f"--comet-numerics only applies to COMET metrics ({', '.join(COMET_METRICS)}), none of which is among the metrics")
+
+
 def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     """Parse metrics, read inputs, score, test, rank; write the segment scores, the tables and the
     JSON document (returned)."""
@@ -95,6 +113,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         specs = parse_metric_specs(cfg.metrics)
     except MetricError as exc:
         raise _metric_user_error(exc) from None
+    _check_options_used(cfg, {s.name for s in specs})
     test_sets = load_test_sets(cfg)
     sacre = [s.key for s in specs if s.name in ("bleu", "chrf", "ter")]  # known before any worker starts
     results, rows = [], []

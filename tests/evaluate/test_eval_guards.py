@@ -258,3 +258,13 @@ def test_readme_says_where_the_shared_data_comes_from():
     for repo in ("wmt-conference/wmt24-news-systems", "wmt-conference/wmt25-general-mt"):
         assert repo in section
     assert "--wmt24 wmt24-news-systems/txt/en-ja" in section  # an importer for the repository as cloned
+
+
+def test_options_of_metrics_not_asked_for_are_errors(tmp_path):
+    """--judge-* without gemba-esa and --comet-numerics without a COMET metric would change nothing."""
+    path = write_jsonl(tmp_path / "docs.jsonl", [{**DOC_ROW, "system": "mt", "hyp": DOC_ROW["ref"]}])
+    assert_user_error(invoke(["eval", str(path), "-m", "chrf", "--judge-model", "m"]), "--judge-model applies only to -m gemba-esa")
+    assert_user_error(invoke(["eval", str(path), "-m", "chrf", "--judge-retries", "0", "--judge-backend", "vllm"]),
+                      "--judge-backend, --judge-retries apply only to -m gemba-esa")
+    assert_user_error(invoke(["eval", str(path), "-m", "bleu", "--comet-numerics", "comet-score"]), "--comet-numerics only applies to COMET")
+    assert doc(invoke(["eval", str(path), "-m", "chrf"]))["results"][0]["systems"][0]["scores"]["chrf"] == 100.0
