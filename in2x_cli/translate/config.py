@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +92,26 @@ class TranslateRun:
             raise UserError("--src-lang/--tgt-lang do not apply with --wmt24 (its directory name is the pair)")
         if cfg.mbr_output == "all" and cfg.mbr == 0 and len(cfg.models) < 2:
             raise UserError("--mbr-output all logs the MBR candidates: give --mbr N (or several --model), or drop it")
+        self._check_selection_options()
         if self.resume and self.output == "-":
             raise UserError("--resume needs --output FILE")
         if not cfg.models and not self.prepare:
             raise UserError("give a model with --model (repeat it to ensemble)")
+
+
+    def _check_selection_options(self) -> None:
+        """Options of a selection method that will not run change nothing: they are errors."""
+        cfg = self.config
+        defaults = {f.name: f.default for f in fields(TranslateConfig)}
+        changed = lambda name: getattr(cfg, name) != defaults[name]  # noqa: E731
+        if self.fuse_prompt_file is not None and cfg.fuse is None:
+            raise UserError("--fuse-prompt-file sets the fusion prompt: give --fuse MODEL, or drop it")
+        if changed("mbr_method") and cfg.mbr == 0 and len(cfg.models) < 2:
+            raise UserError(f"--mbr-method {cfg.mbr_method} selects among candidates: give --mbr N (or several --model)")
+        if (changed("mbr_alpha") or changed("mbr_first_refs")) and cfg.mbr_method != "pruned":
+            raise UserError("--mbr-alpha and --mbr-first-refs apply only to --mbr-method pruned")
+        if changed("qe_model") and cfg.mbr_method != "qe":
+            raise UserError("--qe-model applies only to --mbr-method qe")
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:

@@ -183,3 +183,17 @@ def test_mbr_method_options_are_checked(tmp_path):
     res = invoke(["translate", str(inp), "-m", cand, "--mbr", "2", "--mbr-method", "model", *SCRIPTED])
     assert_user_error(res, "log-probability")
     json.dumps(res.stderr)
+
+
+def test_options_of_a_selection_that_will_not_run_are_errors(tmp_path):
+    inp = write_jsonl(tmp_path / "in.jsonl", rows()[1:])
+    cand = register("fz-cand5", sampler)
+    prompt = tmp_path / "fuse.txt"
+    prompt.write_text("{src}\n{candidates}\n", encoding="utf-8")
+    for extra, fragment in (
+        (["--fuse-prompt-file", str(prompt)], "--fuse-prompt-file"),
+        (["--mbr-method", "pruned"], "--mbr-method pruned selects among candidates"),
+        (["--mbr", "2", "--mbr-first-refs", "4"], "--mbr-first-refs apply only to --mbr-method pruned"),
+        (["--mbr", "2", "--qe-model", "x"], "--qe-model applies only to --mbr-method qe"),
+    ):
+        assert_user_error(invoke(["translate", str(inp), "-m", cand, *extra, *SCRIPTED]), fragment)
