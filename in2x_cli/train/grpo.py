@@ -574,6 +574,13 @@ class GRPORunConfig:
             raise UserError("--entropy-coef and --kl-coef must be >= 0")
         if self.epochs <= 0:
             raise UserError("--epochs must be > 0")
+        if self.eval_steps and not self.eval_prompts:
+            raise UserError("--eval-steps evaluates held-out prompts: give --eval-prompts FILE, or drop it")
+        names = {r.name for r in self.rewards}
+        ctx = self.reward_context
+        for value, option, reward in ((ctx.glossary, "--glossary", "terminology"), (ctx.round_trip_model, "--round-trip-model", "round_trip")):
+            if value is not None and reward not in names:
+                raise UserError(f"{option} is read only by the {reward} reward, which is not among the rewards (-r {reward})")
 
 
 def dense_length_corrected_warning(cfg: GRPORunConfig, rewards: Sequence[Reward]) -> str | None:

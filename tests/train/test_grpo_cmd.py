@@ -58,6 +58,9 @@ def test_missing_prompt_file(tmp_path) -> None:
         (["--reward", "translation_comet"], "--comet-model"),
         (["--reward", "generative_judge"], "--judge-model"),
         (["--reward", "math_exact", "--rollout-batch", "8", "--minibatch", "2"], "fewer than one rollout batch"),
+        (["--reward", "math_exact", "--eval-steps", "2"], "--eval-steps evaluates held-out prompts"),
+        (["--reward", "math_exact", "--glossary", "g.jsonl"], "--glossary is read only by the terminology reward"),
+        (["--reward", "math_exact", "--round-trip-model", "m"], "--round-trip-model is read only by the round_trip reward"),
     ],
 )
 def test_bad_options_exit_2(tmp_path, good_prompts, extra, message) -> None:
