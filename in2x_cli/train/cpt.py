@@ -307,18 +307,21 @@ def run_cpt(cfg: CptConfig) -> dict[str, Any]:
     if cfg.ppl_filter:
         from in2x_cli.devices import pick_device
         from in2x_cli.train.ppl import perplexity_filter
+        from in2x_cli.train.rundir import on_main_process
 
-        sources, ppl_report = perplexity_filter(
+        filter_sources = sources
+        # scored once, by the main process (on its GPU); the other ranks wait and read its files
+        sources, ppl_report = on_main_process(lambda: perplexity_filter(
             cfg.ppl_filter,
-            sources,
+            filter_sources,
             Path(cfg.train.output_dir) / "ppl",
             keep=cfg.keep,
             seq_len=cfg.seq_len,
             batch_size=cfg.ppl_batch_size,
             text_field=cfg.text_field,
-            device=pick_device(cfg.train.device),  # this rank's GPU, not cuda:0 on every rank
+            device=pick_device(cfg.train.device),
             trust_remote_code=cfg.train.trust_remote_code,
-        )
+        ))
         if cfg.ppl_only:
             console.info(f"cpt: perplexity filter written to {Path(cfg.train.output_dir) / 'ppl'} (--ppl-only: no training)")
             return {"ppl_filter": ppl_report}

@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from in2x_cli import console
 from in2x_cli.errors import UserError
+
+T = TypeVar("T")
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 METRICS_FILE = "metrics.jsonl"
@@ -118,16 +120,25 @@ def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool)
     Call ``check_output_dir`` first (a bad path fails fast), this one after the data has been
     validated and before loading any model.
     """
+    return on_main_process(lambda: _prepare_output_dir(output_dir, resume=resume, overwrite=overwrite))
+
+
+def on_main_process(fn: Callable[[], T]) -> T:
+    """Run ``fn`` once, on the main process (global rank 0), and hand its result — or its
+    UserError — to every rank. The others wait at the broadcast, which is also the barrier; the
+    result must pickle. Without a process group (one process) ``fn`` simply runs."""
     dist = _process_group()
     if dist is None:
-        return _prepare_output_dir(output_dir, resume=resume, overwrite=overwrite)
+        return fn()
     answer: list[Any] = [None]
     if dist.get_rank() == 0:
         try:
-            ckpt = _prepare_output_dir(output_dir, resume=resume, overwrite=overwrite)
-            answer = [("ok", None if ckpt is None else str(ckpt))]
+            answer = [("ok", fn())]
         except UserError as exc:
             answer = [("error", (exc.message, exc.where))]
+            raise
+        except BaseException:
+            answer = [("error", ("the main process failed (its log has the reason)", None))]
             raise
         finally:
             dist.broadcast_object_list(answer, src=0)  # also the barrier the other ranks wait at
@@ -136,7 +147,7 @@ def prepare_output_dir(output_dir: str | Path, *, resume: bool, overwrite: bool)
     kind, value = answer[0]
     if kind == "error":
         raise UserError(value[0], value[1])
-    return None if value is None else Path(value)
+    return value
 
 
 def _process_group() -> Any:

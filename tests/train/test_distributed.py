@@ -75,3 +75,41 @@ def test_only_the_main_process_prepares_the_run_directory(tmp_path):
 
     main, other = _run(tmp_path, "fresh")  # not empty, neither --resume nor --overwrite: both ranks fail
     assert "not empty" in main["error"] and other["error"] == main["error"]
+
+
+def _once_worker(rank: int, world: int, port: int, log_dir: str, fail: bool) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    from in2x_cli.errors import UserError
+    from in2x_cli.train.rundir import on_main_process
+
+    ran: list[int] = []
+
+    def work() -> dict:
+        ran.append(rank)
+        if fail:
+            raise UserError("bad scores", "ppl.jsonl")
+        return {"kept": [3, 1], "by": rank}
+
+    try:
+        result = {"value": on_main_process(work)}
+    except UserError as exc:
+        result = {"error": f"{exc.where}: {exc.message}"}
+    Path(log_dir, f"rank{rank}.json").write_text(json.dumps({"ran": ran, **result}))
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+def test_work_such_as_the_perplexity_filter_runs_once_and_every_rank_gets_its_result(tmp_path):
+    import torch.multiprocessing as mp
+
+    for fail in (False, True):
+        logs = tmp_path / f"logs-{fail}"
+        logs.mkdir()
+        mp.start_processes(_once_worker, args=(2, _free_port(), str(logs), fail), nprocs=2, join=True, start_method="fork")
+        main, other = (json.loads((logs / f"rank{r}.json").read_text()) for r in range(2))
+        assert main["ran"] == [0] and other["ran"] == []
+        if fail:
+            assert main["error"] == other["error"] == "ppl.jsonl: bad scores"
+        else:
+            assert main["value"] == other["value"] == {"kept": [3, 1], "by": 0}
